@@ -1,0 +1,39 @@
+# Studio Runner. Every target installs what it needs into .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test unit integration e2e infra synth bench clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+## The demo: run examples/demo.ipynb through the state machine against the local Studio stand-in.
+demo: venv
+	$(PY) -m localstudio run examples/demo.ipynb -p who='"Studio Runner"' -o build/demo-output.ipynb
+
+## The whole test suite.
+test: venv node_modules/.installed
+	$(PY) -m pytest -q tests
+
+synth: venv node_modules/.installed
+	npx --no-install cdk synth --no-notices --quiet
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out build

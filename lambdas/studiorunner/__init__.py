@@ -1,0 +1,5 @@
+"""Studio Runner's client library: targets, Jupyter REST, the kernel protocol, notebooks.
+
+Nothing in this package knows about AWS Lambda; the thin handlers in ``lambdas/steps``
+adapt it to Step Functions.
+"""

@@ -1,0 +1,87 @@
+"""The errors a run can end with.
+
+Each class name is the error name a Step Functions ``Catch``, an alarm and a person see
+(the Lambda runtime reports ``type(exc).__name__`` as ``errorType``), so names are part of
+the product's interface: do not rename them. Messages carry the facts a person needs to
+act (which cell, which target, what was found) and never a cookie, token or presigned URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StudioRunnerError(Exception):
+    """Base class. ``facts`` holds structured, non-secret details for logs and results."""
+
+    def __init__(self, message: str, **facts: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.facts = facts
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PayloadInvalid(StudioRunnerError, ValueError):
+    """The execution input does not follow the payload schema (raised before anything starts)."""
+
+
+class TargetNotAllowed(StudioRunnerError, PermissionError):
+    """The payload names a target that is not in the deployment's configuration."""
+
+
+class TargetFailed(StudioRunnerError):
+    """The target (Studio app, notebook instance) went to Failed or could not be started."""
+
+
+class TargetNotReady(StudioRunnerError, TimeoutError):
+    """The target did not become ready before the start deadline."""
+
+
+class LoginFailed(StudioRunnerError):
+    """The presigned URL or token did not give a working Jupyter session."""
+
+
+class JupyterHTTPError(StudioRunnerError):
+    """A Jupyter REST call failed; carries method, path (no query string) and status."""
+
+
+class NotebookNotFound(StudioRunnerError, FileNotFoundError):
+    """The notebook (a path in the target's file tree, or an S3 object) does not exist."""
+
+
+class KernelSpecNotFound(StudioRunnerError, LookupError):
+    """Neither the requested kernelspec nor a close match is available on the target."""
+
+
+class KernelNotReady(StudioRunnerError, TimeoutError):
+    """The kernel did not start before the start deadline."""
+
+
+class KernelDied(StudioRunnerError):
+    """The kernel died, restarted or disappeared while the run was using it."""
+
+
+class CellTimeout(StudioRunnerError, TimeoutError):
+    """A cell ran longer than ``timeouts.cell_seconds`` and was interrupted."""
+
+
+class CellExecutionError(StudioRunnerError):
+    """A cell raised an error (facts: cell_index, execution_count, ename, evalue)."""
+
+
+class RunTimeout(StudioRunnerError, TimeoutError):
+    """The whole run went past ``timeouts.run_seconds``."""
+
+
+class CommandFailed(StudioRunnerError):
+    """A terminal command exited with a non-zero status."""
+
+
+class CommandTimeout(StudioRunnerError, TimeoutError):
+    """A terminal command did not finish within ``timeouts.command_seconds``."""
+
+
+class CleanupFailed(StudioRunnerError):
+    """Cleanup could not remove something the run started (it may still be billing)."""
