@@ -1,0 +1,175 @@
+"""The run payload: what ``start-execution``, a schedule and the S3 trigger pass in.
+
+``validate_payload`` turns the raw execution input into a :class:`RunSpec` or raises
+:class:`PayloadInvalid` naming every problem at once, before anything starts.
+Unknown keys are an error: a typo such as ``parmeters`` must not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import PayloadInvalid
+
+S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CLEANUP_POLICIES = ("if_created", "always", "never")
+
+TOP_LEVEL_KEYS = {
+    "target", "notebook", "notebook_s3", "parameters", "kernel", "timeouts", "cleanup",
+    "allow_errors", "write_back", "commands", "allow_command_errors",
+}
+KERNEL_KEYS = {"name", "instance_type"}
+TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds"}
+CLEANUP_KEYS = {"app"}
+
+DEFAULT_START_SECONDS = 1200
+
+
+@dataclass
+class Timeouts:
+    cell_seconds: float | None = None
+    run_seconds: float | None = None
+    command_seconds: float | None = None
+    start_seconds: float = DEFAULT_START_SECONDS
+
+
+@dataclass
+class RunSpec:
+    """A validated payload. Everything here is small and holds no secret."""
+
+    target: str | None
+    notebook: str | None = None
+    notebook_s3: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    kernel_name: str | None = None
+    instance_type: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    cleanup_app: str = "if_created"
+    allow_errors: bool = False
+    write_back: bool = False
+    commands: list[str] = field(default_factory=list)
+    allow_command_errors: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> RunSpec:
+        data = dict(raw)
+        data["timeouts"] = Timeouts(**data.get("timeouts", {}))
+        return cls(**data)
+
+
+def _positive_number(value: Any, where: str, problems: list[str]) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        problems.append(f"{where} must be a positive number of seconds, got {value!r}")
+        return None
+    return value
+
+
+def _unknown(keys: set[str], allowed: set[str], where: str, problems: list[str]) -> None:
+    for key in sorted(keys - allowed):
+        problems.append(f"unknown key {where}{key!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSpec:
+    """Check ``raw`` against the payload schema; raise PayloadInvalid listing every problem."""
+    if not isinstance(raw, Mapping):
+        raise PayloadInvalid(f"The payload must be a JSON object, got {type(raw).__name__}")
+    problems: list[str] = []
+    _unknown(set(raw), TOP_LEVEL_KEYS, "", problems)
+
+    target = raw.get("target")
+    if target is not None and (not isinstance(target, str) or not target):
+        problems.append("'target' must be a non-empty string naming a configured target")
+
+    notebook, notebook_s3 = raw.get("notebook"), raw.get("notebook_s3")
+    commands = raw.get("commands", [])
+    if notebook is not None and notebook_s3 is not None:
+        problems.append("give exactly one of 'notebook' and 'notebook_s3', not both")
+    elif notebook is None and notebook_s3 is None and not commands:
+        problems.append("give 'notebook' (a path in the target's file tree) or 'notebook_s3' (s3://bucket/key.ipynb), or 'commands'")
+    if notebook is not None:
+        if not isinstance(notebook, str) or not notebook.endswith(".ipynb"):
+            problems.append(f"'notebook' must be a path ending in .ipynb, got {notebook!r}")
+        elif notebook.startswith("/") or ".." in notebook.split("/"):
+            problems.append(f"'notebook' must be relative to the Jupyter root without '..', got {notebook!r}")
+    if notebook_s3 is not None:
+        if not isinstance(notebook_s3, str) or not S3_URI.match(notebook_s3) or not notebook_s3.endswith(".ipynb"):
+            problems.append(f"'notebook_s3' must look like s3://bucket/key.ipynb, got {notebook_s3!r}")
+
+    parameters = raw.get("parameters", {})
+    if not isinstance(parameters, Mapping):
+        problems.append("'parameters' must be an object of name → JSON value")
+        parameters = {}
+    for name in parameters:
+        if not IDENTIFIER.match(name):
+            problems.append(f"parameter name {name!r} is not a valid identifier")
+
+    kernel = raw.get("kernel", {})
+    if not isinstance(kernel, Mapping):
+        problems.append("'kernel' must be an object with 'name' and/or 'instance_type'")
+        kernel = {}
+    _unknown(set(kernel), KERNEL_KEYS, "kernel.", problems)
+    for key in KERNEL_KEYS & set(kernel):
+        if not isinstance(kernel[key], str) or not kernel[key]:
+            problems.append(f"'kernel.{key}' must be a non-empty string")
+
+    raw_timeouts = raw.get("timeouts", {})
+    if not isinstance(raw_timeouts, Mapping):
+        problems.append("'timeouts' must be an object")
+        raw_timeouts = {}
+    _unknown(set(raw_timeouts), TIMEOUT_KEYS, "timeouts.", problems)
+    timeouts = Timeouts(
+        cell_seconds=_positive_number(raw_timeouts.get("cell_seconds"), "'timeouts.cell_seconds'", problems),
+        run_seconds=_positive_number(raw_timeouts.get("run_seconds"), "'timeouts.run_seconds'", problems),
+        command_seconds=_positive_number(raw_timeouts.get("command_seconds"), "'timeouts.command_seconds'", problems),
+        start_seconds=_positive_number(raw_timeouts.get("start_seconds"), "'timeouts.start_seconds'", problems)
+        or DEFAULT_START_SECONDS,
+    )
+    if max_run_seconds and timeouts.run_seconds and timeouts.run_seconds > max_run_seconds:
+        problems.append(
+            f"'timeouts.run_seconds' is {timeouts.run_seconds:g} but the state machine stops every run "
+            f"after {max_run_seconds:g} s; ask for at most that"
+        )
+
+    cleanup = raw.get("cleanup", {})
+    if not isinstance(cleanup, Mapping):
+        problems.append("'cleanup' must be an object")
+        cleanup = {}
+    _unknown(set(cleanup), CLEANUP_KEYS, "cleanup.", problems)
+    cleanup_app = cleanup.get("app", "if_created")
+    if cleanup_app not in CLEANUP_POLICIES:
+        problems.append(f"'cleanup.app' must be one of {', '.join(CLEANUP_POLICIES)}, got {cleanup_app!r}")
+
+    for flag in ("allow_errors", "write_back", "allow_command_errors"):
+        if flag in raw and not isinstance(raw[flag], bool):
+            problems.append(f"'{flag}' must be true or false, got {raw[flag]!r}")
+
+    if not isinstance(commands, list) or not all(isinstance(c, str) and c.strip() for c in commands):
+        problems.append("'commands' must be a list of non-empty shell command strings")
+        commands = []
+
+    if problems:
+        raise PayloadInvalid("Invalid payload: " + "; ".join(problems), problems=problems)
+
+    return RunSpec(
+        target=target,
+        notebook=notebook,
+        notebook_s3=notebook_s3,
+        parameters=dict(parameters),
+        kernel_name=kernel.get("name"),
+        instance_type=kernel.get("instance_type"),
+        timeouts=timeouts,
+        cleanup_app=cleanup_app,
+        allow_errors=raw.get("allow_errors", False),
+        write_back=raw.get("write_back", False),
+        commands=list(commands),
+        allow_command_errors=raw.get("allow_command_errors", False),
+    )
