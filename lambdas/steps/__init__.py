@@ -1,0 +1,1 @@
+"""Thin AWS Lambda handlers, one per state of statemachine/runner.asl.json."""

@@ -1,0 +1,58 @@
+"""What every step handler shares: Powertools logger/tracer/metrics and the deploy config.
+
+Created once per Lambda container (module level), as Powertools recommends.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from studiorunner.config import RunnerConfig
+from studiorunner.errors import StudioRunnerError
+from studiorunner.lifecycle import Services
+
+logger = Logger(service="studio-runner")
+tracer = Tracer(service="studio-runner")
+metrics = Metrics(namespace="StudioRunner", service="studio-runner")
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The step's view of the deployment (config from the environment, S3 store)."""
+    global _services
+    if _services is None:
+        _services = Services(config=RunnerConfig.from_env())
+    return _services
+
+
+def reset_services() -> None:
+    """Forget the cached config (the local stack calls this when it changes the environment)."""
+    global _services
+    _services = None
+
+
+def step(fn: Callable[[dict[str, Any], LambdaContext], Any]) -> Callable[[dict[str, Any], LambdaContext], Any]:
+    """Decorate a handler: log context, trace, flush metrics, log a named error once and re-raise."""
+
+    @functools.wraps(fn)
+    def wrapper(event: dict[str, Any], context: LambdaContext) -> Any:
+        run = event.get("run") if isinstance(event, dict) else None
+        if isinstance(run, dict):
+            logger.append_keys(run_id=run.get("run_id"), target=run.get("target"))
+        try:
+            return fn(event, context)
+        except StudioRunnerError as exc:
+            logger.error("step failed", extra={"error": type(exc).__name__, "detail": exc.message})
+            raise
+        except Exception:
+            logger.exception("step failed unexpectedly")
+            raise
+
+    wrapped = logger.inject_lambda_context(clear_state=True)(wrapper)
+    wrapped = tracer.capture_lambda_handler(capture_response=False)(wrapped)
+    return metrics.log_metrics(raise_on_empty_metrics=False)(wrapped)
