@@ -1,0 +1,5 @@
+import sys
+
+from localstudio.cli import main
+
+sys.exit(main())
