@@ -1,0 +1,450 @@
+"""The server extension that makes a plain jupyter_server look like SageMaker Studio.
+
+What it adds to the server (paths relative to the host unless marked):
+
+- ``/auth?token=…``: the presigned-URL login. Sets the Jupyter login cookie and the
+  ``_xsrf`` cookie with path ``/`` and redirects to ``{base_url}lab``.
+- ``/_aws/sagemaker``: the SageMaker JSON API (see sagemaker_api.py).
+- ``/_standin/…``: control endpoints for tests (state, fault knobs, killing a kernel).
+- a front rule that answers 503 for Jupyter while the flavor's app is not InService
+  (as Studio's proxy does) and the ``http_errors`` fault answers.
+- Studio Classic: ``POST {base_url}api/kernels`` with ``instance_type`` waits for a
+  KernelGateway app and answers ``app_name``; ``{base_url}sagemaker/api/apps``.
+- kernel WebSockets that the server drops after ``drop_websockets_after_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.identity import User
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.services.kernels.handlers import MainKernelHandler
+from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+from tornado.httputil import HTTPServerRequest
+from tornado.ioloop import IOLoop
+from tornado.routing import Matcher, Rule
+
+from .sagemaker_api import INSTANCE_TYPE_RE, LoginTokens, SageMakerApi, SageMakerApiHandler
+from .world import (
+    DEFAULT_INSTANCE_TYPE,
+    IDENTITY,
+    App,
+    Faults,
+    World,
+    kernel_gateway_app_name,
+)
+
+log = logging.getLogger("localstudio.standin")
+
+SAGEMAKER_PATH = "/_aws/sagemaker"
+CONTROL_PATH = "/_standin"
+AUTH_PATH = "/auth"
+
+#: Flavor → Jupyter base_url (Studio's proxy paths).
+BASE_URLS = {
+    "studio-space": "/jupyterlab/default/",
+    "studio-classic": "/jupyter/default/",
+    "notebook-instance": "/",
+    "jupyter": "/",
+}
+
+KERNEL_GATEWAY_WAIT_LIMIT = 900.0  # seconds; a real KernelGateway start takes minutes
+
+
+@dataclass
+class StandInState:
+    """What the extension's handlers share (one per server)."""
+
+    flavor: str
+    world: World
+    faults: Faults
+    tokens: LoginTokens
+    serverapp: Any
+    kernel_apps: dict[str, str] = field(default_factory=dict)  # kernel id → KernelGateway app name
+
+    @property
+    def kernel_manager(self) -> Any:
+        return self.serverapp.kernel_manager
+
+    @property
+    def terminal_manager(self) -> Any:
+        return self.serverapp.web_app.settings.get("terminal_manager")
+
+    async def snapshot(self) -> dict[str, Any]:
+        km = self.kernel_manager
+        kernels = []
+        for model in await ensure_async(km.list_kernels()):
+            kernel = km.get_kernel(model["id"])
+            process = getattr(getattr(kernel, "provisioner", None), "process", None)
+            kernels.append(
+                {
+                    "id": model["id"],
+                    "name": model["name"],
+                    "execution_state": model.get("execution_state"),
+                    "connections": model.get("connections", 0),
+                    "app_name": self.kernel_apps.get(model["id"]),
+                    "pid": getattr(process, "pid", None),
+                }
+            )
+        sessions = await ensure_async(self.serverapp.session_manager.list_sessions())
+        tm = self.terminal_manager
+        terminals = [t["name"] for t in tm.list()] if tm is not None else []
+        nb = self.world.instance
+        return {
+            "flavor": self.flavor,
+            "jupyter_available": self.world.jupyter_available(),
+            "apps": [a.summary() for a in self.world.apps],
+            "kernels": kernels,
+            "sessions": [
+                {"id": s["id"], "path": s.get("path"), "kernel_id": (s.get("kernel") or {}).get("id")}
+                for s in sessions
+            ],
+            "terminals": terminals,
+            "notebook_instances": [{"name": nb.name, "status": nb.status}]
+            if self.flavor == "notebook-instance"
+            else [],
+            "faults": self.faults.to_dict(),
+        }
+
+    # ---- consequences of apps going away --------------------------------------------
+
+    def apps_gone(self, apps: list[App]) -> None:
+        """An app being deleted takes its kernels (and, for the server app, terminals) with it."""
+        for app in apps:
+            if app.app_type == "KernelGateway":
+                doomed = [k for k, name in self.kernel_apps.items() if name == app.app_name]
+                for kernel_id in doomed:
+                    IOLoop.current().add_callback(self._shutdown_kernel, kernel_id)
+            else:
+                IOLoop.current().add_callback(self.shutdown_everything)
+
+    async def _shutdown_kernel(self, kernel_id: str) -> None:
+        self.kernel_apps.pop(kernel_id, None)
+        try:
+            await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id, now=True))
+        except KeyError:
+            pass  # already gone
+
+    async def shutdown_everything(self) -> None:
+        """What stopping the Jupyter server (app or instance) does to what runs in it."""
+        for kernel_id in list(self.kernel_manager.list_kernel_ids()):
+            await self._shutdown_kernel(kernel_id)
+        tm = self.terminal_manager
+        if tm is not None:
+            await tm.terminate_all()
+
+
+# ---- the front door: 503 while not InService, and injected HTTP errors ------------------
+
+
+class _FrontDoorMatcher(Matcher):
+    """Matches the requests the stand-in answers before Jupyter sees them."""
+
+    def __init__(self, state: StandInState, base_url: str) -> None:
+        self.state = state
+        self.base_url = base_url
+
+    def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
+        path = request.path or "/"
+        if path.startswith((SAGEMAKER_PATH, CONTROL_PATH)):
+            return None
+        status = self.state.faults.take_http_error(request.method or "GET", path)
+        if status is not None:
+            request._standin_answer = (status, "stand-in fault: http_errors")  # type: ignore[attr-defined]
+            return {}
+        if path == AUTH_PATH or not path.startswith(self.base_url):
+            return None
+        if not self.state.world.jupyter_available():
+            request._standin_answer = (  # type: ignore[attr-defined]
+                503,
+                "The app is not running (it is starting, stopping or deleted)",
+            )
+            return {}
+        return None
+
+
+class FrontDoorAnswer(web.RequestHandler):
+    """Answers what the matcher decided, for any method (WebSocket handshakes included)."""
+
+    def check_xsrf_cookie(self) -> None:
+        """The answer is an error either way."""
+
+    def prepare(self) -> None:
+        status, message = getattr(self.request, "_standin_answer", (503, "unavailable"))
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        if status == 503:
+            self.set_header("Retry-After", "1")
+        self.finish(json.dumps({"message": message}))
+
+
+# ---- login ------------------------------------------------------------------------------
+
+
+class PresignedLoginHandler(JupyterHandler):
+    """GET /auth?token=…: redeem a one-time presigned token for the login cookies."""
+
+    def initialize(self, state: StandInState) -> None:
+        self.state = state
+
+    def get(self) -> None:
+        login = self.state.tokens.redeem(self.get_argument("token", ""))
+        if login is None:
+            # Never echo the token: it is a credential even when spent.
+            raise web.HTTPError(403, "Invalid or expired presigned URL")
+        user = User(
+            username=IDENTITY["user_profile"],
+            name=IDENTITY["user_profile"],
+            display_name=IDENTITY["user_profile"],
+        )
+        self.identity_provider.set_login_cookie(self, user)
+        self.xsrf_token  # noqa: B018  (first access sets the _xsrf cookie)
+        self.redirect(login.redirect_path)
+
+
+class LabPageHandler(JupyterHandler):
+    """{base_url}lab: where the login redirects (JupyterLab itself is not installed)."""
+
+    @web.authenticated
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html")
+        self.finish("<!doctype html><title>JupyterLab (Studio stand-in)</title><p>JupyterLab stand-in</p>")
+
+
+# ---- Studio Classic ---------------------------------------------------------------------
+
+
+class ClassicKernelsHandler(MainKernelHandler):
+    """POST api/kernels: Classic starts (and waits for) a KernelGateway app first."""
+
+    def initialize(self, state: StandInState) -> None:
+        self.state = state
+
+    async def _kernel_gateway(self, instance_type: str) -> App:
+        world = self.state.world
+        user = IDENTITY["user_profile"]
+        name = kernel_gateway_app_name(user, instance_type)
+        app = world.find_app("KernelGateway", name, user_profile=user)
+        if app is None or app.status not in ("Pending", "InService"):
+            if app is not None and app.status == "Deleting":
+                raise web.HTTPError(409, f"KernelGateway app {name} is being deleted")
+            app = world.create_app(
+                "KernelGateway", name, space_name=None, user_profile=user,
+                instance_type=instance_type,
+                start_seconds=self.state.faults.kernel_gateway_start_seconds,
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + KERNEL_GATEWAY_WAIT_LIMIT
+        while app.status == "Pending" and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # yields to the loop: other requests go on meanwhile
+        if app.status != "InService":
+            reason = app.failure_reason or f"status {app.status}"
+            raise web.HTTPError(500, f"KernelGateway app {name} did not start: {reason}")
+        return app
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        model = self.get_json_body() or {}
+        instance_type = model.get("instance_type") or DEFAULT_INSTANCE_TYPE
+        if not isinstance(instance_type, str) or not INSTANCE_TYPE_RE.match(instance_type) or instance_type == "system":
+            raise web.HTTPError(400, f"Invalid instance_type {instance_type!r}")
+        app = await self._kernel_gateway(instance_type)
+        km = self.kernel_manager
+        kernel_id = await ensure_async(
+            km.start_kernel(kernel_name=model.get("name") or km.default_kernel_name, path=model.get("path"))
+        )
+        self.state.kernel_apps[kernel_id] = app.app_name
+        reply = await ensure_async(km.kernel_model(kernel_id))
+        reply["app_name"] = app.app_name
+        self.set_header("Location", url_path_join(self.base_url, "api", "kernels", kernel_id))
+        self.set_status(201)
+        self.finish(json.dumps(reply, default=str))
+
+
+class ClassicAppsHandler(APIHandler):
+    """GET sagemaker/api/apps: the user's KernelGateway apps."""
+
+    def initialize(self, state: StandInState) -> None:
+        self.state = state
+
+    @web.authenticated
+    def get(self) -> None:
+        apps = [
+            {
+                "app_name": a.app_name,
+                "app_type": a.app_type,
+                "instance_type": a.instance_type,
+                "status": a.status,
+            }
+            for a in self.state.world.apps
+            if a.app_type == "KernelGateway" and a.status != "Deleted"
+        ]
+        self.finish(json.dumps(apps))
+
+
+class ClassicAppHandler(APIHandler):
+    """DELETE sagemaker/api/apps/{app_name}: delete a KernelGateway app and its kernels."""
+
+    def initialize(self, state: StandInState) -> None:
+        self.state = state
+
+    @web.authenticated
+    def delete(self, app_name: str) -> None:
+        app = self.state.world.find_app("KernelGateway", app_name, user_profile=IDENTITY["user_profile"])
+        if app is None or app.status in ("Deleted", "Deleting"):
+            raise web.HTTPError(404, f"No KernelGateway app {app_name}")
+        self.state.world.delete_app(app)
+        self.set_status(204)
+        self.finish()
+
+
+# ---- kernel WebSockets that can be dropped ----------------------------------------------
+
+
+class DroppableKernelWebsocketHandler(KernelWebsocketHandler):
+    """The kernel WebSocket, closed by the server after drop_websockets_after_seconds."""
+
+    def initialize(self, state: StandInState) -> None:
+        self.state = state
+        self._drop_handle: object | None = None
+
+    async def open(self, kernel_id: str) -> None:  # type: ignore[override]
+        after = self.state.faults.drop_websockets_after_seconds
+        if after is not None:
+            self._drop_handle = IOLoop.current().call_later(after, self._drop)
+        await super().open(kernel_id)
+
+    def _drop(self) -> None:
+        self._drop_handle = None
+        if self.ws_connection is not None:
+            self.log.info("stand-in fault: dropping kernel WebSocket %s", self.kernel_id)
+            self.close(1001, "stand-in fault: drop_websockets_after_seconds")
+
+    def on_close(self) -> None:
+        if self._drop_handle is not None:
+            IOLoop.current().remove_timeout(self._drop_handle)
+            self._drop_handle = None
+        super().on_close()
+
+
+# ---- control endpoints ------------------------------------------------------------------
+
+
+class _ControlHandler(web.RequestHandler):
+    """Plain handlers for tests; the stand-in only listens on 127.0.0.1."""
+
+    def initialize(self, state: StandInState) -> None:
+        self.state = state
+
+    def check_xsrf_cookie(self) -> None:
+        """Control calls come from test code, not from a browser page."""
+
+    def reply(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload, default=str))
+
+
+class StateHandler(_ControlHandler):
+    async def get(self) -> None:
+        self.reply(await self.state.snapshot())
+
+
+class FaultsHandler(_ControlHandler):
+    def get(self) -> None:
+        self.reply(self.state.faults.to_dict())
+
+    def post(self) -> None:
+        try:
+            knobs = json.loads(self.request.body or b"{}")
+            if not isinstance(knobs, dict):
+                raise ValueError("body must be a JSON object of knobs")
+            self.state.faults.update(knobs)
+        except (ValueError, TypeError) as e:
+            self.reply({"message": str(e)}, 400)
+            return
+        self.reply(self.state.faults.to_dict())
+
+
+class KillKernelHandler(_ControlHandler):
+    def post(self, kernel_id: str) -> None:
+        try:
+            kernel = self.state.kernel_manager.get_kernel(kernel_id)
+        except KeyError:
+            self.reply({"message": f"no kernel {kernel_id}"}, 404)
+            return
+        process = getattr(getattr(kernel, "provisioner", None), "process", None)
+        if process is None:
+            self.reply({"message": f"kernel {kernel_id} has no local process"}, 409)
+            return
+        os.kill(process.pid, signal.SIGKILL)
+        self.reply({"killed": kernel_id, "pid": process.pid})
+
+
+# ---- wiring -----------------------------------------------------------------------------
+
+
+def install(
+    serverapp: Any,
+    *,
+    flavor: str,
+    faults: Faults,
+    app_initially: str = "present",
+    instance_initially: str = "InService",
+) -> StandInState:
+    """Add the stand-in's handlers and front door to an initialized ServerApp."""
+    web_app = serverapp.web_app
+    base_url = web_app.settings["base_url"]
+    state_holder: list[StandInState] = []
+    world = World(
+        flavor=flavor,
+        faults=faults,
+        app_initially=app_initially,
+        instance_initially=instance_initially,
+        on_apps_gone=lambda apps: state_holder[0].apps_gone(apps),
+        on_instance_stopping=lambda: IOLoop.current().add_callback(state_holder[0].shutdown_everything),
+    )
+    tokens = LoginTokens()
+    state = StandInState(flavor=flavor, world=world, faults=faults, tokens=tokens, serverapp=serverapp)
+    state_holder.append(state)
+
+    # Studio's cookies must reach paths outside base_url (/auth sets them for the app).
+    serverapp.identity_provider.cookie_options = {**serverapp.identity_provider.cookie_options, "path": "/"}
+    web_app.settings["xsrf_cookie_kwargs"] = {"path": "/"}
+
+    api = SageMakerApi(world, tokens, base_url)
+    kernel_id = r"(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)"
+    s = {"state": state}
+    handlers: list[tuple[Any, ...]] = [
+        (SAGEMAKER_PATH + "/?", SageMakerApiHandler, {"api": api}),
+        (CONTROL_PATH + "/state", StateHandler, s),
+        (CONTROL_PATH + "/faults", FaultsHandler, s),
+        (CONTROL_PATH + f"/kernels/{kernel_id}/kill", KillKernelHandler, s),
+        (AUTH_PATH, PresignedLoginHandler, s),
+        (url_path_join(base_url, "lab"), LabPageHandler),
+        (url_path_join(base_url, f"api/kernels/{kernel_id}/channels"), DroppableKernelWebsocketHandler, s),
+    ]
+    if flavor == "studio-classic":
+        handlers += [
+            (url_path_join(base_url, "api/kernels"), ClassicKernelsHandler, s),
+            (url_path_join(base_url, "sagemaker/api/apps"), ClassicAppsHandler, s),
+            (url_path_join(base_url, "sagemaker/api/apps/(?P<app_name>[^/]+)"), ClassicAppHandler, s),
+        ]
+    web_app.add_handlers(".*$", handlers)
+
+    # The front door sees every request first, like Studio's proxy in front of Jupyter.
+    router = web_app.default_router
+    router.rules.insert(0, router.process_rule(Rule(_FrontDoorMatcher(state, base_url), FrontDoorAnswer)))
+    return state

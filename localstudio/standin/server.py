@@ -1,0 +1,94 @@
+"""The stand-in's server process: jupyter_server + ipykernel + the Studio extension.
+
+Run as ``python -m localstudio.standin --flavor F --root DIR --port N --config-json JSON``
+with the Jupyter token in ``JUPYTER_TOKEN`` (kept off the command line, where ``ps``
+would show it). ``StandIn`` in process.py starts this; people use ``serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+from typing import Any
+
+from .world import FLAVORS, Faults
+
+CONFIG_KEYS = {
+    "faults",
+    "app_initially",
+    "instance_initially",
+    "iopub_data_rate_limit",
+    "iopub_msg_rate_limit",
+    "parent_pid",
+}
+
+
+def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> list[str]:
+    from .extension import BASE_URLS
+
+    argv = [
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.allow_root=True",
+        f"--ServerApp.root_dir={root}",
+        f"--ServerApp.base_url={BASE_URLS[flavor]}",
+        # A killed kernel is noticed (and restarted, as Jupyter does) within a second
+        # instead of three, so fault tests stay quick.
+        "--KernelRestarter.time_to_dead=1.0",
+    ]
+    for key in ("iopub_data_rate_limit", "iopub_msg_rate_limit"):
+        if config.get(key) is not None:
+            argv.append(f"--ZMQChannelsWebsocketConnection.{key}={float(config[key])}")
+    return argv
+
+
+def _watch_parent(serverapp: Any, parent_pid: int) -> None:
+    """Stop the server when the process that started it is gone (no orphans after a crash)."""
+    from tornado.ioloop import PeriodicCallback
+
+    def check() -> None:
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    PeriodicCallback(check, 1000).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m localstudio.standin", description=__doc__)
+    parser.add_argument("--flavor", choices=FLAVORS, default="studio-space")
+    parser.add_argument("--root", required=True, help="the user's home: Jupyter's root_dir")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--config-json", default="{}", help=f"JSON object with keys {sorted(CONFIG_KEYS)}")
+    args = parser.parse_args(argv)
+    config = json.loads(args.config_json)
+    unknown = set(config) - CONFIG_KEYS
+    if unknown:
+        parser.error(f"unknown --config-json keys: {sorted(unknown)}")
+    faults = Faults()
+    faults.update(config.get("faults") or {})
+    if not os.environ.get("JUPYTER_TOKEN"):
+        os.environ["JUPYTER_TOKEN"] = secrets.token_hex(24)
+
+    from jupyter_server.serverapp import ServerApp
+
+    from .extension import install
+
+    serverapp = ServerApp()
+    serverapp.initialize(argv=_server_argv(args.flavor, os.path.abspath(args.root), args.port, config))
+    install(
+        serverapp,
+        flavor=args.flavor,
+        faults=faults,
+        app_initially=config.get("app_initially", "present"),
+        instance_initially=config.get("instance_initially", "InService"),
+    )
+    if config.get("parent_pid"):
+        _watch_parent(serverapp, int(config["parent_pid"]))
+    serverapp.start()
+    sys.exit(0)

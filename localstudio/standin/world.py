@@ -1,0 +1,344 @@
+"""The SageMaker side of the stand-in: domain, user profile, space, apps, notebook instance.
+
+Everything here lives in the server process and is only touched from its tornado loop,
+so there are no locks. Status changes happen on timers (``IOLoop.call_later``) so a
+poller sees ``Pending`` before ``InService`` exactly as it would against AWS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable
+
+from tornado.ioloop import IOLoop
+
+FLAVORS = ("studio-space", "studio-classic", "notebook-instance", "jupyter")
+
+#: The fixed names of the one-of-everything world the stand-in plays.
+IDENTITY: dict[str, str] = {
+    "domain_id": "d-localstudio",
+    "user_profile": "local-user",
+    "space_name": "local-space",
+    "notebook_instance": "local-instance",
+    "region": "us-east-1",
+}
+ACCOUNT = "123456789012"
+DEFAULT_INSTANCE_TYPE = "ml.t3.medium"
+
+#: App statuses that mean "exists and may be billing".
+LIVE_STATUSES = ("Pending", "InService", "Deleting")
+
+
+class ApiError(Exception):
+    """An AWS-style error: ``__type`` code, message, HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class HttpErrorRule:
+    """The next ``count`` requests whose method and path match answer ``status``."""
+
+    path_regex: str
+    status: int = 503
+    count: int = 1
+    method: str | None = None  # None: any method
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.count <= 0:
+            return False
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return re.search(self.path_regex, path) is not None
+
+
+@dataclass
+class Faults:
+    """Fault knobs. Times are seconds; set them small in tests."""
+
+    app_start_seconds: float = 1.0
+    app_fails: bool = False
+    app_delete_seconds: float = 0.5
+    kernel_gateway_start_seconds: float = 1.0
+    instance_start_seconds: float = 1.0
+    instance_stop_seconds: float = 0.5
+    http_errors: list[HttpErrorRule] = field(default_factory=list)
+    drop_websockets_after_seconds: float | None = None
+
+    def update(self, knobs: dict[str, Any]) -> None:
+        """Apply knobs; unknown names or bad values raise ValueError (nothing is applied)."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(knobs) - names)
+        if unknown:
+            raise ValueError(f"unknown fault knobs: {', '.join(unknown)}")
+        new: dict[str, Any] = {}
+        for name, value in knobs.items():
+            if name == "http_errors":
+                rules = []
+                for raw in value or []:
+                    if not isinstance(raw, dict) or "path_regex" not in raw:
+                        raise ValueError("http_errors entries need at least path_regex")
+                    rule = HttpErrorRule(**raw)
+                    re.compile(rule.path_regex)
+                    rules.append(rule)
+                new[name] = rules
+            elif name == "app_fails":
+                new[name] = bool(value)
+            elif value is None:
+                if name != "drop_websockets_after_seconds":
+                    raise ValueError(f"{name} cannot be null")
+                new[name] = None
+            else:
+                seconds = float(value)
+                if seconds < 0:
+                    raise ValueError(f"{name} must be >= 0")
+                new[name] = seconds
+        for name, value in new.items():
+            setattr(self, name, value)
+
+    def take_http_error(self, method: str, path: str) -> int | None:
+        """Consume one matching http_errors rule; return its status or None."""
+        for rule in self.http_errors:
+            if rule.matches(method, path):
+                rule.count -= 1
+                return rule.status
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class App:
+    app_type: str  # JupyterLab | JupyterServer | KernelGateway
+    app_name: str
+    space_name: str | None
+    user_profile: str | None
+    instance_type: str
+    status: str = "Pending"
+    failure_reason: str | None = None
+    created: float = field(default_factory=time.time)
+
+    @property
+    def arn(self) -> str:
+        owner = self.space_name or self.user_profile
+        return (
+            f"arn:aws:sagemaker:{IDENTITY['region']}:{ACCOUNT}:app/{IDENTITY['domain_id']}/"
+            f"{owner}/{self.app_type.lower()}/{self.app_name}"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "AppArn": self.arn,
+            "AppType": self.app_type,
+            "AppName": self.app_name,
+            "DomainId": IDENTITY["domain_id"],
+            "Status": self.status,
+            "CreationTime": self.created,
+            "LastHealthCheckTimestamp": time.time(),
+            "LastUserActivityTimestamp": time.time(),
+            "ResourceSpec": {"InstanceType": self.instance_type},
+        }
+        if self.space_name:
+            out["SpaceName"] = self.space_name
+        if self.user_profile:
+            out["UserProfileName"] = self.user_profile
+        if self.failure_reason:
+            out["FailureReason"] = self.failure_reason
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "app_type": self.app_type,
+            "app_name": self.app_name,
+            "space_name": self.space_name,
+            "user_profile": self.user_profile,
+            "instance_type": self.instance_type,
+            "status": self.status,
+            "failure_reason": self.failure_reason,
+        }
+
+
+@dataclass
+class NotebookInstance:
+    name: str
+    status: str
+    instance_type: str = "ml.t3.medium"
+    created: float = field(default_factory=time.time)
+    modified: float = field(default_factory=time.time)
+    failure_reason: str | None = None
+
+
+def kernel_gateway_app_name(user_profile: str, instance_type: str) -> str:
+    """Classic names KernelGateway apps after image and instance type plus a hash."""
+    digest = hashlib.sha1(f"{user_profile}/{instance_type}".encode()).hexdigest()[:12]
+    return f"sagemaker-base-python-{instance_type.replace('.', '-')}-{digest}"
+
+
+class World:
+    """The SageMaker resources of one stand-in."""
+
+    def __init__(
+        self,
+        *,
+        flavor: str,
+        faults: Faults,
+        app_initially: str = "present",
+        instance_initially: str = "InService",
+        on_apps_gone: Callable[[list[App]], None] | None = None,
+        on_instance_stopping: Callable[[], None] | None = None,
+    ) -> None:
+        if flavor not in FLAVORS:
+            raise ValueError(f"flavor must be one of {FLAVORS}")
+        if app_initially not in ("present", "absent"):
+            raise ValueError("app_initially must be 'present' or 'absent'")
+        if instance_initially not in ("InService", "Stopped"):
+            raise ValueError("instance_initially must be 'InService' or 'Stopped'")
+        self.flavor = flavor
+        self.faults = faults
+        self.apps: list[App] = []
+        self.on_apps_gone = on_apps_gone or (lambda apps: None)
+        self.on_instance_stopping = on_instance_stopping or (lambda: None)
+        if app_initially == "present":
+            if flavor == "studio-space":
+                self.apps.append(
+                    App("JupyterLab", "default", IDENTITY["space_name"], None,
+                        DEFAULT_INSTANCE_TYPE, status="InService")
+                )
+            elif flavor == "studio-classic":
+                self.apps.append(
+                    App("JupyterServer", "default", None, IDENTITY["user_profile"],
+                        "system", status="InService")
+                )
+        status = instance_initially if flavor == "notebook-instance" else "Stopped"
+        self.instance = NotebookInstance(IDENTITY["notebook_instance"], status)
+
+    # ---- readiness ------------------------------------------------------------------
+
+    def jupyter_available(self) -> bool:
+        """Whether Studio's proxy would pass requests through to Jupyter right now."""
+        if self.flavor == "studio-space":
+            app = self.find_app("JupyterLab", "default", space_name=IDENTITY["space_name"])
+            return app is not None and app.status == "InService"
+        if self.flavor == "studio-classic":
+            app = self.find_app("JupyterServer", "default", user_profile=IDENTITY["user_profile"])
+            return app is not None and app.status == "InService"
+        if self.flavor == "notebook-instance":
+            return self.instance.status == "InService"
+        return True
+
+    # ---- apps -----------------------------------------------------------------------
+
+    def find_app(
+        self,
+        app_type: str,
+        app_name: str,
+        *,
+        space_name: str | None = None,
+        user_profile: str | None = None,
+    ) -> App | None:
+        """The newest app record with this identity (deleted ones included)."""
+        for app in reversed(self.apps):
+            if (
+                app.app_type == app_type
+                and app.app_name == app_name
+                and app.space_name == space_name
+                and (space_name is not None or app.user_profile == user_profile)
+            ):
+                return app
+        return None
+
+    def create_app(
+        self,
+        app_type: str,
+        app_name: str,
+        *,
+        space_name: str | None,
+        user_profile: str | None,
+        instance_type: str,
+        start_seconds: float | None = None,
+    ) -> App:
+        existing = self.find_app(app_type, app_name, space_name=space_name, user_profile=user_profile)
+        if existing is not None and existing.status in LIVE_STATUSES:
+            raise ApiError("ResourceInUse", f"App {existing.arn} already exists with status {existing.status}")
+        app = App(app_type, app_name, space_name, user_profile, instance_type)
+        self.apps.append(app)
+        delay = self.faults.app_start_seconds if start_seconds is None else start_seconds
+        fails = self.faults.app_fails
+        IOLoop.current().call_later(delay, self._finish_start, app, fails)
+        return app
+
+    def _finish_start(self, app: App, fails: bool) -> None:
+        if app.status != "Pending":
+            return
+        if fails:
+            app.status = "Failed"
+            app.failure_reason = "stand-in fault: app_fails is set (the app could not be started)"
+        else:
+            app.status = "InService"
+
+    def delete_app(self, app: App) -> None:
+        if app.status not in ("Pending", "InService", "Failed"):
+            raise ApiError("ValidationException", f"App {app.arn} cannot be deleted in status {app.status}")
+        app.status = "Deleting"
+        self.on_apps_gone([app])
+        IOLoop.current().call_later(self.faults.app_delete_seconds, self._finish_delete, app)
+
+    @staticmethod
+    def _finish_delete(app: App) -> None:
+        app.status = "Deleted"
+
+    # ---- notebook instance ----------------------------------------------------------
+
+    def start_instance(self) -> None:
+        if self.instance.status not in ("Stopped", "Failed"):
+            raise ApiError(
+                "ValidationException",
+                f"Status ({self.instance.status}) not in ([Stopped, Failed]). "
+                f"Unable to transition to (Pending) for Notebook Instance ({self.instance_arn}).",
+            )
+        self.instance.status = "Pending"
+        self.instance.failure_reason = None
+        self.instance.modified = time.time()
+        fails = self.faults.app_fails
+        IOLoop.current().call_later(self.faults.instance_start_seconds, self._instance_started, fails)
+
+    def _instance_started(self, fails: bool) -> None:
+        if self.instance.status != "Pending":
+            return
+        if fails:
+            self.instance.status = "Failed"
+            self.instance.failure_reason = "stand-in fault: app_fails is set (the instance could not be started)"
+        else:
+            self.instance.status = "InService"
+        self.instance.modified = time.time()
+
+    def stop_instance(self) -> None:
+        if self.instance.status != "InService":
+            raise ApiError(
+                "ValidationException",
+                f"Status ({self.instance.status}) not in ([InService]). "
+                f"Unable to transition to (Stopping) for Notebook Instance ({self.instance_arn}).",
+            )
+        self.instance.status = "Stopping"
+        self.instance.modified = time.time()
+        self.on_instance_stopping()
+        IOLoop.current().call_later(self.faults.instance_stop_seconds, self._instance_stopped)
+
+    def _instance_stopped(self) -> None:
+        self.instance.status = "Stopped"
+        self.instance.modified = time.time()
+
+    @property
+    def instance_arn(self) -> str:
+        return (
+            f"arn:aws:sagemaker:{IDENTITY['region']}:{ACCOUNT}:notebook-instance/"
+            f"{self.instance.name}"
+        )
