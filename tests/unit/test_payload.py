@@ -1,0 +1,79 @@
+"""The payload schema: bad input fails with a named error that lists every problem."""
+
+import pytest
+
+from studiorunner.errors import PayloadInvalid, TargetNotAllowed
+from studiorunner.config import RunnerConfig
+from studiorunner.payload import validate_payload
+
+
+def test_full_payload_is_accepted():
+    spec = validate_payload({
+        "target": "analytics-space",
+        "notebook": "reports/daily.ipynb",
+        "parameters": {"run_date": "2026-11-22", "alpha": 0.5},
+        "kernel": {"name": "python3", "instance_type": "ml.t3.medium"},
+        "timeouts": {"cell_seconds": 3600, "run_seconds": 86400},
+        "cleanup": {"app": "if_created"},
+    })
+    assert spec.notebook == "reports/daily.ipynb"
+    assert spec.parameters == {"run_date": "2026-11-22", "alpha": 0.5}
+    assert spec.kernel_name == "python3" and spec.instance_type == "ml.t3.medium"
+    assert spec.timeouts.cell_seconds == 3600
+
+
+def test_unknown_keys_are_errors_with_their_names():
+    with pytest.raises(PayloadInvalid) as info:
+        validate_payload({"notebook": "a.ipynb", "parmeters": {}, "timeouts": {"cell": 3}})
+    message = str(info.value)
+    assert "'parmeters'" in message and "timeouts.'cell'" in message
+
+
+def test_every_problem_is_listed_at_once():
+    with pytest.raises(PayloadInvalid) as info:
+        validate_payload({"notebook": "a.txt", "notebook_s3": "s3://bucket/k.ipynb", "cleanup": {"app": "sometimes"},
+                          "parameters": {"not valid": 1}})
+    problems = info.value.facts["problems"]
+    assert len(problems) == 4
+
+
+@pytest.mark.parametrize("payload", [
+    {},
+    [],
+    {"notebook": "/etc/passwd.ipynb"},
+    {"notebook": "../up.ipynb"},
+    {"notebook_s3": "https://example.com/x.ipynb"},
+    {"notebook": "a.ipynb", "timeouts": {"cell_seconds": -1}},
+    {"notebook": "a.ipynb", "timeouts": {"cell_seconds": True}},
+    {"notebook": "a.ipynb", "allow_errors": "yes"},
+    {"commands": ["ls", ""]},
+])
+def test_invalid_payloads(payload):
+    with pytest.raises(PayloadInvalid):
+        validate_payload(payload)
+
+
+def test_run_seconds_past_the_state_machine_limit_is_a_payload_error():
+    with pytest.raises(PayloadInvalid, match="state machine stops every run after 3600"):
+        validate_payload({"notebook": "a.ipynb", "timeouts": {"run_seconds": 7200}}, max_run_seconds=3600)
+
+
+def test_commands_alone_are_a_run():
+    spec = validate_payload({"commands": ["pip list"]})
+    assert spec.commands == ["pip list"] and spec.notebook is None
+
+
+def test_targets_come_only_from_config():
+    config = RunnerConfig.from_env({
+        "STUDIO_RUNNER_TARGETS": '{"a": {"type": "studio-space", "domain_id": "d-1", "user_profile": "u", "space_name": "s"}}',
+        "STUDIO_RUNNER_DEFAULT_TARGET": "a",
+        "STUDIO_RUNNER_BUCKET": "b",
+    })
+    assert config.target(None).space_name == "s"
+    with pytest.raises(TargetNotAllowed, match="'elsewhere' is not configured .*configured: a"):
+        config.target("elsewhere")
+
+
+def test_config_rejects_incomplete_targets():
+    with pytest.raises(ValueError, match="needs space_name"):
+        RunnerConfig.from_env({"STUDIO_RUNNER_TARGETS": '{"a": {"type": "studio-space", "domain_id": "d", "user_profile": "u"}}'})
