@@ -1,0 +1,1 @@
+"""The Studio Runner CDK app: one construct per concern, composed by ``stack.StudioRunnerStack``."""

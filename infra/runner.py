@@ -1,0 +1,99 @@
+"""The run: one Lambda function per step and the Standard state machine that drives them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.function import StudioRunnerFunction, retention
+from infra.nag import acknowledge, arn_ref
+
+DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "runner.asl.json"
+# Steps other than RunCells log in, start or poll and return; RunCells hands over to its
+# next invocation before its own timeout. Classic's kernel POST blocks while an app starts,
+# hence minutes rather than seconds.
+STEP_TIMEOUT = Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class Step:
+    construct_id: str
+    handler: str
+    placeholder: str
+    description: str
+
+
+STEPS = (
+    Step("Prepare", "steps.prepare.handler", "PrepareFunctionArn", "validate the payload and plan the run"),
+    Step("StartTarget", "steps.start_target.handler", "StartTargetFunctionArn", "start or poll the target"),
+    Step("StartKernel", "steps.start_kernel.handler", "StartKernelFunctionArn", "start or poll the kernel"),
+    Step("RunCells", "steps.run_cells.handler", "RunCellsFunctionArn", "execute the notebook's cells"),
+    Step("Cleanup", "steps.cleanup.handler", "CleanupFunctionArn", "remove what the run started"),
+)
+
+
+def definition_text(path: Path, *, max_run_seconds: int) -> str:
+    """The ASL file with the run's deadline set (CDK ignores `timeout` for a string body)."""
+    definition = json.loads(path.read_text())
+    definition["TimeoutSeconds"] = max_run_seconds
+    return json.dumps(definition, indent=2)
+
+
+class Runner(Construct):
+    """The step functions (``self.functions`` by step id) and ``self.state_machine``."""
+
+    def __init__(self, scope: Construct, id_: str, *, code: lambda_.Code, bucket: s3.IBucket,
+                 environment: Mapping[str, str], memory_mb: int, run_cells_timeout_seconds: int,
+                 log_retention_days: int, max_run_seconds: int, definition: Path = DEFINITION) -> None:
+        super().__init__(scope, id_)
+        self.functions: dict[str, StudioRunnerFunction] = {}
+        for step in STEPS:
+            timeout = Duration.seconds(run_cells_timeout_seconds) if step.construct_id == "RunCells" else STEP_TIMEOUT
+            fn = StudioRunnerFunction(
+                self, step.construct_id, code=code, handler=step.handler,
+                description=f"Studio Runner step {step.construct_id}: {step.description}",
+                environment=environment, memory_mb=memory_mb, timeout=timeout,
+                log_retention_days=log_retention_days)
+            bucket.grant_read_write(fn.role)
+            acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{arn_ref(bucket.node.default_child)}/*]",
+                        "Runs read notebooks and write outputs under keys chosen per run "
+                        "(runs/<run_id>/…, the inbox): object-level access to this one bucket.")
+            for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+                acknowledge(fn.role, f"AwsSolutions-IAM5[Action::{action}]",
+                            "CDK's grantReadWrite on the Studio Runner bucket only: these wildcard "
+                            "actions are scoped to that bucket and its objects.")
+            self.functions[step.construct_id] = fn
+
+        self.log_group = logs.LogGroup(self, "ExecutionLogs", retention=retention(log_retention_days),
+                                       removal_policy=RemovalPolicy.DESTROY)
+        self.state_machine = sfn.StateMachine(
+            self, "StateMachine",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(
+                definition_text(definition, max_run_seconds=max_run_seconds)),
+            definition_substitutions={
+                step.placeholder: self.functions[step.construct_id].function.function_arn for step in STEPS},
+            tracing_enabled=True,
+            # The state holds only references (ids, S3 keys, a cursor), never secrets or
+            # outputs, so execution data may be logged.
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        for step in STEPS:
+            fn = self.functions[step.construct_id].function
+            fn.grant_invoke(self.state_machine)
+            acknowledge(self.state_machine.role,
+                        f"AwsSolutions-IAM5[Resource::{arn_ref(fn.node.default_child)}:*]",
+                        "lambda:InvokeFunction on this step's own function, any version or alias "
+                        "(CDK's grantInvoke adds the qualified ARN).")
+        acknowledge(self.state_machine.role, "AwsSolutions-IAM5[Resource::*]",
+                    "CloudWatch Logs vended delivery (logs:CreateLogDelivery …) and X-Ray tracing "
+                    "have no resource-level permissions; AWS requires Resource '*'.")
