@@ -1,0 +1,176 @@
+"""Reading and writing notebooks in S3, and saving a running notebook without O(cells²).
+
+The steps talk to ``NotebookStore``; tests replace it with an in-memory fake, and
+``S3NotebookStore`` is the real one over boto3.
+
+Serialisation is ``nbformat``'s own JSON writer (same bytes as ``nbformat.write``) but
+without the JSON-schema validation ``nbformat.writes`` runs on every call. Measured on a
+2,000-cell notebook with two outputs per cell (1.2 MB): ``nbformat.writes`` 221 ms, of
+which validation 85–88 ms (the fastjsonschema validator is no faster: the cost is in
+nbformat's wrapping, not the schema check); the writer alone 133 ms. Validation catches
+bugs in our own code, which builds notebooks only with ``nbformat.v4`` constructors; it
+runs in the tests and, optionally (``validate=True``), before a write, where a failure
+is logged and the notebook still saved: an output notebook must never be lost to a
+schema complaint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import nbformat
+from botocore.exceptions import ClientError
+from nbformat import NotebookNode
+from nbformat.v4 import nbjson
+
+from studiorunner.errors import NotebookNotFound, PayloadInvalid
+
+logger = logging.getLogger(__name__)
+
+IPYNB_CONTENT_TYPE = "application/x-ipynb+json"
+_MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+
+
+def notebook_to_bytes(nb: NotebookNode, *, validate: bool = False) -> bytes:
+    """The notebook as ``nbformat.write`` would store it (UTF-8 JSON, indent 1)."""
+    if validate:
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError as e:
+            logger.warning("Notebook does not match the nbformat schema; saving it anyway: %s", str(e).splitlines()[0])
+    return nbjson.writes(nb).encode("utf-8")
+
+
+def notebook_from_bytes(data: bytes, *, source: str) -> NotebookNode:
+    """Parse a stored notebook (any nbformat version, converted to v4)."""
+    try:
+        return nbformat.reads(data.decode("utf-8"), as_version=4)
+    except (ValueError, KeyError, AttributeError, TypeError, nbformat.ValidationError) as e:
+        # NotJSONError is a ValueError; JSON that is not a notebook fails with a
+        # ValidationError (or KeyError/AttributeError) in nbformat's version conversion.
+        raise PayloadInvalid(f"{source} is not a Jupyter notebook: {e}", uri=source) from e
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an s3:// URI: {uri!r}")
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        if not bucket or not key:
+            raise ValueError(f"an S3 URI needs a bucket and a key: {uri!r}")
+        return cls(bucket, key)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class NotebookStore(Protocol):
+    """Where notebooks live. ``read`` raises NotebookNotFound for a missing one."""
+
+    def read_bytes(self, uri: str) -> bytes: ...
+
+    def write_bytes(self, uri: str, data: bytes, *, content_type: str = IPYNB_CONTENT_TYPE) -> None: ...
+
+    def read(self, uri: str) -> NotebookNode: ...
+
+    def write(self, uri: str, nb: NotebookNode) -> None: ...
+
+
+class S3NotebookStore:
+    """Notebooks as S3 objects addressed by ``s3://bucket/key`` URIs."""
+
+    def __init__(self, s3_client: Any = None, *, validate: bool = False) -> None:
+        if s3_client is None:
+            import boto3  # imported late: creating a client is a cold-start cost
+
+            s3_client = boto3.client("s3")
+        self._s3 = s3_client
+        self._validate = validate
+
+    def read_bytes(self, uri: str) -> bytes:
+        loc = S3Uri.parse(uri)
+        try:
+            response = self._s3.get_object(Bucket=loc.bucket, Key=loc.key)
+        except ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in _MISSING_CODES:
+                raise NotebookNotFound(f"Notebook not found: {loc}", uri=str(loc)) from e
+            raise
+        return response["Body"].read()
+
+    def write_bytes(self, uri: str, data: bytes, *, content_type: str = IPYNB_CONTENT_TYPE) -> None:
+        loc = S3Uri.parse(uri)
+        self._s3.put_object(Bucket=loc.bucket, Key=loc.key, Body=data, ContentType=content_type)
+
+    def read(self, uri: str) -> NotebookNode:
+        return notebook_from_bytes(self.read_bytes(uri), source=uri)
+
+    def write(self, uri: str, nb: NotebookNode) -> None:
+        self.write_bytes(uri, notebook_to_bytes(nb, validate=self._validate))
+
+
+class ThrottledSaver:
+    """Saves a running notebook often enough to lose little, rarely enough to stay cheap.
+
+    Rule: ``save_if_due`` writes when at least ``max(min_interval, cost_factor × cost of
+    the last save)`` seconds (defaults 1 s and 10×) have passed since the last save
+    ended. Why: saving after every cell, as papermill does, rewrites the whole notebook
+    per cell, O(cells²) in total (papermill: 14 → 95 ms per cell from 50 to 500 cells).
+    Tying the interval to elapsed time bounds the number of saves by the run's duration,
+    not its cell count; tying it to the measured cost of a save keeps saving at or below
+    ~1/(1+cost_factor) ≈ 9 % of the run's time however big the notebook grows, with no
+    size threshold to tune. ``flush`` always writes (run start, failure, end).
+
+    A failed write propagates and leaves the saver due, so the next call tries again.
+    """
+
+    def __init__(
+        self,
+        store: NotebookStore,
+        uri: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        min_interval: float = 1.0,
+        cost_factor: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.uri = uri
+        self._clock = clock
+        self.min_interval = min_interval
+        self.cost_factor = cost_factor
+        self.saves = 0
+        self.last_save_seconds = 0.0
+        self._last_save_end: float | None = None
+
+    def interval(self) -> float:
+        """Seconds that must pass after a save before ``save_if_due`` saves again."""
+        return max(self.min_interval, self.cost_factor * self.last_save_seconds)
+
+    def due(self) -> bool:
+        if self._last_save_end is None:
+            return True
+        return self._clock() - self._last_save_end >= self.interval()
+
+    def save_if_due(self, nb: NotebookNode) -> bool:
+        """Save if the interval has passed; True if it saved."""
+        if not self.due():
+            return False
+        self.flush(nb)
+        return True
+
+    def flush(self, nb: NotebookNode) -> None:
+        """Save now, whatever the interval."""
+        started = self._clock()
+        self.store.write(self.uri, nb)
+        ended = self._clock()
+        self.last_save_seconds = max(0.0, ended - started)
+        self._last_save_end = ended
+        self.saves += 1
