@@ -125,9 +125,11 @@ class ThrottledSaver:
     ended. Why: saving after every cell, as papermill does, rewrites the whole notebook
     per cell, O(cells²) in total (papermill: 14 → 95 ms per cell from 50 to 500 cells).
     Tying the interval to elapsed time bounds the number of saves by the run's duration,
-    not its cell count; tying it to the measured cost of a save keeps saving at or below
-    ~1/(1+cost_factor) ≈ 9 % of the run's time however big the notebook grows, with no
-    size threshold to tune. ``flush`` always writes (run start, failure, end).
+    not its cell count; tying it to the measured cost of a save keeps saving to about a
+    tenth of the run's time however big the notebook grows (each save is followed by at
+    least ten times its cost without one), with no size threshold to tune. In the unit
+    test's simulation, 2,000 cells with saves growing to 2 s each: 23 writes instead of
+    2,002, 12 % of the run. ``flush`` always writes (run start, failure, end).
 
     A failed write propagates and leaves the saver due, so the next call tries again.
     """
