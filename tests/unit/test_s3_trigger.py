@@ -69,6 +69,21 @@ def test_a_duplicated_event_does_not_start_a_second_run(aws):
     second = start_run(obj, settings=settings, s3=s3, stepfunctions=sfn)
 
     assert first.status == "started"
+    # While the first run is going, Step Functions answers the same name and input with the
+    # same execution; once it has ended, with ExecutionAlreadyExists (next test).
+    assert first.status == second.status == "started"
+    assert second.execution_arn == first.execution_arn
+    assert len(sfn.list_executions(stateMachineArn=settings.state_machine_arn)["executions"]) == 1
+
+
+def test_a_duplicated_event_after_the_run_ended_is_not_an_error(aws):
+    s3, sfn, settings = aws
+    obj = _upload(s3, "inbox/analytics-space/daily.ipynb")
+    first = start_run(obj, settings=settings, s3=s3, stepfunctions=sfn)
+    sfn.stop_execution(executionArn=first.execution_arn)
+
+    second = start_run(obj, settings=settings, s3=s3, stepfunctions=sfn)
+
     assert second.status == "duplicate" and second.execution_name == first.execution_name
     assert len(sfn.list_executions(stateMachineArn=settings.state_machine_arn)["executions"]) == 1
 
