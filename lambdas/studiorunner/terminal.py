@@ -42,6 +42,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import select
+import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -689,35 +692,103 @@ def run_commands(
 
 # -- the real WebSocket ----------------------------------------------------------------------------
 
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+
+class _WebSocketClient:
+    """websocket-client's ``WebSocket`` made to fit :class:`WebSocketLike`, with two fixes.
+
+    ``recv`` waits with ``select`` and then reads a whole frame: a timeout in the middle
+    of a frame would leave websocket-client's framing half-consumed. And TCP_QUICKACK is
+    re-armed after every receive: jupyter_server does not set TCP_NODELAY, so each small
+    frame would otherwise wait ~40 ms for our delayed ACK (DESIGN.md, performance facts),
+    which made every trivial command cost ~45 ms instead of ~5 ms.
+    """
+
+    def __init__(self, ws: Any, frame_timeout: float) -> None:
+        self._ws = ws
+        self._timeout: float | None = None
+        self._frame_timeout = frame_timeout
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def send(self, data: str) -> None:
+        self._ws.sock.settimeout(self._frame_timeout)
+        self._ws.send(data)
+
+    def recv(self) -> str | bytes:
+        import websocket
+
+        end = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            sock = self._ws.sock
+            if sock is None:
+                return ""
+            pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
+            if not pending:
+                wait = None if end is None else max(0.0, end - time.monotonic())
+                if not select.select([sock], [], [], wait)[0]:
+                    raise TimeoutError("no message")
+            sock.settimeout(self._frame_timeout)
+            opcode, frame = self._ws.recv_data_frame(True)
+            self._quickack()
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return ""
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                data = frame.data
+                return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+            if opcode == websocket.ABNF.OPCODE_BINARY:
+                return frame.data
+            # ping/pong (websocket-client has answered a ping already): keep waiting
+
+    def close(self) -> None:
+        try:
+            self._ws.close(timeout=1.0)
+        except Exception:  # noqa: BLE001 - closing a broken socket must not raise
+            pass
+
+    def _quickack(self) -> None:
+        if _TCP_QUICKACK is not None and self._ws.sock is not None:
+            try:
+                self._ws.sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                pass
+
 
 def websocket_opener(source: WebSocketSource, *, timeout: float = 30.0) -> Callable[[str], WebSocketLike]:
     """``open_socket`` for :class:`TerminalSession` over websocket-client, given something
-    (like ``JupyterHTTP``) whose ``websocket(path)`` knows the URL and handshake headers.
+    (like ``JupyterHTTP``) whose ``websocket(path)`` returns the URL and handshake headers.
 
-    Handshake errors become ``JupyterHTTPError`` naming only the path and the status:
-    websocket-client's own messages can include response headers (``Set-Cookie``)."""
+    ``timeout`` bounds the handshake and the reading of one frame. Handshake errors
+    become ``JupyterHTTPError`` naming only the path and the status: websocket-client's
+    own messages can include the URL and response headers (``Set-Cookie``)."""
     import websocket  # websocket-client; imported here so the parser needs no third-party code
 
     def open_socket(path: str) -> WebSocketLike:
         target = source.websocket(path)
+        header = dict(target.headers)
+        ws = websocket.WebSocket(
+            skip_utf8_validation=True,  # the pure-Python check costs more than the protocol
+            sockopt=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
         try:
-            return websocket.create_connection(
-                target.url,
-                header=dict(target.headers),
-                timeout=timeout,
-                # The pure-Python UTF-8 check costs more than the whole protocol.
-                skip_utf8_validation=True,
+            ws.connect(
+                target.url, header=header, timeout=timeout,
+                suppress_origin=any(k.lower() == "origin" for k in header),
             )
         except websocket.WebSocketBadStatusException as exc:
             raise JupyterHTTPError(
-                f"GET {path} (WebSocket) answered {exc.status_code}",
+                f"GET {path} (terminal WebSocket) answered {exc.status_code}",
                 method="GET", path=path, status=exc.status_code,
             ) from None
         except (OSError, websocket.WebSocketException) as exc:
             raise JupyterHTTPError(
-                f"GET {path} (WebSocket) could not connect ({type(exc).__name__})",
+                f"GET {path} (terminal WebSocket) could not connect ({type(exc).__name__})",
                 method="GET", path=path, status=None,
             ) from None
+        client = _WebSocketClient(ws, frame_timeout=timeout)
+        client._quickack()
+        return client
 
     return open_socket
-
