@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -82,6 +83,36 @@ def test_bad_uris_are_refused(bad):
 def test_s3_uri_keeps_the_key_whole():
     assert S3Uri.parse("s3://b/runs/r1/My Report.ipynb") == S3Uri("b", "runs/r1/My Report.ipynb")
     assert str(S3Uri("b", "k/x.ipynb")) == "s3://b/k/x.ipynb"
+
+
+PEER_NOTEBOOKS = sorted(PEERS.glob("*/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", PEER_NOTEBOOKS, ids=[f"{p.parent.name}/{p.name}" for p in PEER_NOTEBOOKS])
+def test_serialisation_is_byte_identical_to_nbformat(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.v4.upgrade(nb)  # adds ids and the transient orig_nbformat_minor
+    before = copy.deepcopy(nb)
+    assert notebook_to_bytes(nb) == nbformat.writes(nb).encode("utf-8")
+    assert nb == before  # the notebook itself is not modified
+
+
+def test_serialisation_matches_nbformat_on_the_odd_parts():
+    nb = new_notebook(metadata={"signature": "sha256:x", "orig_nbformat": 3, "kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    md = nbformat.v4.new_markdown_cell("![a](attachment:a.png)\nline two")
+    md["attachments"] = {"a.png": {"image/png": "iVBORw0KGgo=", "text/plain": "one\ntwo\n"}}
+    md.metadata["trusted"] = True
+    code = new_code_cell("print(1)\nprint(2)\n", metadata={"trusted": False, "tags": ["t"]})
+    code.outputs = [
+        nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": ["already\n", "split\n"]}),
+        nbformat.from_dict({"output_type": "display_data", "metadata": {}, "data": {
+            "application/json": {"a": "multi\nline"}, "application/vnd.custom+json": {"b": 1},
+            "image/svg+xml": "<svg>\n</svg>", "application/javascript": "a;\nb;", "image/png": b"iVBORw0KGgo=",
+            "text/html": "<p>\n</p>"}}),
+        nbformat.from_dict({"output_type": "error", "ename": "E", "evalue": "v\nw", "traceback": ["t\n"]}),
+    ]
+    nb.cells = [md, code, nbformat.v4.new_raw_cell("raw\ntext")]
+    assert notebook_to_bytes(nb) == nbformat.writes(nb).encode("utf-8")
 
 
 def test_invalid_notebook_is_still_saved_with_validation_on(caplog):
