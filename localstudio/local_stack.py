@@ -12,6 +12,7 @@ import os
 import re
 import time
 import traceback
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,10 +234,10 @@ class LocalStack:
 
     # -- runs ------------------------------------------------------------------------
     def start(self, payload: Any, name: str | None = None) -> str:
-        kwargs = {"stateMachineArn": self.state_machine_arn, "input": json.dumps(payload)}
-        if name:
-            kwargs["name"] = name
-        return self.sfn.start_execution(**kwargs)["executionArn"]
+        # Step Functions names an execution with a UUID when the caller gives none; moto does not.
+        return self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, input=json.dumps(payload), name=name or str(uuid.uuid4())
+        )["executionArn"]
 
     def wait(self, execution_arn: str, *, timeout: float = 600.0, on_poll: Callable[[], None] | None = None) -> Execution:
         deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ Created once per Lambda container (module level), as Powertools recommends.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -18,6 +19,9 @@ from studiorunner.lifecycle import Services
 logger = Logger(service="studio-runner")
 tracer = Tracer(service="studio-runner")
 metrics = Metrics(namespace="StudioRunner", service="studio-runner")
+
+# Steps that add no metric (most of them) are normal, not worth a warning per invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 _services: Services | None = None
 

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 SAFETY_MARGIN_SECONDS = 20.0
 #: A kernel POST on Studio Classic blocks while a KernelGateway app starts: never longer than this.
 KERNEL_POST_TIMEOUT_SECONDS = 25.0
+#: How long StartKernel waits for a kernel_info_reply before letting the state machine wait.
+KERNEL_PROBE_SECONDS = 10.0
 UPLOAD_DIR = ".studio-runner"
 
 
@@ -189,10 +191,36 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
     state_now = jupyter.kernel_state(kernel["id"])
     if state_now in ("dead", "missing"):
         raise KernelDied(f"Kernel {kernel['name']!r} died while starting (state: {state_now})", kernel=kernel["name"])
-    if state_now == "starting":
-        return _kernel_pending(kernel, "kernel starting", now, spec)
+    if not _kernel_answers(jupyter, kernel["id"]):
+        return _kernel_pending(kernel, "kernel not answering kernel_info yet", now, spec)
     kernel.update(status="ready", wait_seconds=0)
     return kernel
+
+
+def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KERNEL_PROBE_SECONDS) -> bool:
+    """True when the kernel answers a kernel_info_request (nbclient's ``wait_for_ready``).
+
+    jupyter_server reports ``execution_state: starting`` until a client talks to the
+    kernel, so the REST model alone cannot say whether it is ready. The probe uses its
+    own WebSocket session id so it never touches the run's replay buffer.
+    """
+    from .protocol import kernel_info_request
+    from .transport import ChannelClosed, KernelChannel
+
+    ws = jupyter.channels(kernel_id, new_client_session_id())
+    deadline = time.monotonic() + timeout
+    try:
+        with KernelChannel.open(ws.url, headers=ws.headers, timeout=timeout) as channel:
+            request = kernel_info_request(session=new_client_session_id())
+            channel.send(request)
+            while (left := deadline - time.monotonic()) > 0:
+                msg = channel.recv(left)
+                if msg and msg.get("msg_type") == "kernel_info_reply" and \
+                        msg.get("parent_header", {}).get("msg_id") == request["header"]["msg_id"]:
+                    return True
+    except ChannelClosed:
+        return False
+    return False
 
 
 def _kernel_pending(kernel: dict[str, Any], detail: str, now: float, spec: RunSpec) -> dict[str, Any]:
