@@ -27,7 +27,7 @@ from constructs import Construct
 
 from infra.config import Schedule
 from infra.function import StudioRunnerFunction
-from infra.nag import acknowledge, arn_ref
+from infra.nag import acknowledge, arn_ref, resource_finding
 
 CLEANUP_STATUSES = ["ABORTED", "TIMED_OUT"]
 
@@ -117,8 +117,7 @@ class ExecutionEnded(Construct):
             resource_name=f"{state_machine.state_machine_name}:*")
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["states:GetExecutionHistory", "states:DescribeExecution"], resources=[executions]))
-        acknowledge(role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-                          f"<AWS::AccountId>:execution:<{Stack.of(self).get_logical_id(state_machine.node.default_child)}.Name>:*]",
+        acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource_finding(self, executions)}]",
                     "History of this state machine's executions, whose names are chosen per run.")
         for statement in target_statements:
             role.add_to_principal_policy(statement)

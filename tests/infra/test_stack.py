@@ -1,0 +1,310 @@
+"""What `cdk deploy` would create, read from the synthesized template."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aws_cdk.aws_lambda as lambda_
+from aws_cdk.assertions import Capture, Match
+from cfnlint.api import ManualArgs, lint_file
+
+from infra.bundling import RUNTIME
+from infra.runner import STEPS
+
+HANDLERS = {step.handler for step in STEPS} | {"steps.s3_trigger.handler", "steps.execution_ended.handler"}
+
+
+def resources(template_json: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template_json["Resources"].items() if v["Type"] == type_}
+
+
+def _resolve_definition(prop: Any, substitutions: dict[str, Any], fake_arn) -> str:
+    """The DefinitionString as Step Functions will see it, with fake ARNs for the functions."""
+    text = prop if isinstance(prop, str) else "".join(
+        p if isinstance(p, str) else json.dumps(p) for p in prop["Fn::Join"][1])
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", fake_arn(name, value))
+    return text
+
+
+def _function_by_logical_id(template_json) -> dict[str, dict[str, Any]]:
+    return resources(template_json, "AWS::Lambda::Function")
+
+
+def test_the_definition_is_the_file_with_function_arns_substituted_and_the_run_deadline(synthesized):
+    machines = resources(synthesized.template_json, "AWS::StepFunctions::StateMachine")
+    assert len(machines) == 1
+    props = next(iter(machines.values()))["Properties"]
+    substitutions = props["DefinitionSubstitutions"]
+    functions = _function_by_logical_id(synthesized.template_json)
+
+    # Each placeholder is the ARN of the function with the matching handler.
+    expected_handler = {step.placeholder: step.handler for step in STEPS}
+    assert set(substitutions) == set(expected_handler)
+    for placeholder, value in substitutions.items():
+        logical_id = value["Fn::GetAtt"][0]
+        assert value == {"Fn::GetAtt": [logical_id, "Arn"]}
+        assert functions[logical_id]["Properties"]["Handler"] == expected_handler[placeholder]
+
+    deployed = json.loads(_resolve_definition(props["DefinitionString"], substitutions,
+                                              lambda name, _: f"arn:aws:lambda:eu-west-1:123456789012:function:{name}"))
+    source = synthesized.definition_path.read_text()
+    for name in substitutions:
+        source = source.replace("${" + name + "}", f"arn:aws:lambda:eu-west-1:123456789012:function:{name}")
+    expected = json.loads(source)
+    expected["TimeoutSeconds"] = synthesized.config.max_run_hours * 3600
+    assert deployed == expected
+    assert "${" not in json.dumps(deployed)
+
+
+def test_the_state_machine_is_standard_traced_and_logs_everything(synthesized):
+    synthesized.template.has_resource_properties("AWS::StepFunctions::StateMachine", {
+        "StateMachineType": "STANDARD",
+        "TracingConfiguration": {"Enabled": True},
+        "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True,
+                                                   "Destinations": Match.any_value()}),
+    })
+
+
+def test_the_definition_is_valid_asl(synthesized, tmp_path):
+    """cfn-lint's E3601 validates a state machine definition against the ASL schema."""
+    props = next(iter(resources(synthesized.template_json, "AWS::StepFunctions::StateMachine").values()))["Properties"]
+    definition = _resolve_definition(props["DefinitionString"], props["DefinitionSubstitutions"],
+                                      lambda name, _: f"arn:aws:lambda:eu-west-1:123456789012:function:{name}")
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Machine": {
+        "Type": "AWS::StepFunctions::StateMachine",
+        "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/runner", "Definition": json.loads(definition)}}}}
+    path = tmp_path / "asl.json"
+    path.write_text(json.dumps(template))
+    matches = lint_file(path, ManualArgs(regions=["eu-west-1"]))
+    assert [str(m) for m in matches if not _known_false_positive(m, synthesized)] == []
+
+
+def test_every_lambda_runs_the_newest_python_runtime(synthesized):
+    newest = max((r for r in dir(lambda_.Runtime) if re.fullmatch(r"PYTHON_3_\d+", r)),
+                 key=lambda name: int(name.rsplit("_", 1)[1]))
+    assert RUNTIME.name == getattr(lambda_.Runtime, newest).name
+    functions = _function_by_logical_id(synthesized.template_json)
+    assert {f["Properties"]["Handler"] for f in functions.values()} == HANDLERS
+    for fn in functions.values():
+        props = fn["Properties"]
+        assert props["Runtime"] == RUNTIME.name
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert "LoggingConfig" in props  # its own log group, with retention (next test)
+
+
+def test_every_function_logs_to_a_group_with_the_configured_retention(synthesized):
+    groups = resources(synthesized.template_json, "AWS::Logs::LogGroup")
+    functions = _function_by_logical_id(synthesized.template_json)
+    for fn in functions.values():
+        group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert groups[group]["Properties"]["RetentionInDays"] == 14
+
+
+def test_step_functions_get_the_run_environment(synthesized):
+    targets_json = Capture()
+    for step in STEPS:
+        synthesized.template.has_resource_properties("AWS::Lambda::Function", {
+            "Handler": step.handler,
+            "MemorySize": 2048,
+            "Timeout": 840 if step.construct_id == "RunCells" else 300,
+            "Environment": {"Variables": {
+                "STUDIO_RUNNER_TARGETS": targets_json,
+                "STUDIO_RUNNER_DEFAULT_TARGET": "analytics-space",
+                "STUDIO_RUNNER_BUCKET": {"Ref": Match.any_value()},
+                "STUDIO_RUNNER_MAX_RUN_SECONDS": str(12 * 3600),
+                "POWERTOOLS_SERVICE_NAME": "studio-runner",
+                "POWERTOOLS_METRICS_NAMESPACE": "StudioRunner",
+            }},
+        })
+    from tests.infra.conftest import CONTEXT
+    assert json.loads(targets_json.as_string()) == CONTEXT["targets"]
+
+
+def test_each_schedule_starts_the_state_machine_in_its_time_zone(synthesized):
+    for entry in synthesized.config.schedules:
+        synthesized.template.has_resource_properties("AWS::Scheduler::Schedule", {
+            "ScheduleExpression": entry.expression,
+            "ScheduleExpressionTimezone": entry.timezone,
+            "State": "ENABLED",
+            "Target": Match.object_like({
+                "Arn": {"Ref": Match.string_like_regexp("StateMachine")},
+                "Input": json.dumps(entry.payload, separators=(",", ":")),
+                "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 3}),
+                "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [Match.string_like_regexp("DeadLetters"), "Arn"]}},
+            }),
+        })
+    synthesized.template.resource_count_is("AWS::Scheduler::Schedule", len(synthesized.config.schedules))
+
+
+def test_the_s3_trigger_rule_matches_created_objects_under_the_inbox(synthesized):
+    function = Capture()
+    synthesized.template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": {
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [{"Ref": Match.any_value()}]},
+                       "object": {"key": [{"prefix": "uploads/"}]}},
+        },
+        "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [function, "Arn"]}})],
+    })
+    trigger = synthesized.template_json["Resources"][function.as_string()]["Properties"]
+    assert trigger["Handler"] == "steps.s3_trigger.handler"
+    assert set(trigger["Environment"]["Variables"]) >= {
+        "STUDIO_RUNNER_STATE_MACHINE_ARN", "STUDIO_RUNNER_INBOX_PREFIX", "STUDIO_RUNNER_BUCKET"}
+    assert trigger["Environment"]["Variables"]["STUDIO_RUNNER_INBOX_PREFIX"] == "uploads/"
+
+
+def test_the_bucket_sends_events_to_eventbridge_and_is_private_and_encrypted(synthesized):
+    synthesized.template.has_resource_properties("AWS::S3::Bucket", {
+        "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        "LoggingConfiguration": Match.object_like({"DestinationBucketName": Match.any_value()}),
+        "LifecycleConfiguration": {"Rules": Match.array_with([
+            Match.object_like({"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}),
+            Match.object_like({"Prefix": "runs/", "ExpirationInDays": 90, "Status": "Enabled"}),
+        ])},
+    })
+
+
+def test_every_bucket_denies_requests_without_tls(synthesized):
+    policies = resources(synthesized.template_json, "AWS::S3::BucketPolicy")
+    buckets = resources(synthesized.template_json, "AWS::S3::Bucket")
+    assert {p["Properties"]["Bucket"]["Ref"] for p in policies.values()} == set(buckets)
+    for policy in policies.values():
+        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                   and s["Principal"] == {"AWS": "*"} for s in policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def _statements(template_json) -> list[dict[str, Any]]:
+    found = []
+    for resource in template_json["Resources"].values():
+        props = resource.get("Properties", {})
+        docs = [props.get("PolicyDocument")] + [p.get("PolicyDocument") for p in props.get("Policies", [])]
+        for doc in filter(None, docs):
+            found += doc["Statement"]
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_iam_statement_grants_a_sagemaker_action_on_everything(synthesized):
+    statements = _statements(synthesized.template_json)
+    sagemaker = [s for s in statements if any(str(a).startswith("sagemaker:") for a in _as_list(s["Action"]))]
+    assert sagemaker, "the target permissions are missing"
+    for statement in sagemaker:
+        assert statement["Effect"] == "Allow"
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*"
+            text = json.dumps(resource)
+            assert re.search(r"(user-profile|space|app|domain|notebook-instance)/", text), text
+
+
+def _join(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "".join(p if isinstance(p, str) else f"<{json.dumps(p)}>" for p in value["Fn::Join"][1])
+
+
+def test_presigned_urls_are_allowed_only_for_the_configured_users_spaces_and_instances(synthesized):
+    statements = _statements(synthesized.template_json)
+    login = {_join(r) for s in statements if "sagemaker:CreatePresignedDomainUrl" in _as_list(s["Action"])
+             for r in _as_list(s["Resource"])}
+    partition = '<{"Ref": "AWS::Partition"}>'
+    assert login == {
+        f"arn:{partition}:sagemaker:eu-west-1:123456789012:user-profile/d-abc123/alice",
+        f"arn:{partition}:sagemaker:eu-west-1:123456789012:space/d-abc123/analytics",
+        f"arn:{partition}:sagemaker:us-east-1:123456789012:user-profile/d-abc123/bob",
+    }
+    instances = {_join(r) for s in statements
+                 if "sagemaker:CreatePresignedNotebookInstanceUrl" in _as_list(s["Action"])
+                 for r in _as_list(s["Resource"])}
+    assert instances == {f"arn:{partition}:sagemaker:eu-west-1:123456789012:notebook-instance/my-instance"}
+    apps = {_join(r) for s in statements if "sagemaker:CreateApp" in _as_list(s["Action"])
+            for r in _as_list(s["Resource"])}
+    assert apps == {f"arn:{partition}:sagemaker:eu-west-1:123456789012:app/d-abc123/analytics/*",
+                    f"arn:{partition}:sagemaker:us-east-1:123456789012:app/d-abc123/bob/*"}
+    secrets = {_join(r) for s in statements if "secretsmanager:GetSecretValue" in _as_list(s["Action"])
+               for r in _as_list(s["Resource"])}
+    assert secrets == {"arn:aws:secretsmanager:eu-west-1:123456789012:secret:jupyter-token-??????"}
+
+
+
+
+
+def test_prepare_and_the_s3_trigger_cannot_reach_any_target(synthesized):
+    functions = _function_by_logical_id(synthesized.template_json)
+    roles_without_targets = {fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in functions.values()
+                             if fn["Properties"]["Handler"] in ("steps.prepare.handler", "steps.s3_trigger.handler")}
+    for policy in resources(synthesized.template_json, "AWS::IAM::Policy").values():
+        if {r["Ref"] for r in policy["Properties"]["Roles"]} & roles_without_targets:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                assert not any(a.startswith(("sagemaker:", "secretsmanager:")) for a in _as_list(statement["Action"]))
+
+
+def test_aborted_and_timed_out_runs_are_cleaned_up_and_failures_notified(synthesized):
+    cleaner = Capture()
+    synthesized.template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+                         "detail": {"stateMachineArn": [{"Ref": Match.any_value()}],
+                                    "status": ["ABORTED", "TIMED_OUT"]}},
+        "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [cleaner, "Arn"]}})],
+    })
+    assert synthesized.template_json["Resources"][cleaner.as_string()]["Properties"]["Handler"] == \
+        "steps.execution_ended.handler"
+    synthesized.template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({"Action": ["states:DescribeExecution", "states:GetExecutionHistory"]})])}})
+
+    topic = Capture()
+    synthesized.template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": Match.object_like({"detail": {"stateMachineArn": [{"Ref": Match.any_value()}],
+                                                      "status": ["FAILED", "TIMED_OUT", "ABORTED"]}}),
+        "Targets": [Match.object_like({"Arn": {"Ref": topic}})],
+    })
+    synthesized.template.has_resource("AWS::SNS::Topic", {"Properties": Match.object_like(
+        {"KmsMasterKeyId": Match.any_value()})})
+    synthesized.template.has_resource_properties("AWS::SNS::Subscription", {
+        "Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": {"Ref": topic.as_string()}})
+
+
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(synthesized):
+    assert synthesized.validation_error is None, str(synthesized.validation_error)
+    for report in synthesized.validation_report.get("pluginReports", []):
+        assert report.get("conclusion") != "failure", json.dumps(report.get("violations"), indent=1)[:5000]
+
+
+def test_cdk_nag_acknowledgements_all_carry_a_reason(synthesized):
+    acknowledgements = [entry for resource in synthesized.template_json["Resources"].values()
+                        for entry in (resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []))]
+    from infra import nag  # acknowledgements go through one helper that refuses a missing reason
+    assert nag.acknowledge.__doc__
+    for entry in acknowledgements:
+        assert len(entry.get("reason", "")) >= 20
+
+
+def test_cfn_lint_reports_no_errors(synthesized):
+    matches = lint_file(synthesized.template_path, ManualArgs(regions=["eu-west-1"]))
+    # W3005 (an explicit DependsOn that a reference already implies) is CDK's doing.
+    assert [str(m) for m in matches if m.rule.id != "W3005" and not _known_false_positive(m, synthesized)] == []
+
+
+def _known_false_positive(match, synthesized) -> bool:
+    """cfn-lint 1.51's ASL schema forbids InputPath/OutputPath on a Succeed state, which the
+    Amazon States Language allows (and Step Functions accepts). Only that is excused."""
+    if match.rule.id != "E3601":
+        return False
+    field = re.search(r"\('(InputPath|OutputPath)' was unexpected\)", match.message)
+    path = [str(p) for p in (getattr(match, "path", None) or [])]
+    state = re.search(r"at 'States/([^/']+)/", match.message)
+    name = state.group(1) if state else (path[path.index("States") + 1] if "States" in path[:-1] else None)
+    if not field or name is None:
+        return False
+    states = json.loads(synthesized.definition_path.read_text())["States"]
+    return states.get(name, {}).get("Type") == "Succeed"
