@@ -77,7 +77,6 @@ class Cursor:
     cells_failed: int = 0  # errors allowed by tag / allow_errors (timeouts included)
     exit: str | None = None  # "SystemExit" when sys.exit()/sys.exit(0) stopped the run
     requeue: list[int] = field(default_factory=list)  # aborted behind an allowed error: send again
-    after_allowed_error: bool = False  # aborted replies now mean "send again"
     paused_at: float | None = None  # wall-clock time the last process stopped listening
     outputs: dict[str, Any] = field(default_factory=dict)  # OutputRecorder.state()
 
@@ -92,8 +91,6 @@ class Cursor:
         }
         if self.requeue:
             data["requeue"] = list(self.requeue)
-        if self.after_allowed_error:
-            data["after_allowed_error"] = True
         if self.paused_at is not None:
             data["paused_at"] = self.paused_at
         if self.outputs.get("displays") or self.outputs.get("clear_pending"):
@@ -223,6 +220,9 @@ class CellExecutor:
                 stop = result if isinstance(result, BaseException) else None
                 now = self.clock()
                 self._drain_until = max(now + 0.2, min(now + self.drain_timeout, deadline))
+                for index in cur.requeue:
+                    self.nb.cells[index].metadata.pop("execution", None)
+                    self._end(index, "aborted")
                 cur.requeue = []
             self._check_timeouts(cur)
 
@@ -382,7 +382,9 @@ class CellExecutor:
         index, cell = p.cell, self.nb.cells[p.cell]
         stopped = self._drain_until is not None
         if p.reply == "aborted":
-            if cur.after_allowed_error and not stopped:
+            # Aborted behind an error: send again once nothing is outstanding, unless that
+            # error turns out to stop the run (then the cell is marked aborted).
+            if not stopped:
                 cur.requeue.append(index)
                 cur.requeue.sort()
                 runner_meta(cell)["status"] = "queued"
@@ -391,11 +393,12 @@ class CellExecutor:
                 self._end(index, "aborted")
             return None
         cur.cells_executed += 1
+        assert self.recorder is not None
+        self.recorder.finish_cell(index)
         if stopped:
             # the kernel ran it although an earlier cell had stopped the run (see module doc)
             self._end(index, "completed" if p.reply == "ok" else "failed", ran_after_stop=True)
             return None
-        cur.after_allowed_error = False
         if p.reply == "ok":
             self._end(index, "completed")
             return None
@@ -405,7 +408,6 @@ class CellExecutor:
         if p.timed_out:
             if self.allow_errors:
                 cur.cells_failed += 1
-                cur.after_allowed_error = True
                 self._end(index, "failed", timed_out=True, error={"ename": ename, "evalue": evalue})
                 return None
             self._end(index, "failed", timed_out=True, error={"ename": ename, "evalue": evalue})
@@ -418,7 +420,6 @@ class CellExecutor:
             return True
         if self.allow_errors or RAISES_TAG in cell.metadata.get("tags", []):
             cur.cells_failed += 1
-            cur.after_allowed_error = True
             self._end(index, "failed", error={"ename": ename, "evalue": evalue}, allowed=True)
             return None
         self._end(index, "failed", error={"ename": ename, "evalue": evalue})

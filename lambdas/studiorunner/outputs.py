@@ -4,7 +4,9 @@ This mirrors ``nbclient.NotebookClient.process_message`` / ``output`` / ``clear_
 ``_update_display_id`` (nbclient 0.10) with three deliberate differences:
 
 * consecutive stream outputs with the same name are merged into one output (as
-  JupyterLab shows them), so a chatty loop does not become thousands of outputs;
+  JupyterLab shows them), so a chatty loop does not become thousands of outputs, and
+  at the end of a cell a stderr output directly followed by stdout is swapped (as
+  nbclient's ``coalesce_streams`` does; ipykernel's two streams race each other);
 * jupyter_server's iopub rate-limit note ("IOPub data rate exceeded." / "IOPub message
   rate exceeded." on stderr) marks the cell ``metadata.studio_runner.output_truncated``:
   the server dropped output, and the notebook must not pass for complete;
@@ -122,6 +124,29 @@ class OutputRecorder:
     def record_reply(self, msg: dict[str, Any], index: int) -> None:
         """Note the shell ``execute_reply`` time, as nbclient's record_timing does."""
         self.nb.cells[index].metadata.setdefault("execution", {})["shell.execute_reply"] = timestamp(msg)
+
+    def finish_cell(self, index: int) -> None:
+        """A cell's outputs are complete: put stdout before an adjacent stderr, as nbclient does.
+
+        ipykernel flushes stdout and stderr from different threads, so their relative order
+        is not guaranteed; nbclient (with coalesce_streams) moves stdout in front.
+        """
+        outs = self.nb.cells[index].outputs
+        for i in range(len(outs) - 1):
+            a, b = outs[i], outs[i + 1]
+            if (a.get("output_type") == "stream" and a.get("name") == "stderr"
+                    and b.get("output_type") == "stream" and b.get("name") == "stdout"):
+                outs[i], outs[i + 1] = b, a
+        merged: list[NotebookNode] = []
+        for out in outs:
+            prev = merged[-1] if merged else None
+            if (prev is not None and out.get("output_type") == "stream"
+                    and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
+                prev["text"] += out["text"]
+            else:
+                merged.append(out)
+        if len(merged) != len(outs):
+            outs[:] = merged
 
     def append_note(self, index: int, text: str, name: str = "stderr") -> NotebookNode:
         """Append a stream output written by the runner itself (not by the kernel)."""

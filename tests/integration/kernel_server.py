@@ -80,21 +80,23 @@ class JupyterServer:
                 self.proc.wait(5)
 
 
-def start_server(root: Path, *extra: str) -> JupyterServer:
+def start_server(root: Path, *extra: str, state_dir: Path | None = None) -> JupyterServer:
+    """Start a server serving ``root``; its log and runtime files go to ``state_dir`` (default root)."""
     port = _free_port()
     token = secrets.token_hex(16)
-    log = open(root / "jupyter_server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    state_dir = state_dir or root
+    log = open(state_dir / "jupyter_server.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1", f"--port={port}",
          "--allow-root", f"--ServerApp.token={token}", "--no-browser",
          f"--ServerApp.root_dir={root}", *extra],
         stdout=log, stderr=subprocess.STDOUT, cwd=root,
-        env={**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".runtime")})
+        env={**os.environ, "JUPYTER_RUNTIME_DIR": str(state_dir / ".runtime")})
     server = JupyterServer(proc=proc, port=port, token=token, root=root)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"jupyter_server exited: see {root / 'jupyter_server.log'}")
+            raise RuntimeError(f"jupyter_server exited: see {state_dir / 'jupyter_server.log'}")
         try:
             if server.api("GET", "/api/status").status_code == 200:
                 return server
