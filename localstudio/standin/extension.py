@@ -95,6 +95,9 @@ class StandInState:
                     "connections": model.get("connections", 0),
                     "app_name": self.kernel_apps.get(model["id"]),
                     "pid": getattr(process, "pid", None),
+                    # False while the kernel is (re)starting: a DELETE then gets a 500
+                    # from jupyter_client, as it would on a real server.
+                    "ready": bool(kernel.ready.done()),
                 }
             )
         sessions = await ensure_async(self.serverapp.session_manager.list_sessions())

@@ -1,0 +1,379 @@
+"""The Studio stand-in behaves like Studio where Studio Runner depends on it.
+
+Real server, real HTTP and WebSockets, boto3 against the stand-in's SageMaker endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Callable
+
+import boto3
+import pytest
+import requests
+import websocket
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from localstudio.standin import StandIn
+
+ID = {"DomainId": "d-localstudio"}
+SPACE_APP = {**ID, "SpaceName": "local-space", "AppType": "JupyterLab", "AppName": "default"}
+
+
+def sagemaker(s: StandIn):
+    return boto3.client(
+        "sagemaker",
+        endpoint_url=s.sagemaker_endpoint,
+        region_name=s.identity["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def session() -> requests.Session:
+    sess = requests.Session()
+    sess.trust_env = False  # straight to 127.0.0.1, whatever the proxy settings
+    return sess
+
+
+def login(s: StandIn, **kwargs: Any) -> requests.Session:
+    """Log in as the Lambdas do: GET the presigned URL and keep the cookie jar."""
+    url = sagemaker(s).create_presigned_domain_url(
+        DomainId="d-localstudio", UserProfileName="local-user", **kwargs
+    )["AuthorizedUrl"]
+    sess = session()
+    response = sess.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    return sess
+
+
+def xsrf(sess: requests.Session) -> dict[str, str]:
+    return {"X-XSRFToken": sess.cookies["_xsrf"]}
+
+
+def cookie_header(sess: requests.Session) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in sess.cookies)
+
+
+def start_kernel(s: StandIn, sess: requests.Session, **body: Any) -> dict[str, Any]:
+    r = sess.post(f"{s.jupyter_url}/api/kernels", json={"name": "python3", **body}, headers=xsrf(sess), timeout=30)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def kernel_ws(s: StandIn, sess: requests.Session, kernel_id: str, **kwargs: Any) -> websocket.WebSocket:
+    url = s.jupyter_url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4()}"
+    return websocket.create_connection(url, cookie=cookie_header(sess), timeout=10, **kwargs)
+
+
+def delete_kernel(s: StandIn, sess: requests.Session, kernel_id: str) -> None:
+    r = sess.delete(f"{s.jupyter_url}/api/kernels/{kernel_id}", headers=xsrf(sess), timeout=10)
+    assert r.status_code == 204, (r.status_code, r.text)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def app_status(s: StandIn, **ident: str) -> str:
+    return sagemaker(s).describe_app(**ident)["Status"]
+
+
+# ---- login, XSRF, Origin ------------------------------------------------------------------
+
+
+def test_presigned_url_logs_in_once_and_cannot_be_reused(standin_space: StandIn) -> None:
+    s = standin_space
+    url = sagemaker(s).create_presigned_domain_url(
+        DomainId="d-localstudio", UserProfileName="local-user", SpaceName="local-space", ExpiresInSeconds=30
+    )["AuthorizedUrl"]
+    assert url.startswith(f"{s.base_url}/auth?token=")
+
+    sess = session()
+    first = sess.get(url, timeout=10)
+    assert first.status_code == 200
+    assert first.url == f"{s.jupyter_url}/lab"
+    assert {c.name: c.path for c in sess.cookies}.get("_xsrf") == "/"
+    assert all(c.path == "/" for c in sess.cookies)
+    assert sess.get(f"{s.jupyter_url}/api/contents", timeout=10).status_code == 200
+
+    again = session().get(url, timeout=10)
+    assert again.status_code == 403
+    assert session().get(f"{s.jupyter_url}/api/contents", timeout=10).status_code == 403
+
+
+def test_cookie_post_needs_the_xsrf_header(standin_space: StandIn) -> None:
+    s = standin_space
+    sess = login(s, SpaceName="local-space")
+    refused = sess.post(f"{s.jupyter_url}/api/contents", json={"type": "notebook"}, timeout=10)
+    assert refused.status_code == 403
+    made = sess.post(f"{s.jupyter_url}/api/contents", json={"type": "notebook"}, headers=xsrf(sess), timeout=10)
+    assert made.status_code == 201
+    # Contents paths are relative to root, which is the user's home.
+    assert (s.root / made.json()["path"]).exists()
+
+
+def test_websocket_with_a_foreign_origin_is_refused(standin_space: StandIn) -> None:
+    s = standin_space
+    sess = login(s, SpaceName="local-space")
+    kernel = start_kernel(s, sess)
+    try:
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            kernel_ws(s, sess, kernel["id"], origin="https://evil.example")
+        assert refused.value.status_code == 403
+        ws = kernel_ws(s, sess, kernel["id"])  # websocket-client sends the server's own Origin
+        assert ws.connected
+        ws.close()
+    finally:
+        delete_kernel(s, sess, kernel["id"])
+    assert kernel["id"] not in [k["id"] for k in s.state()["kernels"]]
+
+
+def test_expired_presigned_url_is_refused(standin_space: StandIn) -> None:
+    s = standin_space
+    url = sagemaker(s).create_presigned_domain_url(
+        DomainId="d-localstudio", UserProfileName="local-user", ExpiresInSeconds=5
+    )["AuthorizedUrl"]
+    time.sleep(5.2)
+    assert session().get(url, timeout=10).status_code == 403
+
+
+def test_sagemaker_api_errors_are_aws_shaped(standin_space: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The way the Lambdas reach it: through AWS_ENDPOINT_URL_SAGEMAKER.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", standin_space.sagemaker_endpoint)
+    sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    with pytest.raises(ClientError) as e:
+        sm.create_presigned_domain_url(DomainId="d-nope", UserProfileName="local-user")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError) as e:
+        sm.create_presigned_domain_url(DomainId="d-localstudio", UserProfileName="local-user", ExpiresInSeconds=301)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as e:
+        sm.describe_app(**{**SPACE_APP, "SpaceName": "other-space"})
+    assert e.value.response["Error"]["Code"] == "ResourceNotFound"
+    with pytest.raises(ClientError) as e:
+        sm.create_app(**SPACE_APP)  # it is already InService
+    assert e.value.response["Error"]["Code"] == "ResourceInUse"
+    assert sm.describe_space(DomainId="d-localstudio", SpaceName="local-space")["Status"] == "InService"
+    assert sm.describe_user_profile(DomainId="d-localstudio", UserProfileName="local-user")["Status"] == "InService"
+    assert sm.describe_domain(DomainId="d-localstudio")["Status"] == "InService"
+    assert [sp["SpaceName"] for sp in sm.list_spaces(DomainIdEquals="d-localstudio")["Spaces"]] == ["local-space"]
+
+
+def test_terminals_work(standin_space: StandIn) -> None:
+    s = standin_space
+    sess = login(s)
+    r = sess.post(f"{s.jupyter_url}/api/terminals", headers=xsrf(sess), timeout=10)
+    assert r.status_code == 200
+    name = r.json()["name"]
+    assert name in s.state()["terminals"]
+    ws = websocket.create_connection(
+        s.jupyter_url.replace("http://", "ws://") + f"/terminals/websocket/{name}",
+        cookie=cookie_header(sess), timeout=10,
+    )
+    assert json.loads(ws.recv()) == ["setup", {}]
+    ws.close()
+    assert sess.delete(f"{s.jupyter_url}/api/terminals/{name}", headers=xsrf(sess), timeout=10).status_code == 204
+    assert s.state()["terminals"] == []
+
+
+# ---- app lifecycle ------------------------------------------------------------------------
+
+
+def test_space_app_starts_pending_then_in_service_and_jupyter_answers_503_until_then(standin_factory) -> None:
+    s = standin_factory("studio-space", app_initially="absent", faults={"app_start_seconds": 1.0})
+    sm = sagemaker(s)
+    with pytest.raises(ClientError) as e:
+        sm.describe_app(**SPACE_APP)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert session().get(f"{s.jupyter_url}/api/status", timeout=10).status_code == 503
+    # Login itself works, but the redirect target is behind the (not yet running) app.
+    url = sm.create_presigned_domain_url(DomainId="d-localstudio", UserProfileName="local-user", SpaceName="local-space")["AuthorizedUrl"]
+    sess = session()
+    assert sess.get(url, timeout=10).status_code == 503
+    assert "_xsrf" in sess.cookies
+
+    created = time.monotonic()
+    sm.create_app(**SPACE_APP)
+    assert app_status(s, **SPACE_APP) == "Pending"
+    assert sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 503
+    wait_for(lambda: app_status(s, **SPACE_APP) == "InService", 5, "InService")
+    assert 0.9 <= time.monotonic() - created <= 3.0
+    assert sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 200
+    kernel = start_kernel(s, sess)
+
+    sm.delete_app(**SPACE_APP)
+    assert app_status(s, **SPACE_APP) == "Deleting"
+    wait_for(lambda: app_status(s, **SPACE_APP) == "Deleted", 5, "Deleted")
+    assert sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 503
+    state = s.state()
+    assert kernel["id"] not in [k["id"] for k in state["kernels"]]
+    assert [a["status"] for a in state["apps"]] == ["Deleted"]
+
+
+def test_app_fails_knob_makes_the_app_fail(standin_factory) -> None:
+    s = standin_factory("studio-space", app_initially="absent", faults={"app_start_seconds": 0.2, "app_fails": True})
+    sm = sagemaker(s)
+    sm.create_app(**SPACE_APP)
+    app = wait_for(lambda: (d := sm.describe_app(**SPACE_APP))["Status"] == "Failed" and d, 5, "Failed")
+    assert "app_fails" in app["FailureReason"]
+    assert session().get(f"{s.jupyter_url}/api/status", timeout=10).status_code == 503
+    # After the fault is lifted a new CreateApp succeeds.
+    s.set_faults(app_fails=False)
+    sm.create_app(**SPACE_APP)
+    wait_for(lambda: app_status(s, **SPACE_APP) == "InService", 5, "InService")
+
+
+def test_classic_kernel_post_waits_for_a_kernel_gateway_app_that_outlives_the_kernel(standin_factory) -> None:
+    s = standin_factory("studio-classic", faults={"kernel_gateway_start_seconds": 1.0})
+    assert s.jupyter_url.endswith("/jupyter/default")
+    sess = login(s)
+
+    began = time.monotonic()
+    kernel = start_kernel(s, sess, instance_type="ml.t3.medium")
+    assert time.monotonic() - began >= 1.0
+    app_name = kernel["app_name"]
+    assert "ml-t3-medium" in app_name
+    kg = {**ID, "UserProfileName": "local-user", "AppType": "KernelGateway", "AppName": app_name}
+    assert app_status(s, **kg) == "InService"
+
+    began = time.monotonic()
+    second = start_kernel(s, sess, instance_type="ml.t3.medium")  # the app is up: no wait
+    assert time.monotonic() - began < 1.0
+    assert second["app_name"] == app_name
+
+    for k in (kernel, second):
+        assert sess.delete(f"{s.jupyter_url}/api/kernels/{k['id']}", headers=xsrf(sess), timeout=10).status_code == 204
+    state = s.state()
+    assert state["kernels"] == []
+    assert {a["app_name"]: a["status"] for a in state["apps"]}[app_name] == "InService"  # still billing
+    listed = sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json()
+    assert [a["app_name"] for a in listed] == [app_name]
+    types = {a["AppType"] for a in sagemaker(s).list_apps(DomainIdEquals="d-localstudio", UserProfileNameEquals="local-user")["Apps"]}
+    assert types == {"JupyterServer", "KernelGateway"}
+
+    third = start_kernel(s, sess, instance_type="ml.t3.medium")
+    gone = sess.delete(f"{s.jupyter_url}/sagemaker/api/apps/{app_name}", headers=xsrf(sess), timeout=10)
+    assert gone.status_code == 204
+    wait_for(lambda: app_status(s, **kg) == "Deleted", 5, "Deleted")
+    state = s.state()
+    assert third["id"] not in [k["id"] for k in state["kernels"]]
+    assert sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json() == []
+
+
+def test_notebook_instance_start_and_stop(standin_factory) -> None:
+    s = standin_factory("notebook-instance", instance_initially="Stopped", faults={"instance_start_seconds": 0.5})
+    assert s.jupyter_url == s.base_url
+    sm = sagemaker(s)
+    name = {"NotebookInstanceName": "local-instance"}
+    assert sm.describe_notebook_instance(**name)["NotebookInstanceStatus"] == "Stopped"
+    assert session().get(f"{s.jupyter_url}/api/status", timeout=10).status_code == 503
+    assert s.state()["notebook_instances"] == [{"name": "local-instance", "status": "Stopped"}]
+    with pytest.raises(ClientError) as e:
+        sm.stop_notebook_instance(**name)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+
+    sm.start_notebook_instance(**name)
+    assert sm.describe_notebook_instance(**name)["NotebookInstanceStatus"] == "Pending"
+    wait_for(lambda: sm.describe_notebook_instance(**name)["NotebookInstanceStatus"] == "InService", 5, "InService")
+    url = sm.create_presigned_notebook_instance_url(**name)["AuthorizedUrl"]
+    sess = session()
+    assert sess.get(url, timeout=10).status_code == 200
+    kernel = start_kernel(s, sess)
+
+    sm.stop_notebook_instance(**name)
+    assert sm.describe_notebook_instance(**name)["NotebookInstanceStatus"] == "Stopping"
+    wait_for(lambda: sm.describe_notebook_instance(**name)["NotebookInstanceStatus"] == "Stopped", 5, "Stopped")
+    state = s.state()
+    assert kernel["id"] not in [k["id"] for k in state["kernels"]]
+    assert state["notebook_instances"][0]["status"] == "Stopped"
+
+
+def test_jupyter_flavor_uses_token_auth_without_xsrf(standin_factory) -> None:
+    s = standin_factory("jupyter")
+    auth = {"Authorization": f"token {s.token}"}
+    assert session().get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 403
+    r = session().post(f"{s.jupyter_url}/api/kernels", json={"name": "python3"}, headers=auth, timeout=30)
+    assert r.status_code == 201
+    assert [k["id"] for k in s.state()["kernels"]] == [r.json()["id"]]
+
+
+# ---- fault knobs ----------------------------------------------------------------------------
+
+
+def test_http_errors_knob_answers_the_next_matching_requests(standin_space: StandIn) -> None:
+    s = standin_space
+    sess = login(s)
+    s.set_faults(http_errors=[{"method": "GET", "path_regex": r"/api/kernels$", "status": 502, "count": 2}])
+    try:
+        assert sess.post(f"{s.jupyter_url}/api/contents", json={"type": "file"}, headers=xsrf(sess), timeout=10).status_code == 201
+        statuses = [sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code for _ in range(3)]
+        assert statuses == [502, 502, 200]
+    finally:
+        s.set_faults(http_errors=[])
+    with pytest.raises(ValueError):
+        s.set_faults(no_such_knob=1)
+
+
+def test_drop_websockets_knob_closes_kernel_sockets(standin_space: StandIn) -> None:
+    s = standin_space
+    sess = login(s)
+    kernel = start_kernel(s, sess)
+    s.set_faults(drop_websockets_after_seconds=0.5)
+    try:
+        ws = kernel_ws(s, sess, kernel["id"])
+        opened = time.monotonic()
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            while True:
+                ws.recv()  # kernel_info / status traffic, then the server's close
+        assert 0.4 <= time.monotonic() - opened <= 3.0
+    finally:
+        s.set_faults(drop_websockets_after_seconds=None)
+        delete_kernel(s, sess, kernel["id"])
+
+
+def test_kill_kernel_kills_the_process_and_jupyter_reports_it(standin_space: StandIn) -> None:
+    s = standin_space
+    sess = login(s)
+    kernel = start_kernel(s, sess)
+    try:
+        ws = kernel_ws(s, sess, kernel["id"])
+        pid = next(k["pid"] for k in s.state()["kernels"] if k["id"] == kernel["id"])
+        s.kill_kernel(kernel["id"])
+        deadline = time.monotonic() + 8
+        seen = None
+        while time.monotonic() < deadline and seen is None:
+            msg = json.loads(ws.recv())
+            if msg.get("channel") == "iopub" and msg["msg_type"] == "status":
+                if msg["content"]["execution_state"] in ("restarting", "dead"):
+                    seen = msg["content"]["execution_state"]
+        ws.close()
+        assert seen == "restarting"
+
+        def restarted() -> bool:
+            model = next(k for k in s.state()["kernels"] if k["id"] == kernel["id"])
+            return model["pid"] != pid and model["ready"]
+
+        # Wait until the restart is over: jupyter_client answers 500 to a DELETE that
+        # arrives mid-restart (and the kernel stays), as a real server would.
+        wait_for(restarted, 10, "the restarted kernel to be ready")
+    finally:
+        delete_kernel(s, sess, kernel["id"])
+
+
+def test_state_shows_nothing_left_running_after_cleanup(standin_space: StandIn) -> None:
+    s = standin_space
+    state = s.state()
+    assert state["kernels"] == [] and state["sessions"] == [] and state["terminals"] == []
+    assert [(a["app_type"], a["status"]) for a in state["apps"]] == [("JupyterLab", "InService")]
