@@ -72,7 +72,7 @@ def _payload(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], Path
                 payload["notebook"] = path.relative_to(root).as_posix()
             except ValueError:
                 upload = path
-                payload["notebook"] = f".studio-runner/uploads/{uuid.uuid4().hex[:8]}/{path.name}"
+                payload["notebook"] = f"studio-runner/uploads/{uuid.uuid4().hex[:8]}/{path.name}"
         params = {}
         for item in args.parameter:
             name, sep, value = item.partition("=")

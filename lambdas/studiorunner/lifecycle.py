@@ -49,7 +49,7 @@ SAFETY_MARGIN_SECONDS = 20.0
 KERNEL_POST_TIMEOUT_SECONDS = 25.0
 #: How long StartKernel waits for a kernel_info_reply before letting the state machine wait.
 KERNEL_PROBE_SECONDS = 10.0
-UPLOAD_DIR = ".studio-runner"
+UPLOAD_DIR = "studio-runner/uploads"  # hidden folders are refused by jupyter_server (allow_hidden)
 
 
 def _now() -> float:
