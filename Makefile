@@ -17,8 +17,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.t
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-node_modules/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 ## The demo: run examples/demo.ipynb through the state machine against the local Studio stand-in.
@@ -29,8 +29,14 @@ demo: venv
 test: venv node_modules/.installed
 	$(PY) -m pytest -q tests
 
-synth: venv node_modules/.installed
+## Synthesize the stack into cdk.out. Wheels for the Lambda runtime are fetched first (the one
+## step that needs PyPI); `cdk synth` itself then runs offline.
+synth: venv node_modules/.installed build/wheelhouse/.downloaded
 	npx --no-install cdk synth --no-notices --quiet
+
+build/wheelhouse/.downloaded: lambdas/requirements.txt infra/bundling.py
+	$(PY) -m infra.bundling download
+	touch $@
 
 bench: venv
 	$(PY) -m bench

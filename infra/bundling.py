@@ -59,7 +59,7 @@ class PipLocalBundling:
         self.python_version = python_version
         self.wheelhouse = wheelhouse
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, *_options: Any, **_kw: Any) -> bool:
         out = Path(output_dir)
         self.install_requirements(out)
         shutil.copytree(self.source, out, dirs_exist_ok=True,
