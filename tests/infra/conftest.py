@@ -84,7 +84,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     stack = StudioRunnerStack(app, "StudioRunnerTest", config=config, code=lambda_code(bundle=False),
                               definition=definition,
                               env=cdk.Environment(account="123456789012", region="eu-west-1"))
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # write_suppressions_to_cloud_formation: the acknowledgements land in the template, where a
+    # test can check that each carries its reason.
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
     error: Exception | None = None
     try:
         app.synth()

@@ -282,11 +282,10 @@ def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(synthesized):
 
 def test_cdk_nag_acknowledgements_all_carry_a_reason(synthesized):
     acknowledgements = [entry for resource in synthesized.template_json["Resources"].values()
-                        for entry in (resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []))]
-    from infra import nag  # acknowledgements go through one helper that refuses a missing reason
-    assert nag.acknowledge.__doc__
+                        for entry in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])]
+    assert acknowledgements, "expected the IAM5 acknowledgements in the template metadata"
     for entry in acknowledgements:
-        assert len(entry.get("reason", "")) >= 20
+        assert len(entry.get("reason", "")) >= 20, entry
 
 
 def test_cfn_lint_reports_no_errors(synthesized):
