@@ -201,11 +201,15 @@ class PresignedLoginHandler(JupyterHandler):
     def initialize(self, state: StandInState) -> None:
         self.state = state
 
+    def _request_summary(self) -> str:
+        # Tornado logs the full URI on errors; this one carries a credential.
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
     def get(self) -> None:
         login = self.state.tokens.redeem(self.get_argument("token", ""))
         if login is None:
-            # Never echo the token: it is a credential even when spent.
-            raise web.HTTPError(403, "Invalid or expired presigned URL")
+            self.log.warning("403 GET %s: invalid, used or expired presigned URL", AUTH_PATH)
+            raise web.HTTPError(403, reason="Invalid or expired presigned URL")
         user = User(
             username=IDENTITY["user_profile"],
             name=IDENTITY["user_profile"],

@@ -265,6 +265,11 @@ class StandIn:
 def serve(root: Path | str, flavor: str = "studio-space", port: int | None = None) -> None:
     """Run a stand-in in the foreground until Ctrl-C, printing how to reach it (not the token)."""
     standin = StandIn(root=root, flavor=flavor, port=port)
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # `kill PID` stops it as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, _interrupt)
     standin.start()
     try:
         ident = standin.identity

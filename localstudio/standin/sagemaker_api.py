@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from tornado import web
 
-from .world import DEFAULT_INSTANCE_TYPE, IDENTITY, ApiError, World
+from .world import ACCOUNT, DEFAULT_INSTANCE_TYPE, IDENTITY, ApiError, World
 
 INSTANCE_TYPE_RE = re.compile(r"^(ml\.[a-z0-9]+\.[a-z0-9]+|system)$")
 
@@ -187,7 +187,7 @@ class SageMakerApi:
     # ---- domain, profile, space -----------------------------------------------------
 
     def _domain_arn(self) -> str:
-        return f"arn:aws:sagemaker:{IDENTITY['region']}:123456789012:domain/{IDENTITY['domain_id']}"
+        return f"arn:aws:sagemaker:{IDENTITY['region']}:{ACCOUNT}:domain/{IDENTITY['domain_id']}"
 
     def op_DescribeDomain(self, body: dict[str, Any], host_url: str) -> dict[str, Any]:
         self._domain(body)

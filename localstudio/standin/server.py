@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
 
     serverapp = ServerApp()
     serverapp.initialize(argv=_server_argv(args.flavor, os.path.abspath(args.root), args.port, config))
+    # The identity provider has the token now; kernels and terminals inherit this
+    # environment, and a notebook must not be able to print the server's credential.
+    os.environ.pop("JUPYTER_TOKEN", None)
     install(
         serverapp,
         flavor=args.flavor,

@@ -111,6 +111,11 @@ def test_presigned_url_logs_in_once_and_cannot_be_reused(standin_space: StandIn)
     assert again.status_code == 403
     assert session().get(f"{s.jupyter_url}/api/contents", timeout=10).status_code == 403
 
+    # Neither the one-time token nor the server token reaches the server's log.
+    log = s.log_path.read_text()
+    assert url.split("token=", 1)[1] not in log
+    assert s.token not in log
+
 
 def test_cookie_post_needs_the_xsrf_header(standin_space: StandIn) -> None:
     s = standin_space
