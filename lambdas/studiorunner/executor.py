@@ -77,6 +77,7 @@ class Cursor:
     cells_failed: int = 0  # errors allowed by tag / allow_errors (timeouts included)
     exit: str | None = None  # "SystemExit" when sys.exit()/sys.exit(0) stopped the run
     requeue: list[int] = field(default_factory=list)  # aborted behind an allowed error: send again
+    hold: bool = False  # after an allowed error: send nothing new until the queue behind it answered
     paused_at: float | None = None  # wall-clock time the last process stopped listening
     outputs: dict[str, Any] = field(default_factory=dict)  # OutputRecorder.state()
 
@@ -91,6 +92,8 @@ class Cursor:
         }
         if self.requeue:
             data["requeue"] = list(self.requeue)
+        if self.hold:
+            data["hold"] = True
         if self.paused_at is not None:
             data["paused_at"] = self.paused_at
         if self.outputs.get("displays") or self.outputs.get("clear_pending"):
@@ -239,6 +242,10 @@ class CellExecutor:
 
     def _send_more(self, cur: Cursor, deadline: float) -> None:
         while len(cur.pending) < self.window and self.clock() < deadline:
+            if cur.hold:
+                if cur.pending:
+                    return  # requests queued behind an allowed error may come back aborted
+                cur.hold = False
             if cur.requeue:
                 if cur.pending:
                     return  # resend aborted cells only once nothing is outstanding: order matters
@@ -408,6 +415,7 @@ class CellExecutor:
         if p.timed_out:
             if self.allow_errors:
                 cur.cells_failed += 1
+                cur.hold = True
                 self._end(index, "failed", timed_out=True, error={"ename": ename, "evalue": evalue})
                 return None
             self._end(index, "failed", timed_out=True, error={"ename": ename, "evalue": evalue})
@@ -420,6 +428,7 @@ class CellExecutor:
             return True
         if self.allow_errors or RAISES_TAG in cell.metadata.get("tags", []):
             cur.cells_failed += 1
+            cur.hold = True
             self._end(index, "failed", error={"ename": ename, "evalue": evalue}, allowed=True)
             return None
         self._end(index, "failed", error={"ename": ename, "evalue": evalue})

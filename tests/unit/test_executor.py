@@ -1,0 +1,351 @@
+"""The cell executor against a scripted kernel (the model: nbclient's ``prepare_cell_mocks``).
+
+The fake kernel runs queued execute_requests one at a time and emits the messages a real
+ipykernel sends (busy, execute_input, outputs, idle, execute_reply), including aborted
+replies for what is queued behind an error. Time is a fake clock advanced by waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from studiorunner.errors import CellExecutionError, CellTimeout, KernelDied
+from studiorunner.executor import CellExecutor, Cursor
+from studiorunner.transport import ChannelClosed
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeKernel:
+    """Scripts: code -> list of events: ("out", name, text), ("display", text, id|None),
+    ("update", text, id), ("result", text), ("error", ename, evalue), ("clear", wait),
+    ("wait", seconds), ("hang",) (until interrupted), ("die",)."""
+
+    def __init__(self, clock: Clock, scripts: dict[str, list[tuple[Any, ...]]], reply_first: bool = True) -> None:
+        self.clock = clock
+        self.scripts = scripts
+        self.reply_first = reply_first
+        self.queue: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.current: dict[str, Any] | None = None
+        self.events: list[tuple[Any, ...]] = []
+        self.count = 0
+        self.interrupted = False
+        self.interrupts = 0
+        self.state = "idle"
+        self.ran: list[str] = []
+
+    def _msg(self, channel: str, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None) -> None:
+        self.outbox.append({"channel": channel, "msg_type": msg_type, "msg_id": f"k{len(self.outbox)}",
+                            "header": {"msg_type": msg_type, "date": "2024-01-01T00:00:00Z"},
+                            "parent_header": {"msg_id": parent["msg_id"]} if parent else {},
+                            "metadata": {}, "content": content, "buffers": []})
+
+    def interrupt(self) -> None:
+        self.interrupts += 1
+        self.interrupted = True
+
+    def step(self) -> bool:
+        """Advance the kernel by one event; False when it can make no progress now."""
+        if self.current is None:
+            if not self.queue:
+                return False
+            req = self.queue.pop(0)
+            self._msg("iopub", "status", {"execution_state": "busy"}, req)
+            self.count += 1
+            self.current = req
+            self.ran.append(req["content"]["code"])
+            self.events = list(self.scripts.get(req["content"]["code"], []))
+            self.started = self.clock.t
+            self._msg("iopub", "execute_input", {"code": req["content"]["code"], "execution_count": self.count}, req)
+            self.state = "busy"
+            return True
+        req = self.current
+        if not self.events:
+            return self._complete(req, {"status": "ok", "execution_count": self.count})
+        ev = self.events[0]
+        kind = ev[0]
+        if kind in ("wait", "hang"):
+            if self.interrupted:
+                self.interrupted = False
+                self.events = [("error", "KeyboardInterrupt", "")]
+                return True
+            if kind == "wait" and self.clock.t >= self.started + ev[1]:
+                self.events.pop(0)
+                return True
+            return False
+        self.events.pop(0)
+        if kind == "out":
+            self._msg("iopub", "stream", {"name": ev[1], "text": ev[2]}, req)
+        elif kind in ("display", "update"):
+            content: dict[str, Any] = {"data": {"text/plain": ev[1]}, "metadata": {}}
+            if ev[2]:
+                content["transient"] = {"display_id": ev[2]}
+            self._msg("iopub", "display_data" if kind == "display" else "update_display_data", content, req)
+        elif kind == "result":
+            self._msg("iopub", "execute_result", {"data": {"text/plain": ev[1]}, "metadata": {},
+                                                  "execution_count": self.count}, req)
+        elif kind == "clear":
+            self._msg("iopub", "clear_output", {"wait": ev[1]}, req)
+        elif kind == "die":
+            self.outbox.append({"channel": "iopub", "msg_type": "status", "header": {"msg_type": "status"},
+                                "parent_header": {}, "metadata": {}, "content": {"execution_state": "restarting"}})
+            self.current, self.queue, self.state = None, [], "dead"
+        elif kind == "error":
+            self._msg("iopub", "error", {"ename": ev[1], "evalue": ev[2], "traceback": [f"{ev[1]}: {ev[2]}"]}, req)
+            self._complete(req, {"status": "error", "ename": ev[1], "evalue": ev[2], "execution_count": self.count})
+            if req["content"]["stop_on_error"]:
+                for queued in self.queue:  # ipykernel aborts what is queued behind an error
+                    self._msg("iopub", "status", {"execution_state": "busy"}, queued)
+                    self._msg("shell", "execute_reply", {"status": "aborted"}, queued)
+                    self._msg("iopub", "status", {"execution_state": "idle"}, queued)
+                self.queue = []
+        return True
+
+    def _complete(self, req: dict[str, Any], reply: dict[str, Any]) -> bool:
+        order = [("shell", reply), ("iopub", None)] if self.reply_first else [("iopub", None), ("shell", reply)]
+        for channel, content in order:
+            if channel == "shell":
+                self._msg("shell", "execute_reply", content, req)
+            else:
+                self._msg("iopub", "status", {"execution_state": "idle"}, req)
+        self.current, self.state = None, "idle" if not self.queue else "busy"
+        return True
+
+
+class FakeChannel:
+    def __init__(self, kernel: FakeKernel) -> None:
+        self.kernel = kernel
+        self.closed = False
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if self.closed:
+            raise ChannelClosed("closed")
+        json.dumps(msg)  # what goes on the wire must be JSON
+        self.sent.append(msg)
+        self.kernel.queue.append(msg)
+
+    def recv(self, timeout: float) -> dict[str, Any] | None:
+        if self.closed:
+            raise ChannelClosed("closed")
+        waited = 0.0
+        while True:  # time passes in small steps, as it would for a real kernel
+            while not self.kernel.outbox and self.kernel.step():
+                pass
+            if self.kernel.outbox:
+                return self.kernel.outbox.pop(0)
+            if waited >= timeout:
+                return None
+            step = min(0.1, max(timeout - waited, 0.01))
+            self.kernel.clock.t += step
+            waited += step
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def make(scripts: dict[str, list[tuple[Any, ...]]], *sources: str, reply_first: bool = True,
+         **kw: Any) -> tuple[CellExecutor, FakeKernel, Any]:
+    clock = Clock()
+    kernel = FakeKernel(clock, scripts, reply_first=reply_first)
+    nb = new_notebook(cells=[new_code_cell(s) if not s.startswith("#md") else new_markdown_cell(s) for s in sources])
+    options: dict[str, Any] = dict(cell_timeout=None, allow_errors=False)
+    options.update(kw)
+    ex = CellExecutor(FakeChannel(kernel), nb, session="s", interrupt=kernel.interrupt,  # type: ignore[arg-type]
+                      kernel_state=lambda: kernel.state, clock=clock, wall_clock=lambda: clock.t + 1.7e9,
+                      **options)
+    return ex, kernel, nb
+
+
+def run(ex: CellExecutor, budget: float = 600, cursor: Cursor | None = None) -> Cursor:
+    return ex.run(cursor or Cursor(), deadline=ex.clock() + budget)
+
+
+def test_outputs_counts_and_skips() -> None:
+    scripts = {"a": [("out", "stdout", "x\n"), ("result", "1")], "b": [("display", "d", "id1")],
+               "c": [("update", "u", "id1"), ("clear", True), ("out", "stdout", "after")]}
+    ex, kernel, nb = make(scripts, "a", "#md", "  ", "b", "c", "skipme", reply_first=False)
+    nb.cells[5].metadata["tags"] = ["skip-execution"]
+    ended: list[tuple[int, str]] = []
+    ex.on_cell_end = lambda i, cell, status: ended.append((i, status))
+    cur = run(ex)
+    assert cur.done and cur.cells_executed == 3 and kernel.ran == ["a", "b", "c"]
+    assert [c.get("execution_count") for c in nb.cells] == [1, None, None, 2, 3, None]
+    assert nb.cells[0].outputs[0].text == "x\n" and nb.cells[0].outputs[1].execution_count == 1
+    assert nb.cells[3].outputs[0].data == {"text/plain": "u"}
+    assert [o.text for o in nb.cells[4].outputs] == ["after"]
+    # a tagged cell is reported skipped as the sender passes it, possibly before earlier cells end
+    assert sorted(ended) == [(0, "completed"), (3, "completed"), (4, "completed"), (5, "skipped")]
+    assert set(nb.cells[0].metadata.execution) == {"iopub.status.busy", "iopub.execute_input",
+                                                   "shell.execute_reply", "iopub.status.idle"}
+
+
+def test_requests_are_pipelined_within_the_window() -> None:
+    ex, kernel, nb = make({}, *[str(i) for i in range(10)], window=3)
+    sent_when_first_started: list[int] = []
+    ex.on_cell_start = lambda i, cell: sent_when_first_started.append(len(ex.channel.sent)) if i == 0 else None
+    cur = run(ex)
+    assert cur.done and [c.execution_count for c in nb.cells] == list(range(1, 11))
+    assert sent_when_first_started == [3]
+
+
+def test_error_aborts_the_queue_and_raises() -> None:
+    ex, kernel, nb = make({"bad": [("out", "stdout", "so far\n"), ("error", "ZeroDivisionError", "division by zero")]},
+                          "ok", "bad", "later1", "later2")
+    with pytest.raises(CellExecutionError) as failed:
+        run(ex)
+    assert str(failed.value) == "Cell 1 (In [2]) raised ZeroDivisionError: division by zero"
+    assert failed.value.facts == {"cell_index": 1, "execution_count": 2, "ename": "ZeroDivisionError",
+                                  "evalue": "division by zero"}
+    assert [o.output_type for o in nb.cells[1].outputs] == ["stream", "error"]
+    assert kernel.ran == ["ok", "bad"]
+    for cell in nb.cells[2:]:
+        assert cell.outputs == [] and cell.execution_count is None and "execution" not in cell.metadata
+        assert cell.metadata.studio_runner.status == "aborted"
+
+
+def test_allowed_errors_resend_the_aborted_cells_in_order() -> None:
+    scripts = {"bad": [("error", "ValueError", "x")], "tagged": [("error", "KeyError", "k")]}
+    ex, kernel, nb = make(scripts, "bad", "a", "tagged", "b", "c", allow_errors=True)
+    cur = run(ex)
+    assert cur.done and cur.cells_failed == 2 and cur.cells_executed == 5
+    assert kernel.ran == ["bad", "a", "tagged", "b", "c"]
+    assert [c.execution_count for c in nb.cells] == [1, 2, 3, 4, 5]
+
+    ex, kernel, nb = make(scripts, "tagged", "a", "bad", "b")
+    nb.cells[0].metadata["tags"] = ["raises-exception"]
+    with pytest.raises(CellExecutionError):
+        run(ex)
+    assert kernel.ran == ["tagged", "a", "bad"] and nb.cells[3].execution_count is None
+
+
+@pytest.mark.parametrize("evalue", ["", "0", "None"])
+def test_clean_system_exit_stops_the_run(evalue: str) -> None:
+    ex, kernel, nb = make({"exit": [("error", "SystemExit", evalue)]}, "a", "exit", "later")
+    cur = run(ex)
+    assert cur.done and cur.exit == "SystemExit" and kernel.ran == ["a", "exit"]
+    assert nb.cells[2].execution_count is None and nb.cells[1].outputs[0].ename == "SystemExit"
+
+
+def test_clean_system_exit_stops_even_when_errors_are_allowed() -> None:
+    ex, kernel, nb = make({"exit": [("error", "SystemExit", "")]}, "exit", "later", allow_errors=True)
+    cur = run(ex)
+    assert cur.exit == "SystemExit" and kernel.ran == ["exit"]
+
+
+def test_system_exit_1_fails() -> None:
+    ex, kernel, nb = make({"exit": [("error", "SystemExit", "1")]}, "exit", "later")
+    with pytest.raises(CellExecutionError) as failed:
+        run(ex)
+    assert failed.value.facts["evalue"] == "1"
+
+
+def test_restarting_kernel_raises_kernel_died() -> None:
+    ex, kernel, nb = make({"die": [("out", "stdout", "bye\n"), ("die",)]}, "a", "die", "b")
+    with pytest.raises(KernelDied):
+        run(ex)
+    assert nb.cells[1].outputs[0].text == "bye\n"
+
+
+def test_kernel_gone_while_waiting_raises_within_seconds() -> None:
+    ex, kernel, nb = make({"long": [("hang",)]}, "long")
+    start = ex.clock()
+    ex.kernel_state = lambda: "missing" if ex.clock() - start > 5 else "busy"
+    with pytest.raises(KernelDied):
+        run(ex)
+    assert ex.clock() - start < 15
+
+
+def test_closed_channel_without_reconnect_raises_kernel_died() -> None:
+    ex, kernel, nb = make({"long": [("hang",)]}, "long")
+    original_recv = ex.channel.recv
+
+    def drop(timeout: float) -> Any:
+        ex.channel.closed = True
+        return original_recv(timeout)
+
+    ex.channel.recv = drop  # type: ignore[method-assign]
+    with pytest.raises(KernelDied, match="could not be reopened"):
+        run(ex)
+
+
+def test_timeout_interrupts_and_raises() -> None:
+    ex, kernel, nb = make({"slow": [("out", "stdout", "started\n"), ("hang",)]}, "slow", "never", cell_timeout=3)
+    start = ex.clock()
+    with pytest.raises(CellTimeout) as timed_out:
+        run(ex)
+    assert kernel.interrupts == 1 and 3 <= ex.clock() - start < 10
+    assert timed_out.value.facts["cell_index"] == 0
+    assert [o.output_type for o in nb.cells[0].outputs] == ["stream", "error"]
+    assert nb.cells[0].outputs[1].ename == "KeyboardInterrupt" and kernel.ran == ["slow"]
+
+
+def test_timeout_with_allow_errors_carries_on() -> None:
+    ex, kernel, nb = make({"slow": [("hang",)], "next": [("out", "stdout", "done\n")]}, "slow", "next",
+                          cell_timeout=3, allow_errors=True)
+    cur = run(ex)
+    assert cur.done and cur.cells_failed == 1 and nb.cells[1].outputs[0].text == "done\n"
+    assert nb.cells[0].metadata.studio_runner.timed_out is True
+
+
+def test_timeout_counts_from_start_not_from_queueing() -> None:
+    ex, kernel, nb = make({"w2": [("wait", 2)]}, "w2", "w2", "w2", cell_timeout=3)
+    cur = run(ex)  # 6 s in all, each cell 2 s: no timeout although the third was queued at t=0
+    assert cur.done and kernel.interrupts == 0
+
+
+def test_deadline_returns_pending_and_resume_collects_replayed_output() -> None:
+    scripts = {"long": [("out", "stdout", "before\n"), ("wait", 10), ("out", "stdout", "after\n")]}
+    ex, kernel, nb = make(scripts, "a", "long", "c")
+    cur = run(ex, budget=5)
+    assert not cur.done and [p.cell for p in cur.pending] == [1, 2] and cur.paused_at is not None
+    assert nb.cells[1].outputs[0].text == "before\n"
+    ex.channel.close()
+    kernel.clock.t += 20  # no socket open: the kernel finishes, the server buffers its messages
+    while kernel.step():
+        pass
+    saved = Cursor.from_dict(json.loads(json.dumps(cur.to_dict())))
+    ex2 = CellExecutor(FakeChannel(kernel), nb, session="s", cell_timeout=None, allow_errors=False,  # type: ignore[arg-type]
+                       interrupt=kernel.interrupt, kernel_state=lambda: kernel.state, clock=kernel.clock)
+    cur = ex2.run(saved, deadline=kernel.clock() + 60)
+    assert cur.done and cur.cells_executed == 3
+    assert nb.cells[1].outputs[0].text == "before\nafter\n" and nb.cells[2].execution_count == 3
+
+
+def test_lost_replay_is_marked_in_the_cell() -> None:
+    scripts = {"long": [("out", "stdout", "before\n"), ("wait", 10), ("out", "stdout", "after\n")]}
+    ex, kernel, nb = make(scripts, "long", "next", window=1)
+    cur = run(ex, budget=5)
+    ex.channel.close()
+    kernel.clock.t += 20
+    while kernel.step():
+        pass
+    kernel.outbox.clear()  # the buffer went to someone else
+    ex2 = CellExecutor(FakeChannel(kernel), nb, session="s", cell_timeout=None, allow_errors=False,  # type: ignore[arg-type]
+                       interrupt=kernel.interrupt, kernel_state=lambda: kernel.state, clock=kernel.clock)
+    start = kernel.clock()
+    cur = ex2.run(Cursor.from_dict(cur.to_dict()), deadline=kernel.clock() + 60)
+    assert cur.done and kernel.clock() - start < 5
+    assert "was lost" in nb.cells[0].outputs[-1].text
+    assert nb.cells[0].metadata.studio_runner.output_lost["from"]
+    assert kernel.ran == ["long", "next"] and nb.cells[1].execution_count == 2  # and the run carried on
+
+
+def test_cursor_round_trips_through_json_and_stays_small() -> None:
+    ex, kernel, nb = make({"long": [("wait", 100)]}, *(["long"] + ["x"] * 50), window=3)
+    cur = run(ex, budget=2)
+    data = json.loads(json.dumps(cur.to_dict()))
+    assert Cursor.from_dict(data).to_dict() == data
+    assert data["pending"][0]["cell"] == 0  # cell 0 must survive (0 is falsy)
+    assert len(json.dumps(data)) < 1000

@@ -1,0 +1,66 @@
+"""Message building and the two wire encodings, checked against jupyter_server's own code."""
+
+from __future__ import annotations
+
+import json
+
+from jupyter_server.services.kernels.connection.base import (
+    deserialize_msg_from_ws_v1,
+    serialize_binary_message,
+    serialize_msg_to_ws_v1,
+)
+
+from studiorunner import protocol
+
+
+def test_execute_request_defaults_fail_input_fast() -> None:
+    msg = protocol.execute_request("1 + 1", session="s1")
+    assert msg["msg_type"] == msg["header"]["msg_type"] == "execute_request"
+    assert msg["channel"] == "shell" and msg["header"]["session"] == "s1"
+    assert msg["content"] == {"code": "1 + 1", "silent": False, "store_history": True,
+                              "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+    assert msg["parent_header"] == {} and msg["msg_id"] == msg["header"]["msg_id"]
+
+
+def test_new_msg_parent() -> None:
+    parent = protocol.kernel_info_request(session="s")
+    child = protocol.new_msg("status", {"execution_state": "idle"}, session="k", channel="iopub", parent=parent)
+    assert child["parent_header"]["msg_id"] == parent["msg_id"]
+    assert protocol.parent_msg_id(child) == parent["msg_id"]
+
+
+def test_v1_frame_is_what_jupyter_server_reads() -> None:
+    msg = protocol.execute_request("print('é')", session="s")
+    channel, parts = deserialize_msg_from_ws_v1(protocol.encode_v1_frame(msg))
+    assert channel == "shell"
+    assert [json.loads(p) for p in parts] == [msg["header"], {}, {}, msg["content"]]
+
+
+def test_v1_frame_from_jupyter_server_with_buffers() -> None:
+    header = {"msg_id": "m1", "msg_type": "comm_msg", "date": "2024-01-01T00:00:00Z"}
+    parts = [json.dumps(x).encode() for x in (header, {"msg_id": "p1"}, {}, {"data": {}})]
+    frame = serialize_msg_to_ws_v1([*parts, b"\x00\x01"], "iopub")
+    msg = protocol.decode_frame(frame, protocol.V1_SUBPROTOCOL)
+    assert msg["channel"] == "iopub" and msg["msg_type"] == "comm_msg" and msg["msg_id"] == "m1"
+    assert msg["parent_header"] == {"msg_id": "p1"} and msg["buffers"] == [b"\x00\x01"]
+
+
+def test_round_trip_v1() -> None:
+    msg = protocol.execute_request("x", session="s")
+    back = protocol.decode_v1_frame(protocol.encode_v1_frame(msg))
+    assert {k: back[k] for k in msg} == msg
+
+
+def test_json_frames() -> None:
+    msg = protocol.execute_request("x", session="s")
+    text = protocol.encode_frame(msg, None)
+    assert isinstance(text, str) and json.loads(text)["channel"] == "shell"
+    back = protocol.decode_frame(text, None)
+    assert back["content"] == msg["content"] and back["channel"] == "shell"
+
+
+def test_legacy_binary_frame_with_buffers() -> None:
+    wire = {"header": {"msg_id": "a", "msg_type": "display_data"}, "parent_header": {}, "metadata": {},
+            "content": {"data": {}}, "channel": "iopub", "buffers": [b"abc", b"de"]}
+    msg = protocol.decode_frame(serialize_binary_message(wire), None)
+    assert msg["channel"] == "iopub" and msg["buffers"] == [b"abc", b"de"] and msg["msg_type"] == "display_data"
