@@ -35,6 +35,7 @@ class Step:
 STEPS = (
     Step("Prepare", "steps.prepare.handler", "PrepareFunctionArn", "validate the payload and plan the run"),
     Step("StartTarget", "steps.start_target.handler", "StartTargetFunctionArn", "start or poll the target"),
+    Step("RunCommands", "steps.run_commands.handler", "RunCommandsFunctionArn", "run shell commands in a terminal"),
     Step("StartKernel", "steps.start_kernel.handler", "StartKernelFunctionArn", "start or poll the kernel"),
     Step("RunCells", "steps.run_cells.handler", "RunCellsFunctionArn", "execute the notebook's cells"),
     Step("Cleanup", "steps.cleanup.handler", "CleanupFunctionArn", "remove what the run started"),

@@ -20,7 +20,7 @@ from infra.triggers import ExecutionEnded, S3Trigger, Schedules
 
 # Steps that log in to a target (each Lambda logs in afresh) and so need its permissions.
 # Prepare only validates the payload and plans the run.
-TARGET_STEPS = ("StartTarget", "StartKernel", "RunCells", "Cleanup")
+TARGET_STEPS = ("StartTarget", "RunCommands", "StartKernel", "RunCells", "Cleanup")
 _TARGET_WILDCARD_REASON = (
     "Apps of the one configured space/user profile (app names and types are chosen when the "
     "app starts), or a Secrets Manager secret's random 6-character suffix: the pattern is "

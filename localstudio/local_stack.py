@@ -33,6 +33,7 @@ TARGET_NAME = "local"
 STEPS = {
     "Prepare": "prepare",
     "StartTarget": "start_target",
+    "RunCommands": "run_commands",
     "StartKernel": "start_kernel",
     "RunCells": "run_cells",
     "Cleanup": "cleanup",

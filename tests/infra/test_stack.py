@@ -291,19 +291,4 @@ def test_cdk_nag_acknowledgements_all_carry_a_reason(synthesized):
 def test_cfn_lint_reports_no_errors(synthesized):
     matches = lint_file(synthesized.template_path, ManualArgs(regions=["eu-west-1"]))
     # W3005 (an explicit DependsOn that a reference already implies) is CDK's doing.
-    assert [str(m) for m in matches if m.rule.id != "W3005" and not _known_false_positive(m, synthesized)] == []
-
-
-def _known_false_positive(match, synthesized) -> bool:
-    """cfn-lint 1.51's ASL schema forbids InputPath/OutputPath on a Succeed state, which the
-    Amazon States Language allows (and Step Functions accepts). Only that is excused."""
-    if match.rule.id != "E3601":
-        return False
-    field = re.search(r"\('(InputPath|OutputPath)' was unexpected\)", match.message)
-    path = [str(p) for p in (getattr(match, "path", None) or [])]
-    state = re.search(r"at 'States/([^/']+)/", match.message)
-    name = state.group(1) if state else (path[path.index("States") + 1] if "States" in path[:-1] else None)
-    if not field or name is None:
-        return False
-    states = json.loads(synthesized.definition_path.read_text())["States"]
-    return states.get(name, {}).get("Type") == "Succeed"
+    assert [str(m) for m in matches if m.rule.id != "W3005"] == []

@@ -1,0 +1,66 @@
+"""Shell commands in a Jupyter terminal, through the state machine (issue 5)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import write_notebook
+
+
+def _log(env, execution) -> str:
+    run_id = execution.arn.rsplit(":", 1)[-1]
+    return env.stack.s3.get_object(Bucket="studio-runner-local", Key=f"runs/{run_id}/commands.log")["Body"].read().decode()
+
+
+def test_commands_then_notebook(local_env):
+    env = local_env("studio-space")
+    path = write_notebook(env.root, "n.ipynb", "print(open('made-by-command.txt').read().strip())")
+    execution = env.run({"commands": ["echo hello > made-by-command.txt", "cat made-by-command.txt"], "notebook": path})
+
+    assert execution.succeeded, (execution.error, execution.cause)
+    commands = execution.output["commands"]
+    assert [c["exit_status"] for c in commands] == [0, 0]
+    assert env.output(execution).cells[0].outputs[0].text == "hello\n"
+    assert "hello" in _log(env, execution)
+    assert env.running()["terminals"] == [] and env.running()["kernels"] == []
+
+
+def test_commands_alone_with_colours_and_unicode(local_env):
+    env = local_env("studio-space")
+    execution = env.run({"commands": ["printf '\\033[31mrouge\\033[0m ünïcødé ✓\\n'", "pwd"]})
+    assert execution.succeeded, (execution.error, execution.cause)
+    assert execution.output["output_notebook"] is None
+    log = _log(env, execution)
+    assert "rouge ünïcødé ✓" in log and "\x1b[" not in log
+    summary = json.loads(env.stack.s3.get_object(
+        Bucket="studio-runner-local", Key=f"runs/{execution.arn.rsplit(':', 1)[-1]}/commands.json")["Body"].read())
+    assert [c["exit_status"] for c in summary] == [0, 0]
+    assert "studio-runner-start-kernel" not in execution.invocations
+
+
+def test_failing_command_is_command_failed_and_terminal_gone(local_env):
+    env = local_env("studio-space")
+    path = write_notebook(env.root, "n.ipynb", "print('should not run')")
+    execution = env.run({"commands": ["echo about to fail", "exit_three() { return 3; }; exit_three", "echo never"],
+                         "notebook": path})
+    assert execution.status == "FAILED"
+    assert execution.error == "CommandFailed"
+    assert "3" in execution.cause and "exit_three" in execution.cause
+    assert "studio-runner-start-kernel" not in execution.invocations
+    assert env.running()["terminals"] == []
+    assert "echo never" not in _log(env, execution).split("exit_three", 1)[1]
+
+
+def test_hanging_command_is_command_timeout(local_env):
+    env = local_env("studio-space")
+    execution = env.run({"commands": ["sleep 600"], "timeouts": {"command_seconds": 2}})
+    assert execution.status == "FAILED"
+    assert execution.error == "CommandTimeout"
+    assert env.running()["terminals"] == []
+
+
+def test_allowed_command_failure_carries_on(local_env):
+    env = local_env("studio-space")
+    execution = env.run({"commands": ["false", "echo after"], "allow_command_errors": True})
+    assert execution.succeeded, (execution.error, execution.cause)
+    assert [c["exit_status"] for c in execution.output["commands"]] == [1, 0]
