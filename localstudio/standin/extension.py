@@ -120,6 +120,11 @@ class StandInState:
             "faults": self.faults.to_dict(),
         }
 
+    def kernels_on(self, app_name: str) -> list[str]:
+        """Ids of the running kernels on a KernelGateway app."""
+        running = set(self.kernel_manager.list_kernel_ids())
+        return sorted(k for k, name in self.kernel_apps.items() if name == app_name and k in running)
+
     # ---- consequences of apps going away --------------------------------------------
 
     def apps_gone(self, apps: list[App]) -> None:
@@ -294,6 +299,7 @@ class ClassicAppsHandler(APIHandler):
                 "app_type": a.app_type,
                 "instance_type": a.instance_type,
                 "status": a.status,
+                "kernels": self.state.kernels_on(a.app_name),
             }
             for a in self.state.world.apps
             if a.app_type == "KernelGateway" and a.status != "Deleted"

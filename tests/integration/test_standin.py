@@ -269,12 +269,28 @@ def test_classic_kernel_post_waits_for_a_kernel_gateway_app_that_outlives_the_ke
     assert types == {"JupyterServer", "KernelGateway"}
 
     third = start_kernel(s, sess, instance_type="ml.t3.medium")
+    listed = sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json()
+    assert listed[0]["kernels"] == [third["id"]]
     gone = sess.delete(f"{s.jupyter_url}/sagemaker/api/apps/{app_name}", headers=xsrf(sess), timeout=10)
     assert gone.status_code == 204
     wait_for(lambda: app_status(s, **kg) == "Deleted", 5, "Deleted")
     state = s.state()
     assert third["id"] not in [k["id"] for k in state["kernels"]]
     assert sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json() == []
+
+
+def test_classic_kernel_post_the_client_gave_up_on_still_starts_the_kernel(standin_factory) -> None:
+    s = standin_factory("studio-classic", faults={"kernel_gateway_start_seconds": 0.6})
+    sess = login(s)
+    with pytest.raises(requests.Timeout):
+        sess.post(f"{s.jupyter_url}/api/kernels", json={"name": "python3", "instance_type": "ml.m5.large"},
+                  headers=xsrf(sess), timeout=(5, 0.3))
+    apps = wait_for(
+        lambda: [a for a in sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json() if a["kernels"]],
+        10, "the kernel the abandoned POST started",
+    )
+    assert apps[0]["status"] == "InService" and "ml-m5-large" in apps[0]["app_name"]
+    assert [k["id"] for k in sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).json()] == apps[0]["kernels"]
 
 
 def test_notebook_instance_start_and_stop(standin_factory) -> None:
