@@ -197,13 +197,16 @@ def test_cell_outlives_deadline_and_resumes_on_a_new_socket(server: JupyterServe
 
 
 def test_lost_replay_is_marked_not_hidden(server: JupyterServer, kernel: str) -> None:
-    nb = notebook("import time\nprint('before', flush=True)\ntime.sleep(1)\nprint('during')", "print('next')")
+    # 'before' must reach the first connection even on a loaded machine: the cell sleeps
+    # well past the first deadline, and the test waits until it has finished.
+    nb = notebook("import time\nprint('before', flush=True)\ntime.sleep(2)\nprint('during')", "print('next')")
     session = new_session_id()
     with server.open(kernel, session) as channel:
         cur = executor(server, kernel, nb, channel, session, window=1).run(
-            Cursor(), deadline=time.monotonic() + 0.5)
+            Cursor(), deadline=time.monotonic() + 1.5)
     assert [p.cell for p in cur.pending] == [0]
-    time.sleep(1.5)
+    assert nb.cells[0].outputs[0]["text"] == "before\n"
+    time.sleep(2.5)
     # another client takes the buffer: a different session_id gets no replay
     other = new_session_id()
     with server.open(kernel, other) as channel:
