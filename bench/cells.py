@@ -1,0 +1,116 @@
+"""``cells``: ms per trivial cell, our kernel client over the stand-in's WebSocket vs nbclient.
+
+Method. Both sides get a started, ready kernel and one warm-up cell before the clock
+starts, so kernel start-up is excluded from both:
+
+* ours: a kernel POSTed to the stand-in (``jupyter`` flavor, token auth), one
+  ``KernelChannel`` (the WebSocket, as RunCells opens it) and ``CellExecutor.run`` over
+  the notebook, timed from the first send to the last cell's end;
+* nbclient: ``NotebookClient(nb, kernel_name="python3")`` with its kernel set up
+  (``async_setup_kernel``, which waits for ``kernel_info``), then its own
+  ``async_execute_cell`` for every cell, in order — what ``execute()`` does between
+  start-up and shutdown. nbclient talks ZMQ straight to the kernel; we go through
+  jupyter_server's WebSocket bridge, as we must in Studio.
+
+A third side is nbclient with an on-disk IPython history: nbclient starts its kernel with
+``--HistoryManager.hist_file=:memory:``, while a kernel started by jupyter_server (the
+stand-in's, Studio's) writes every cell to ``history.sqlite`` — about 1 ms of kernel CPU
+per cell that is not the client's doing. The sides alternate, repetition by repetition,
+so a burst of load from elsewhere hits all of them; each figure is the median of the
+repetitions. CPU time per cell (psutil, user + system) of each process — client,
+jupyter_server, kernel — is recorded too: on a loaded 2-core machine it decides the wall
+time more than latency does. Then, once each and on fewer cells,
+the same executor with the transport fixes taken away, to show what they are worth:
+no pipelining (``window=1``), and no pipelining without TCP_QUICKACK (the naive client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from localstudio.standin import StandIn
+from studiorunner.transport import KernelChannel
+
+from .common import (BenchResult, OurKernel, Row, cpu_seconds, kernel_pids_of, median, nbclient_kernel,
+                     trivial_notebook)
+
+
+class NoQuickAckChannel(KernelChannel):
+    """Our channel without the TCP_QUICKACK re-arm after each receive (TCP_NODELAY stays)."""
+
+    def _quickack(self) -> None:
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cells", type=int, default=500, help="trivial cells per repetition (default 500)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each side (default 3)")
+    parser.add_argument("--variant-cells", type=int, default=100,
+                        help="cells for the no-pipelining / no-QUICKACK variants (default 100)")
+
+
+def run(args: argparse.Namespace) -> BenchResult:
+    result = BenchResult("cells")
+    n = args.cells
+    wall: dict[str, list[float]] = {"ours": [], "nbclient": [], "nbclient_disk_history": []}
+    cpu: dict[str, list[dict[str, float]]] = {k: [] for k in wall}
+    variants: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-cells-") as tmp, \
+            StandIn(root=Path(tmp), flavor="jupyter") as standin, \
+            OurKernel(standin.jupyter_url, standin.token) as ours, \
+            nbclient_kernel() as nbclient_default, \
+            nbclient_kernel(history_file=str(Path(tmp) / "history.sqlite")) as nbclient_disk:
+        me = os.getpid()
+        processes = {
+            "ours": {"client": [me], "server": [standin.pid], "kernel": kernel_pids_of(standin.pid)},
+            "nbclient": {"client": [me], "kernel": [nbclient_default.kernel_pid]},
+            "nbclient_disk_history": {"client": [me], "kernel": [nbclient_disk.kernel_pid]},
+        }
+        sides = {"ours": ours.run, "nbclient": nbclient_default, "nbclient_disk_history": nbclient_disk}
+        for _ in range(args.repeat):
+            for side, execute in sides.items():  # alternate, so load from elsewhere hits all sides
+                before = {part: cpu_seconds(pids) for part, pids in processes[side].items()}
+                wall[side].append(execute(trivial_notebook(n)) / n * 1000)
+                cpu[side].append({part: (cpu_seconds(pids) - before[part]) / n * 1000
+                                  for part, pids in processes[side].items()})
+        if args.variant_cells > 0:
+            m = args.variant_cells
+            variants["ours, window=1 (no pipelining)"] = ours.run(trivial_notebook(m), window=1) / m * 1000
+            ours.reopen(NoQuickAckChannel.open)
+            variants["ours, no pipelining, no TCP_QUICKACK (naive)"] = \
+                ours.run(trivial_notebook(m), window=1) / m * 1000
+            variants["ours, pipelined, no TCP_QUICKACK"] = ours.run(trivial_notebook(m)) / m * 1000
+            ours.reopen()
+            # nbclient in the same stretch of time, as the yardstick for the variants
+            variants["nbclient"] = nbclient_default(trivial_notebook(m)) / m * 1000
+
+    med = {side: median(values) for side, values in wall.items()}
+    cpu_med = {side: {part: median([c[part] for c in cpu[side]]) for part in cpu[side][0]} for side in cpu}
+    ours_med, peer_med = med["ours"], med["nbclient"]
+    result.rows.append(Row(
+        f"ms per trivial cell ({n} cells, median of {args.repeat})", ours_med, "ms",
+        "nbclient", peer_med, "<= 1.0x", ours_med <= peer_med,
+        note="" if ours_med <= peer_med else
+        f"ours is {ours_med / peer_med:.2f}x nbclient ({ours_med - peer_med:+.2f} ms per cell)"))
+    result.rows.append(Row(
+        "  same, vs nbclient with on-disk kernel history", ours_med, "ms",
+        "nbclient+hist", med["nbclient_disk_history"],
+        note="nbclient starts its kernel with HistoryManager.hist_file=:memory:; a kernel started by "
+             "jupyter_server (ours, Studio's) writes every cell to history.sqlite"))
+    cpu_total = {side: sum(parts.values()) for side, parts in cpu_med.items()}
+    result.rows.append(Row(
+        "CPU ms per cell, all processes", cpu_total["ours"], "ms", "nbclient", cpu_total["nbclient"],
+        note="ours " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_med["ours"].items())
+             + "; nbclient " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_med["nbclient"].items())
+             + "; nbclient+hist " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_med["nbclient_disk_history"].items())))
+    for name, value in variants.items():
+        if name == "nbclient":
+            continue
+        result.rows.append(Row(f"{name}, {args.variant_cells} cells", value, "ms", "nbclient", variants["nbclient"]))
+    result.details = {"cells": n, "wall_ms_per_cell": wall, "cpu_ms_per_cell": cpu,
+                      "cpu_ms_per_cell_median": cpu_med, "variants_ms": variants,
+                      "variant_cells": args.variant_cells}
+    return result
