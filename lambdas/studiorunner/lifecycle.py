@@ -103,6 +103,7 @@ def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
         "target_type": target.type,
         "spec": spec.to_dict(),
         "has_notebook": bool(source),
+        "has_commands": bool(spec.commands),
         "output_uri": output_uri,
         "commands_log_uri": f"s3://{services.config.bucket}/runs/{run_id}/commands.log" if spec.commands else None,
         "started_at": started,
