@@ -25,10 +25,20 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = (502, 503, 504)
 
 
+class _Retry(Retry):
+    """Also retry a DELETE that answers 500: jupyter_client refuses to shut down a kernel
+    while it is restarting (after a crash), and a moment later the same DELETE works."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if method == "DELETE" and status_code == 500 and self.total:
+            return True
+        return super().is_retry(method, status_code, has_retry_after)
+
+
 def new_session(retries: int = 3, backoff: float = 0.3) -> requests.Session:
     """A requests session that retries idempotent verbs on 502/503/504 and resets."""
     session = requests.Session()
-    retry = Retry(
+    retry = _Retry(
         total=retries,
         connect=retries,
         read=0,  # a read timeout may mean the server is still working: never replay it blindly

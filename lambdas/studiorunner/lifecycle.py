@@ -407,6 +407,12 @@ def error_message(error: dict[str, Any] | None) -> tuple[str, str]:
     return name, cause
 
 
+def write_back_path(source_path: str) -> str:
+    """Where ``write_back`` puts the executed notebook: beside the source, ``<stem>.output.ipynb``."""
+    stem = source_path[: -len(".ipynb")] if source_path.endswith(".ipynb") else source_path
+    return f"{stem}.output.ipynb"
+
+
 def release_resources(state: dict[str, Any], services: Services) -> CleanupReport:
     """Remove what this run started: its terminal, session and kernel, KernelGateway app, app/instance."""
     report = CleanupReport()
@@ -428,6 +434,13 @@ def release_resources(state: dict[str, Any], services: Services) -> CleanupRepor
         if kernel.get("id") or terminal:
             report.problems.append(f"could not log in to remove the kernel/terminal: {exc}")
     if jupyter is not None:
+        if spec.write_back and kernel.get("path") and run.get("output_uri"):
+            try:
+                path = write_back_path(kernel["path"])
+                jupyter.write_notebook(path, services.notebooks().read(run["output_uri"]))
+                report.actions.append(f"wrote the executed notebook to {path} on the target")
+            except StudioRunnerError as exc:
+                report.problems.append(f"could not write the executed notebook back to the target: {exc}")
         try:
             if terminal and jupyter.delete_terminal(terminal):
                 report.actions.append(f"deleted terminal {terminal}")
@@ -457,15 +470,14 @@ def cleanup(state: dict[str, Any], services: Services) -> dict[str, Any]:
     """Clean up on every path and decide the run's outcome (the execution's error and cause)."""
     run = state.get("run") or {}
     error_name, message = error_message(state.get("error"))
+    cursor = state.get("cursor") or {}
+    output_uri = run.get("output_uri")
+    if error_name and output_uri and error_name not in ("PayloadInvalid", "TargetNotAllowed"):
+        _mark_notebook_failed(services, output_uri, error_name, message)
     report = release_resources(state, services)
     for action in report.actions:
         log.info("cleanup: %s", action)
-    cursor = state.get("cursor") or {}
-    output_uri = run.get("output_uri")
     now = services.clock()
-
-    if error_name and output_uri and not message.endswith(output_uri) and error_name not in ("PayloadInvalid", "TargetNotAllowed"):
-        _mark_notebook_failed(services, output_uri, error_name, message)
 
     result = {
         "run_id": run.get("run_id"),

@@ -154,3 +154,15 @@ def test_no_secret_in_state_history_or_output(local_env):
     history = json.dumps(env.stack.sfn.get_execution_history(executionArn=execution.arn)["events"], default=str)
     for secret_marker in ("token=", "AuthorizedUrl", "_xsrf", "Cookie", env.standin.token):
         assert secret_marker not in history
+
+
+def test_write_back_puts_executed_notebook_beside_the_source(local_env):
+    import nbformat
+
+    env = local_env("studio-space")
+    path = write_notebook(env.root, "reports/daily.ipynb", "print('written back')")
+    execution = env.run({"notebook": path, "write_back": True})
+    assert execution.succeeded, (execution.error, execution.cause)
+    written = nbformat.read(env.root / "reports" / "daily.output.ipynb", as_version=4)
+    assert written.cells[0].outputs[0].text == "written back\n"
+    assert written.metadata.studio_runner["status"] == "succeeded"
