@@ -26,7 +26,7 @@ demo: venv
 	$(PY) -m localstudio run examples/demo.ipynb -p who='"Studio Runner"' -o build/demo-output.ipynb
 
 ## The whole test suite.
-test: venv node_modules/.installed
+test: venv node_modules/.installed build/wheelhouse/.downloaded
 	$(PY) -m pytest -q tests
 
 ## Synthesize the stack into cdk.out. Wheels for the Lambda runtime are fetched first (the one
