@@ -95,8 +95,8 @@ class PipLocalBundling:
         """
         python = self.matching_python()
         if python is None:
-            print(f"studio-runner bundling: no python{self.python_version} on PATH; "
-                  "the Lambda bundle ships without .pyc files (slower cold starts)", file=sys.stderr)
+            sys.stderr.write(f"studio-runner bundling: no python{self.python_version} on PATH; "
+                             "the Lambda bundle ships without .pyc files (slower cold starts)\n")
             return
         subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
                         str(out)], check=True, capture_output=True)
@@ -135,4 +135,4 @@ def download_wheels() -> Path:
 if __name__ == "__main__":
     if sys.argv[1:] != ["download"]:
         sys.exit("usage: python -m infra.bundling download")
-    print(download_wheels())
+    sys.stdout.write(f"{download_wheels()}\n")

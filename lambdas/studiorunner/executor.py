@@ -297,8 +297,8 @@ class CellExecutor:
                     self.channel = self.reconnect()
                     return
                 except Exception as e:  # noqa: BLE001 - any failure to reopen means the same
+                    # No sleep between attempts: each handshake is itself bounded by its timeout.
                     logger.warning("reopening the kernel WebSocket failed: %s", type(e).__name__)
-                    time.sleep(0.5)
         raise KernelDied("the kernel WebSocket closed and could not be reopened",
                          kernel_state=state)
 
