@@ -261,11 +261,18 @@ def test_cell_longer_than_a_run_cells_budget_loses_no_output(env: Env, budget) -
     assert_nothing_running(env)
 
 
+def dropped_sockets(env: Env) -> int:
+    """How many kernel WebSockets the stand-in has dropped so far (it logs each one)."""
+    return Path(env.standin.log_path).read_text(errors="replace").count("dropping kernel WebSocket")
+
+
 def test_dropped_websocket_mid_cell_loses_no_output(env: Env, faults) -> None:
+    drops_before = dropped_sockets(env)
     faults(drop_websockets_after_seconds=3)
     path = write_notebook(env.root, "long/dropped.ipynb", ticking_cell(6), "print('next cell')")
     execution = env.run({"notebook": path})
 
+    assert dropped_sockets(env) > drops_before, "the stand-in never dropped the run's WebSocket"
     assert execution.succeeded, (execution.error, execution.cause)
     nb = env.output(execution)
     long_cell, next_cell = code_cells(nb)
@@ -331,6 +338,24 @@ def test_skip_execution_cells_are_not_run_and_raises_exception_cells_may_fail(en
     assert cells[2].metadata.papermill["status"] == "failed"
     assert stream_text(cells[3]) == "1\n"
     assert execution.output["cells_executed"] == 3
+    assert_nothing_running(env)
+
+
+def test_cells_after_a_failing_cell_never_run(env: Env) -> None:
+    """A failed run must not go on to run the cells after the failure (they may have side
+    effects). The first cell fails within milliseconds, which is when a request already on
+    its way to the kernel could slip past the kernel's abort; a few runs make a race show."""
+    flag = env.root / "stop" / "ran-after-error.flag"
+    path = write_notebook(env.root, "stop/first_fails.ipynb",
+                          "%not_a_magic", "open('ran-after-error.flag', 'w').close()", "print('third')")
+    for attempt in range(5):
+        execution = env.run({"notebook": path})
+        assert execution.error == "CellExecutionError"
+        nb = env.output(execution)
+        later = code_cells(nb)[1:]
+        assert not flag.exists(), f"run {attempt + 1}: a cell after the failing cell ran"
+        assert [c.execution_count for c in later] == [None, None], f"run {attempt + 1}"
+        assert [c.outputs for c in later] == [[], []]
     assert_nothing_running(env)
 
 
