@@ -452,17 +452,29 @@ def test_failed_run_has_an_error_banner_linking_the_failing_cell(env: Env) -> No
     assert nb.cells[failing_at].metadata.papermill["exception"] is True
 
 
-@pytest.mark.xfail(reason="write_back not implemented", strict=True)
 def test_write_back_puts_the_executed_notebook_next_to_the_source(env: Env) -> None:
-    folder = env.root / "writeback"
     path = write_notebook(env.root, "writeback/report.ipynb", "print('written back')")
     source_bytes = (env.root / path).read_bytes()
     execution = env.run({"notebook": path, "write_back": True})
 
     assert execution.succeeded, (execution.error, execution.cause)
     assert (env.root / path).read_bytes() == source_bytes  # the source itself is left alone
-    written = [p for p in folder.glob("*.ipynb") if p.name != "report.ipynb"]
-    assert len(written) == 1, f"expected one executed notebook next to the source, found {written}"
-    nb = nbformat.read(written[0], as_version=4)
+    written = env.root / "writeback" / "report.output.ipynb"  # the name lifecycle.write_back_path gives
+    assert sorted(p.name for p in written.parent.glob("*.ipynb")) == ["report.ipynb", "report.output.ipynb"]
+    nb = nbformat.read(written, as_version=4)
     assert stream_text(code_cells(nb)[0]) == "written back\n"
     assert nb.metadata.studio_runner["status"] == "succeeded"
+    assert nb == env.output(execution)  # the same executed notebook as in S3
+    assert_nothing_running(env)
+
+
+def test_write_back_of_a_failed_run_shows_the_failure(env: Env) -> None:
+    path = write_notebook(env.root, "writeback/broken.ipynb", "print('ok')", "1 / 0")
+    execution = env.run({"notebook": path, "write_back": True})
+
+    assert execution.error == "CellExecutionError"
+    nb = nbformat.read(env.root / "writeback" / "broken.output.ipynb", as_version=4)
+    assert nb.metadata.studio_runner["status"] == "failed"
+    assert 'href="#papermill-error-cell"' in nb.cells[0].source
+    assert [e.ename for c in code_cells(nb) for e in errors(c)] == ["ZeroDivisionError"]
+    assert_nothing_running(env)
