@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import nbformat
 import pytest
 
-from conftest import Env, write_notebook
+from conftest import REPO, Env, write_notebook
 from localstudio.local_stack import BUCKET, LocalStack
 from localstudio.standin import StandIn
 
@@ -152,6 +152,43 @@ def test_parameters_without_a_parameters_cell_go_on_top_with_a_warning(env: Env)
     assert stream_text(nb.cells[1]) == "hello from the payload\n"
     assert any("'parameters'" in w for w in nb.metadata.studio_runner["warnings"])
     assert execution.output.get("warnings")
+
+
+def test_cli_parameters_keep_json_types(tmp_path: Path) -> None:
+    """``python -m localstudio run NOTEBOOK -p NAME=VALUE``: VALUE is JSON where it parses as
+    JSON, else a string (the CLI's documented rule); the kernel gets those types."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "cli-home"
+    root.mkdir()
+    cli_values = {"count": "3", "ratio": "0.25", "enabled": "true", "nothing": "null",
+                  "items": '[1, "two"]', "options": '{"k": [1.5]}', "run_date": "2026-11-22",
+                  "label": "hello world"}
+    names = sorted(cli_values)
+    path = write_notebook(root, "cli.ipynb", "\n".join(f"{n} = 'default'" for n in names),
+                          "import json\nprint(json.dumps({n: [type(v).__name__, v] for n, v in "
+                          f"{{n: globals()[n] for n in {names!r}}}.items()}}))",
+                          tags={0: ["parameters"]})
+    out = tmp_path / "executed.ipynb"
+    args = [sys.executable, "-m", "localstudio", "run", str(root / path), "--root", str(root), "-o", str(out)]
+    for name, value in cli_values.items():
+        args += ["-p", f"{name}={value}"]
+    env_vars = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STUDIO_RUNNER_"))}
+    done = subprocess.run(args, cwd=REPO, env=env_vars, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    nb = nbformat.read(out, as_version=4)
+    assert nb.cells[1].metadata["tags"] == ["injected-parameters"]
+    seen = json.loads(stream_text(nb.cells[2]))
+    for name, text in cli_values.items():
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        assert seen[name] == [type(value).__name__, value], name
+    assert seen["run_date"][0] == "str" and seen["count"][0] == "int" and seen["enabled"][0] == "bool"
 
 
 # -- 2. timeouts ------------------------------------------------------------------------
