@@ -369,9 +369,8 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     if cursor.done:
         nbtools.finish_run(nb, "succeeded", datetime.now(timezone.utc), None)
     saver.flush(nb)
-    result = cursor.to_dict()
-    result["cells_total"] = kernel.get("cells_total")
-    return result
+    # The cursor goes back into the next invocation as is: nothing but the cursor in it.
+    return cursor.to_dict()
 
 
 def _record_failure(nb, exc: StudioRunnerError, run: dict[str, Any]) -> None:

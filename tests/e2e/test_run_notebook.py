@@ -166,3 +166,17 @@ def test_write_back_puts_executed_notebook_beside_the_source(local_env):
     written = nbformat.read(env.root / "reports" / "daily.output.ipynb", as_version=4)
     assert written.cells[0].outputs[0].text == "written back\n"
     assert written.metadata.studio_runner["status"] == "succeeded"
+
+
+def test_a_cell_longer_than_one_run_cells_invocation_keeps_all_its_output(local_env):
+    env = local_env("studio-space", run_cells_budget=2)
+    path = write_notebook(env.root, "long.ipynb",
+                          "import time\nfor i in range(6):\n    print('tick', i, flush=True)\n    time.sleep(1)",
+                          "print('after')")
+    execution = env.run({"notebook": path})
+    assert execution.succeeded, (execution.error, execution.cause)
+    assert execution.invocations.count("studio-runner-run-cells") >= 3
+    nb = env.output(execution)
+    assert "".join(o.text for o in nb.cells[0].outputs if o.output_type == "stream") == \
+        "".join(f"tick {i}\n" for i in range(6))
+    assert nb.cells[1].outputs[0].text == "after\n"
