@@ -127,6 +127,10 @@ def test_error_fails_the_run_and_later_cells_stay_unexecuted(server: JupyterServ
     for cell in nb.cells[2:]:
         assert cell.outputs == [] and cell.execution_count is None
         assert cell.metadata["studio_runner"]["status"] == "aborted"
+    # the aborted queue is drained: the kernel settles to idle (the server's view lags a little)
+    deadline = time.monotonic() + 5
+    while server.kernel_state(kernel) != "idle" and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert server.kernel_state(kernel) == "idle"
 
 
