@@ -298,6 +298,65 @@ def test_cell_longer_than_a_run_cells_budget_loses_no_output(env: Env, budget) -
     assert_nothing_running(env)
 
 
+def take_over_kernel_socket(env: Env, kernel_id: str, seconds: float) -> int:
+    """Attach another client (its own session_id) to the kernel for ``seconds``, as a user's
+    open JupyterLab tab would; returns how many messages it received. jupyter_server hands a
+    kernel's message buffer only to the session that left it, so the run cannot get back what
+    this client was sent."""
+    import uuid
+
+    import websocket
+
+    url = env.standin.jupyter_url.replace("http://", "ws://", 1)
+    ws = websocket.create_connection(
+        f"{url}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}",
+        header=[f"Authorization: token {env.standin.token}"], timeout=seconds)
+    received = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            ws.settimeout(left)
+            try:
+                ws.recv()
+                received += 1
+            except websocket.WebSocketTimeoutException:
+                break
+    finally:
+        ws.close()
+    return received
+
+
+def test_output_taken_by_another_client_is_marked_never_silently_lost(env: Env, budget, monkeypatch) -> None:
+    from studiorunner import lifecycle
+
+    budget(5)
+    real_run_cells = lifecycle.run_cells
+    calls: list[int] = []
+
+    def run_cells(state, services, *, remaining_seconds):
+        calls.append(1)
+        if len(calls) == 2:  # between two RunCells invocations, mid-cell
+            calls.append(take_over_kernel_socket(env, state["kernel"]["id"], 1.5))
+        return real_run_cells(state, services, remaining_seconds=remaining_seconds)
+
+    monkeypatch.setattr(lifecycle, "run_cells", run_cells)  # the RunCells handler calls lifecycle.run_cells
+    every, n = 0.1, 100
+    path = write_notebook(env.root, "long/taken.ipynb",
+                          f"import time\nfor i in range({n}):\n    print(i, flush=True)\n    time.sleep({every})")
+    execution = env.run({"notebook": path})
+
+    assert execution.succeeded, (execution.error, execution.cause)
+    assert len(calls) >= 3 and calls[2] > 0, "the other client never received the cell's output"
+    cell = code_cells(env.output(execution))[0]
+    printed = [int(line) for line in stream_text(cell).split()]
+    missing = sorted(set(range(n)) - set(printed))
+    gap_noted = "lost" in stream_text(cell, "stderr") or "may be incomplete" in stream_text(cell, "stderr")
+    assert not missing or gap_noted, (
+        f"lines {missing[0]}..{missing[-1]} ({len(missing)} lines) are missing from the cell "
+        "and nothing in the cell says so")
+    assert_nothing_running(env)
+
+
 def dropped_sockets(env: Env) -> int:
     """How many kernel WebSockets the stand-in has dropped so far (it logs each one)."""
     return Path(env.standin.log_path).read_text(errors="replace").count("dropping kernel WebSocket")
