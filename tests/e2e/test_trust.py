@@ -292,7 +292,7 @@ def test_cell_longer_than_a_run_cells_budget_loses_no_output(env: Env, budget) -
     assert stream_text(long_cell) == expected_ticks(12)
     assert stream_text(long_cell, "stderr") == ""  # no gap note: nothing was lost
     assert long_cell.metadata.papermill["status"] == "completed"
-    assert long_cell.metadata.papermill["duration"] >= 12
+    assert long_cell.metadata.papermill["duration"] >= 11.9  # it prints for 12 s
     assert stream_text(next_cell) == "next cell\n"
     assert execution.output["cells_executed"] == 2
     assert_nothing_running(env)
@@ -439,18 +439,22 @@ def test_skip_execution_cells_are_not_run_and_raises_exception_cells_may_fail(en
 
 def test_cells_after_a_failing_cell_never_run(env: Env) -> None:
     """A failed run must not go on to run the cells after the failure (they may have side
-    effects). The first cell fails within milliseconds, which is when a request already on
-    its way to the kernel could slip past the kernel's abort; a few runs make a race show."""
+    effects: a write, an e-mail). The first cell fails within a millisecond; the next cell's
+    request carries a 2 MB comment, so it is still on its way to the kernel when the kernel
+    aborts its queue — as any request is on Studio, where the proxy and TLS add tens of ms.
+    A runner that sends it anyway (pipelining) runs it after the failure."""
     flag = env.root / "stop" / "ran-after-error.flag"
     path = write_notebook(env.root, "stop/first_fails.ipynb",
-                          "%not_a_magic", "open('ran-after-error.flag', 'w').close()", "print('third')")
-    for attempt in range(5):
+                          "%not_a_magic",
+                          "open('ran-after-error.flag', 'w').close()\n# " + "x" * 2_000_000,
+                          "print('third')")
+    for attempt in range(3):
         execution = env.run({"notebook": path})
         assert execution.error == "CellExecutionError"
         nb = env.output(execution)
         later = code_cells(nb)[1:]
-        assert not flag.exists(), f"run {attempt + 1}: a cell after the failing cell ran"
-        assert [c.execution_count for c in later] == [None, None], f"run {attempt + 1}"
+        assert not flag.exists(), f"run {attempt + 1}: the cell after the failing cell ran"
+        assert [c.execution_count for c in later] == [None, None], f"run {attempt + 1}: a later cell ran"
         assert [c.outputs for c in later] == [[], []]
     assert_nothing_running(env)
 
@@ -526,9 +530,10 @@ def test_each_cell_records_papermill_status_and_timing(env: Env) -> None:
         start, end = datetime.fromisoformat(pm["start_time"]), datetime.fromisoformat(pm["end_time"])
         assert start.tzinfo is not None and end >= start
         assert pm["duration"] == pytest.approx((end - start).total_seconds(), abs=1e-3)
-    assert code_cells(nb)[1].metadata.papermill["duration"] >= 1.5  # the cell sleeps 1.5 s
+    # the cell sleeps 1.5 s; times are taken as messages arrive, so allow a few ms of jitter
+    assert code_cells(nb)[1].metadata.papermill["duration"] == pytest.approx(1.5, abs=0.25)
     run = nb.metadata.papermill
-    assert run["start_time"] and run["end_time"] and run["duration"] >= 1.5
+    assert run["start_time"] and run["end_time"] and run["duration"] >= 1.45
     assert_nothing_running(env)
 
 
