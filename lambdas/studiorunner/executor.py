@@ -10,8 +10,13 @@ when both its shell ``execute_reply`` and its iopub ``status: idle`` have arrive
 matched by ``parent_header.msg_id``; outputs are recorded by
 :class:`studiorunner.outputs.OutputRecorder`.
 
-Pipelining: up to ``window`` execute_requests are outstanding, so the kernel never waits
-for a network round trip between cells. Every request is sent with
+Pipelining (opt-in, ``window`` > 1): up to ``window`` execute_requests are outstanding,
+so the kernel never waits for a network round trip between cells. The default is 1, as in
+nbclient: a cell is sent only once the previous one has finished. Pipelining is not the
+default because ipykernel's ``stop_on_error`` only aborts requests already queued when
+the error happens; one still in transit (behind Studio's proxy and TLS, a large cell)
+runs after the failure — user code with side effects, which a run must never do. Every
+request is sent with
 ``stop_on_error=True``: after an error the kernel aborts what is queued behind it. When
 the error is allowed (``allow_errors`` or the ``raises-exception`` tag) the aborted
 cells are sent again, in order, once nothing is outstanding; otherwise (and after a
@@ -131,7 +136,7 @@ class CellExecutor:
         on_cell_start: Callable[[int, NotebookNode], None] = _noop,
         on_cell_end: Callable[[int, NotebookNode, str], None] = _noop,
         reconnect: Callable[[], KernelChannel] | None = None,
-        window: int = 3,
+        window: int = 1,
         poll_interval: float = 3.0,
         replay_grace: float = 1.0,
         interrupt_grace: float = 5.0,

@@ -124,9 +124,9 @@ def test_error_fails_the_run_and_later_cells_stay_unexecuted(server: JupyterServ
     assert e.facts == {"cell_index": 1, "execution_count": 2, "ename": "ZeroDivisionError",
                        "evalue": "division by zero"}
     assert nb.cells[1].outputs[0]["ename"] == "ZeroDivisionError"
-    for cell in nb.cells[2:]:
+    for cell in nb.cells[2:]:  # by default a cell is sent only after the previous one finished
         assert cell.outputs == [] and cell.execution_count is None
-        assert cell.metadata["studio_runner"]["status"] == "aborted"
+        assert cell.metadata.get("studio_runner", {}).get("status") in (None, "pending")
     # the aborted queue is drained: the kernel settles to idle (the server's view lags a little)
     deadline = time.monotonic() + 5
     while server.kernel_state(kernel) != "idle" and time.monotonic() < deadline:
@@ -186,8 +186,9 @@ def test_cell_outlives_deadline_and_resumes_on_a_new_socket(server: JupyterServe
     )
     session = new_session_id()
     with server.open(kernel, session) as channel:
-        cur = executor(server, kernel, nb, channel, session).run(Cursor(), deadline=time.monotonic() + 0.8)
-    assert not cur.done and [p.cell for p in cur.pending] == [1, 2]
+        cur = executor(server, kernel, nb, channel, session).run(Cursor(), deadline=time.monotonic() + 1.2)
+    # one cell at a time by default: the long cell is pending, the last one not sent yet
+    assert not cur.done and [p.cell for p in cur.pending] == [1] and cur.next_cell == 2
     assert nb.cells[1].outputs[0]["text"] == "before\n"
     time.sleep(1.5)  # 'during' is printed while no socket is open: jupyter_server buffers it
     saved = Cursor.from_dict(cur.to_dict())  # through JSON, as Step Functions carries it

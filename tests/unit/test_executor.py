@@ -201,8 +201,9 @@ def test_requests_are_pipelined_within_the_window() -> None:
 
 
 def test_error_aborts_the_queue_and_raises() -> None:
+    # pipelining is opt-in (window > 1): queued cells come back aborted
     ex, kernel, nb = make({"bad": [("out", "stdout", "so far\n"), ("error", "ZeroDivisionError", "division by zero")]},
-                          "ok", "bad", "later1", "later2")
+                          "ok", "bad", "later1", "later2", window=3)
     with pytest.raises(CellExecutionError) as failed:
         run(ex)
     assert str(failed.value) == "Cell 1 (In [2]) raised ZeroDivisionError: division by zero"
@@ -307,7 +308,7 @@ def test_timeout_counts_from_start_not_from_queueing() -> None:
 
 def test_deadline_returns_pending_and_resume_collects_replayed_output() -> None:
     scripts = {"long": [("out", "stdout", "before\n"), ("wait", 10), ("out", "stdout", "after\n")]}
-    ex, kernel, nb = make(scripts, "a", "long", "c")
+    ex, kernel, nb = make(scripts, "a", "long", "c", window=3)
     cur = run(ex, budget=5)
     assert not cur.done and [p.cell for p in cur.pending] == [1, 2] and cur.paused_at is not None
     assert nb.cells[1].outputs[0].text == "before\n"
