@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import write_notebook
+from e2e_support import write_notebook
 
 
 def _log(env, execution) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import write_notebook
+from e2e_support import write_notebook
 
 
 def _instance(env) -> dict:

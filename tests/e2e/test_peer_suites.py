@@ -20,7 +20,7 @@ from typing import Iterator
 import nbformat
 import pytest
 
-from conftest import PEERS, Env
+from e2e_support import PEERS, Env
 from localstudio.local_stack import LocalStack
 from localstudio.standin import StandIn
 from tests.integration.test_conformance_nbclient import assert_same_outputs

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import write_notebook
+from e2e_support import write_notebook
 
 
 def test_success_saves_executed_notebook_and_leaves_nothing_running(local_env):

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import nbformat
 import pytest
 
-from conftest import REPO, Env, write_notebook
+from e2e_support import REPO, Env, write_notebook
 from localstudio.local_stack import BUCKET, LocalStack
 from localstudio.standin import StandIn
 
