@@ -18,7 +18,7 @@ from infra.function import StudioRunnerFunction, retention
 from infra.nag import acknowledge, arn_ref
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "runner.asl.json"
-# Steps other than RunCells log in, start or poll and return; RunCells hands over to its
+# Steps other than RunCells/RunCommands log in, start or poll and return; RunCells hands over to its
 # next invocation before its own timeout. Classic's kernel POST blocks while an app starts,
 # hence minutes rather than seconds.
 STEP_TIMEOUT = Duration.minutes(5)
@@ -58,7 +58,9 @@ class Runner(Construct):
         super().__init__(scope, id_)
         self.functions: dict[str, StudioRunnerFunction] = {}
         for step in STEPS:
-            timeout = Duration.seconds(run_cells_timeout_seconds) if step.construct_id == "RunCells" else STEP_TIMEOUT
+            # RunCells and RunCommands do the user's work (a command must finish within one invocation).
+            long_running = step.construct_id in ("RunCells", "RunCommands")
+            timeout = Duration.seconds(run_cells_timeout_seconds) if long_running else STEP_TIMEOUT
             fn = StudioRunnerFunction(
                 self, step.construct_id, code=code, handler=step.handler,
                 description=f"Studio Runner step {step.construct_id}: {step.description}",

@@ -109,7 +109,7 @@ def test_step_functions_get_the_run_environment(synthesized):
         synthesized.template.has_resource_properties("AWS::Lambda::Function", {
             "Handler": step.handler,
             "MemorySize": 2048,
-            "Timeout": 840 if step.construct_id == "RunCells" else 300,
+            "Timeout": 840 if step.construct_id in ("RunCells", "RunCommands") else 300,
             "Environment": {"Variables": {
                 "STUDIO_RUNNER_TARGETS": targets_json,
                 "STUDIO_RUNNER_DEFAULT_TARGET": "analytics-space",
