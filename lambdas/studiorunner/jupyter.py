@@ -162,15 +162,19 @@ class JupyterClient:
     def interrupt_kernel(self, kernel_id: str) -> None:
         self.http.post(f"api/kernels/{kernel_id}/interrupt")
 
-    def delete_kernel(self, kernel_id: str) -> bool:
-        """Shut the kernel down; False when it was already gone."""
+    def _delete(self, path: str) -> bool:
+        """DELETE ``path``; False when it was already gone (404), so cleanup can run twice."""
         try:
-            self.http.delete(f"api/kernels/{kernel_id}")
+            self.http.delete(path)
         except JupyterHTTPError as exc:
             if exc.facts.get("status") == 404:
                 return False
             raise
         return True
+
+    def delete_kernel(self, kernel_id: str) -> bool:
+        """Shut the kernel down; False when it was already gone."""
+        return self._delete(f"api/kernels/{kernel_id}")
 
     def create_session(self, path: str, *, kernel_id: str | None = None, kernel_name: str | None = None) -> dict[str, Any]:
         kernel: dict[str, Any] = {"id": kernel_id} if kernel_id else {"name": kernel_name}
@@ -182,13 +186,7 @@ class JupyterClient:
 
     def delete_session(self, session_id: str) -> bool:
         """Delete the session (which also shuts its kernel down); False when already gone."""
-        try:
-            self.http.delete(f"api/sessions/{session_id}")
-        except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
-                return False
-            raise
-        return True
+        return self._delete(f"api/sessions/{session_id}")
 
     def channels(self, kernel_id: str, session_id: str):
         """WebSocket URL and headers for the kernel's channels (holds secrets: do not log)."""
@@ -196,13 +194,7 @@ class JupyterClient:
 
     # -- terminals ------------------------------------------------------------------
     def delete_terminal(self, name: str) -> bool:
-        try:
-            self.http.delete(f"api/terminals/{name}")
-        except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
-                return False
-            raise
-        return True
+        return self._delete(f"api/terminals/{name}")
 
     # -- Studio Classic KernelGateway apps -------------------------------------------
     def list_studio_apps(self) -> list[dict[str, Any]]:
@@ -210,13 +202,7 @@ class JupyterClient:
         return body.get("apps", body) if isinstance(body, dict) else body
 
     def delete_studio_app(self, app_name: str) -> bool:
-        try:
-            self.http.delete(f"sagemaker/api/apps/{app_name}")
-        except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
-                return False
-            raise
-        return True
+        return self._delete(f"sagemaker/api/apps/{app_name}")
 
 
 def new_client_session_id() -> str:

@@ -76,6 +76,17 @@ def _login(url: str, target: str, *, timeout: tuple[float, float] = DEFAULT_TIME
     return session, f"{parts.scheme}://{parts.netloc}"
 
 
+def _keep_reason(progress: TargetProgress, policy: str, other_kernels: int) -> str | None:
+    """Why cleanup must leave the app/instance running, or None to stop it."""
+    if policy == "never":
+        return "cleanup.app=never"
+    if policy == "if_created" and not progress.created:
+        return "not started by this run"
+    if other_kernels:
+        return f"{other_kernels} other kernel(s) still running on it"
+    return None
+
+
 class Target(ABC):
     """One configured target. Subclasses talk to SageMaker; the steps only see this."""
 
@@ -181,11 +192,9 @@ class _StudioAppTarget(Target):
     def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
         report = ReleaseReport()
         label = f"{self.app_type} app of {self.config.name}"
-        if policy == "never" or (policy == "if_created" and not progress.created):
-            report.kept.append(f"{label} (not started by this run)" if policy != "never" else f"{label} (cleanup.app=never)")
-            return report
-        if other_kernels:
-            report.kept.append(f"{label} ({other_kernels} other kernel(s) still running on it)")
+        reason = _keep_reason(progress, policy, other_kernels)
+        if reason:
+            report.kept.append(f"{label} ({reason})")
             return report
         try:
             self.sagemaker.delete_app(**self._app_ids(), AppType=self.app_type, AppName="default")
@@ -263,11 +272,9 @@ class NotebookInstanceTarget(Target):
     def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
         report = ReleaseReport()
         label = f"notebook instance {self.config.instance_name}"
-        if policy == "never" or (policy == "if_created" and not progress.created):
-            report.kept.append(f"{label} (not started by this run)" if policy != "never" else f"{label} (cleanup.app=never)")
-            return report
-        if other_kernels:
-            report.kept.append(f"{label} ({other_kernels} other kernel(s) still running on it)")
+        reason = _keep_reason(progress, policy, other_kernels)
+        if reason:
+            report.kept.append(f"{label} ({reason})")
             return report
         self.sagemaker.stop_notebook_instance(NotebookInstanceName=self.config.instance_name)
         report.actions.append(f"stopped {label}")
