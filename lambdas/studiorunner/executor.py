@@ -24,6 +24,18 @@ clean ``sys.exit()``) they stay unexecuted. Known limit of pipelining: a request
 reaches the kernel after it finished aborting (a cell that fails within one network
 round trip) runs; such a cell is marked ``metadata.studio_runner.ran_after_stop`` so it
 is visible, never hidden.
+
+Output taken by another client: jupyter_server replays its buffer only to the session that
+left it; if another client (an open JupyterLab tab) attaches while no runner is connected,
+the buffer is discarded and what the kernel sent meanwhile goes to that client. The cell
+may still get its reply, so the idle check below cannot see the loss. ipykernel numbers
+every message it sends, ``{session}_{pid}_{n}`` with one counter per kernel process
+(jupyter_client's ``Session.msg_id``); the cursor keeps the highest ``n`` received, and a
+reconnect whose first messages all lie past it lost messages in between: the cells pending
+across the gap get a note (``metadata.studio_runner.output_lost``). A full replay resumes at
+exactly the next number, so it gets none. Conservative by design: messages ipykernel sent
+to another client's requests while we were away count as a gap too, and that only happens
+when another client was attached, which is exactly when output can be lost.
 """
 
 from __future__ import annotations
@@ -48,6 +60,38 @@ RAISES_TAG = "raises-exception"
 #: SystemExit values that mean "stop here, successfully" (sys.exit(), sys.exit(0), raise SystemExit).
 CLEAN_EXIT_VALUES = ("", "0", "None")
 DEAD_STATES = ("dead", "missing")
+#: Messages after a reconnect within which the next expected number must show up: the
+#: kernel's threads (shell, iopub) may deliver a few numbers out of order.
+GAP_CHECK_MESSAGES = 10
+GAP_NOTE = ("[studio-runner] output of this cell between {start} and {end} may be incomplete: "
+            "the kernel sent messages while the runner was not connected that jupyter_server did not "
+            "replay (another client, such as an open JupyterLab tab, was attached to the kernel and "
+            "received them; the output sent to it was lost here).\n")
+
+
+def kernel_msg_seq(msg: dict[str, Any]) -> tuple[str, int] | None:
+    """(``{session}_{pid}``, n) from an ipykernel message id ``{session}_{pid}_{n}``, else None."""
+    msg_id = msg.get("msg_id") or (msg.get("header") or {}).get("msg_id")
+    if not isinstance(msg_id, str):
+        return None
+    prefix, sep, number = msg_id.rpartition("_")
+    if not sep or not prefix or "_" not in prefix or not number.isdigit():
+        return None
+    return prefix, int(number)
+
+
+@dataclass
+class _GapCheck:
+    """A reconnect while cells were pending: do the first messages continue where we left off?"""
+
+    expected: int  # the kernel's next message number after the highest we had received
+    cells: set[str]  # msg ids of the requests pending across the gap
+    start: float | None  # wall-clock time we stopped listening
+    end: float  # wall-clock time we listened again
+    lowest: int | None = None  # lowest message number received since
+    received: int = 0
+    first_at: float | None = None  # clock() of the first message received since
+    ours: bool = False  # a message for a cell pending across the gap arrived (it runs on)
 
 
 @dataclass
@@ -84,6 +128,8 @@ class Cursor:
     requeue: list[int] = field(default_factory=list)  # aborted behind an allowed error: send again
     hold: bool = False  # after an allowed error: send nothing new until the queue behind it answered
     paused_at: float | None = None  # wall-clock time the last process stopped listening
+    kernel_session: str | None = None  # "{session}_{pid}" of the kernel's message ids
+    kernel_seq: int | None = None  # highest message number received from that kernel
     outputs: dict[str, Any] = field(default_factory=dict)  # OutputRecorder.state()
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,6 +147,9 @@ class Cursor:
             data["hold"] = True
         if self.paused_at is not None:
             data["paused_at"] = self.paused_at
+        if self.kernel_session is not None and self.kernel_seq is not None:
+            data["kernel_session"] = self.kernel_session
+            data["kernel_seq"] = self.kernel_seq
         if self.outputs.get("displays") or self.outputs.get("clear_pending"):
             data["outputs"] = self.outputs
         return data
@@ -165,6 +214,8 @@ class CellExecutor:
         self._started_mono: dict[str, float] = {}
         self._interrupt_at: dict[str, float] = {}
         self._announced: set[str] = set()
+        self._gap_check: _GapCheck | None = None
+        self._cur: Cursor | None = None
 
     # -- public --
 
@@ -191,6 +242,10 @@ class CellExecutor:
         self._gap = (cur.paused_at, resumed_at)
         self._from_cursor = {p.msg_id for p in cur.pending} if resumed else set()
         self._drain_until = None
+        self._cur = cur
+        self._gap_check = None
+        if resumed:
+            self._begin_gap_check(cur, cur.paused_at, resumed_at)
         stop: BaseException | None = None  # the error that ends the run, raised after draining
         stopping = False
 
@@ -207,6 +262,7 @@ class CellExecutor:
                     return cur
             now = self.clock()
             if now >= deadline and not stopping:
+                self._settle_gap_check(cur, force=True)
                 cur.paused_at = self.wall()
                 cur.outputs = self.recorder.state()
                 return cur
@@ -216,8 +272,10 @@ class CellExecutor:
 
             msg = self._recv(self._wait_time(cur, deadline, stopping))
             if msg is not None:
+                self._observe(cur, msg)
                 result = self._handle(cur, msg)
             else:
+                self._settle_gap_check(cur)
                 result = self._on_silence(cur)
             if result is None:
                 self._check_timeouts(cur)
@@ -297,9 +355,12 @@ class CellExecutor:
         if state in DEAD_STATES:
             raise KernelDied(f"the kernel is {state} (its WebSocket closed)", kernel_state=state)
         if self.reconnect is not None:
+            stopped_at = self.wall() - (self.clock() - self._last_heard)
             for _attempt in range(3):
                 try:
                     self.channel = self.reconnect()
+                    if self._cur is not None and self._gap_check is None:
+                        self._begin_gap_check(self._cur, stopped_at, self.wall())
                     return
                 except Exception as e:  # noqa: BLE001 - any failure to reopen means the same
                     # No sleep between attempts: each handshake is itself bounded by its timeout.
@@ -388,6 +449,8 @@ class CellExecutor:
 
     def _finish(self, cur: Cursor, p: Pending) -> BaseException | bool | None:
         """A cell's reply and idle are both in. Returns an error / True to end the run."""
+        if self._gap_check is not None and p.msg_id in self._gap_check.cells:
+            self._settle_gap_check(cur, force=True)  # before the cell ends: its note goes in it
         cur.pending.remove(p)
         self._interrupt_at.pop(p.msg_id, None)
         self._started_mono.pop(p.msg_id, None)
@@ -406,6 +469,7 @@ class CellExecutor:
             return None
         cur.cells_executed += 1
         assert self.recorder is not None
+        self._keep_gap_note(index)
         self.recorder.finish_cell(index)
         if stopped:
             # the kernel ran it although an earlier cell had stopped the run (see module doc)
@@ -498,6 +562,7 @@ class CellExecutor:
     def _mark_lost(self, cur: Cursor) -> BaseException | bool | None:
         """The kernel is idle yet pending cells never completed: their messages are gone."""
         paused_at, resumed_at = self._gap
+        self._gap_check = None  # the note below says more than a gap check would
         for p in list(cur.pending):
             cur.pending.remove(p)
             cell = self.nb.cells[p.cell]
@@ -515,3 +580,76 @@ class CellExecutor:
                 "from": _iso(paused_at) if paused_at is not None else None, "to": _iso(resumed_at)})
             logger.warning("cell %d: output lost %s", p.cell, span)
         return None
+
+    # -- messages the kernel sent to nobody we can see --
+
+    def _observe(self, cur: Cursor, msg: dict[str, Any]) -> None:
+        """Track the kernel's message numbers; feed a pending gap check."""
+        seq = kernel_msg_seq(msg)
+        if seq is None:
+            return
+        prefix, number = seq
+        if prefix != cur.kernel_session:
+            # Learn the kernel's prefix only from replies to our own requests: messages the
+            # server itself writes (status: restarting) carry the server's session.
+            if self._find(cur, parent_msg_id(msg)) is None:
+                return
+            if cur.kernel_session is not None and self._gap_check is not None:
+                self._gap_check = None  # another kernel process: the idle check and KernelDied handle it
+            cur.kernel_session, cur.kernel_seq = prefix, number
+            return
+        if cur.kernel_seq is None or number > cur.kernel_seq:
+            cur.kernel_seq = number
+        check = self._gap_check
+        if check is not None:
+            check.received += 1
+            if check.lowest is None or number < check.lowest:
+                check.lowest = number
+            if check.first_at is None:
+                check.first_at = self.clock()
+            check.ours = check.ours or parent_msg_id(msg) in check.cells
+            self._settle_gap_check(cur)
+
+    def _begin_gap_check(self, cur: Cursor, start: float | None, end: float) -> None:
+        if cur.pending and cur.kernel_session is not None and cur.kernel_seq is not None:
+            self._gap_check = _GapCheck(expected=cur.kernel_seq + 1, cells={p.msg_id for p in cur.pending},
+                                        start=start, end=end)
+
+    def _settle_gap_check(self, cur: Cursor, *, force: bool = False) -> None:
+        """Decide once the next number showed up, or enough messages / time / the cell's end passed without it."""
+        check = self._gap_check
+        if check is None or check.lowest is None:
+            if force:
+                self._gap_check = None  # nothing received: the cursor still holds the old number
+            return
+        if check.lowest <= check.expected:
+            self._gap_check = None  # continued where we left off: a full replay
+            return
+        # Without a message for a pending cell, its reply may be gone too: _mark_lost says that.
+        waited = check.first_at is not None and self.clock() - check.first_at >= self.replay_grace
+        if not (force or (check.ours and (waited or check.received >= GAP_CHECK_MESSAGES))):
+            return
+        self._gap_check = None
+        missing = check.lowest - check.expected
+        for p in cur.pending:
+            if p.msg_id not in check.cells or p.reply == "aborted":
+                continue
+            cell = self.nb.cells[p.cell]
+            start = _iso(check.start) if check.start is not None else None
+            end = _iso(check.end)
+            runner_meta(cell)["output_lost"] = {"from": start, "to": end, "messages_not_replayed": missing}
+            self._keep_gap_note(p.cell)
+            logger.warning("cell %d: %d kernel messages between %s and %s were not replayed",
+                           p.cell, missing, start, end)
+
+    def _keep_gap_note(self, index: int) -> None:
+        """Put the gap note in the cell unless it is there (a clear_output may have removed it)."""
+        cell = self.nb.cells[index]
+        lost = runner_meta(cell).get("output_lost")
+        if not lost or "messages_not_replayed" not in lost:
+            return
+        note = GAP_NOTE.format(start=lost.get("from") or "the last message received", end=lost.get("to"))
+        if any(note in (out.get("text") or "") for out in cell.outputs):
+            return
+        assert self.recorder is not None
+        self.recorder.append_note(index, note)

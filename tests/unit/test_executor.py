@@ -155,10 +155,22 @@ class FakeChannel:
         self.closed = True
 
 
+class NumberedKernel(FakeKernel):
+    """Numbers its messages as ipykernel does: ``{session}_{pid}_{n}``, one counter for all it sends."""
+
+    sent = 0
+
+    def _msg(self, channel: str, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None) -> None:
+        super()._msg(channel, msg_type, content, parent)
+        msg = self.outbox[-1]
+        msg["msg_id"] = msg["header"]["msg_id"] = f"0f1e2d3c-4b5a6978_4242_{self.sent}"
+        self.sent += 1
+
+
 def make(scripts: dict[str, list[tuple[Any, ...]]], *sources: str, reply_first: bool = True,
-         **kw: Any) -> tuple[CellExecutor, FakeKernel, Any]:
+         kernel_cls: type[FakeKernel] = FakeKernel, **kw: Any) -> tuple[CellExecutor, FakeKernel, Any]:
     clock = Clock()
-    kernel = FakeKernel(clock, scripts, reply_first=reply_first)
+    kernel = kernel_cls(clock, scripts, reply_first=reply_first)
     nb = new_notebook(cells=[new_code_cell(s) if not s.startswith("#md") else new_markdown_cell(s) for s in sources])
     options: dict[str, Any] = dict(cell_timeout=None, allow_errors=False)
     options.update(kw)
@@ -350,3 +362,99 @@ def test_cursor_round_trips_through_json_and_stays_small() -> None:
     assert Cursor.from_dict(data).to_dict() == data
     assert data["pending"][0]["cell"] == 0  # cell 0 must survive (0 is falsy)
     assert len(json.dumps(data)) < 1000
+
+
+# -- output another client took while no runner was connected (message numbers) -----------
+
+LONG = {"long": [("out", "stdout", "before\n"), ("wait", 10), ("out", "stdout", "during\n"),
+                 ("wait", 20), ("out", "stdout", "after\n")]}
+
+
+def pause_and_resume(away: float, while_away: Any = None) -> tuple[Any, FakeKernel, Cursor]:
+    """Run until the long cell is pending, leave for ``away`` s (``while_away(kernel)`` may
+    take buffered messages), then resume on a new channel with the cursor through JSON."""
+    ex, kernel, nb = make(LONG, "long", "next", kernel_cls=NumberedKernel)
+    cur = run(ex, budget=5)
+    assert [p.cell for p in cur.pending] == [0] and cur.kernel_seq is not None
+    ex.channel.close()
+    kernel.clock.t += away
+    while kernel.step():
+        pass
+    if while_away is not None:
+        while_away(kernel)
+    saved = Cursor.from_dict(json.loads(json.dumps(cur.to_dict())))
+    ex2 = CellExecutor(FakeChannel(kernel), nb, session="s", cell_timeout=None, allow_errors=False,  # type: ignore[arg-type]
+                       interrupt=kernel.interrupt, kernel_state=lambda: kernel.state, clock=kernel.clock,
+                       wall_clock=lambda: kernel.clock.t + 1.7e9)
+    return nb, kernel, ex2.run(saved, deadline=kernel.clock() + 60)
+
+
+def stderr(cell: Any) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
+
+
+def test_full_replay_after_a_pause_gets_no_gap_note() -> None:
+    nb, kernel, cur = pause_and_resume(away=8)  # 'during' is printed after the resume: nothing buffered is lost
+    assert cur.done and cur.cells_executed == 2
+    assert nb.cells[0].outputs[0].text == "before\nduring\nafter\n" and stderr(nb.cells[0]) == ""
+    assert "output_lost" not in nb.cells[0].metadata.studio_runner
+
+    nb, kernel, cur = pause_and_resume(away=40)  # all of it buffered while away and replayed
+    assert cur.done and nb.cells[0].outputs[0].text == "before\nduring\nafter\n" and stderr(nb.cells[0]) == ""
+
+
+def test_replayed_numbers_slightly_out_of_order_get_no_gap_note() -> None:
+    def swap_first_two(kernel: FakeKernel) -> None:  # the kernel's threads race each other
+        kernel.outbox[0], kernel.outbox[1] = kernel.outbox[1], kernel.outbox[0]
+
+    nb, kernel, cur = pause_and_resume(away=40, while_away=swap_first_two)
+    assert cur.done and stderr(nb.cells[0]) == "" and "output_lost" not in nb.cells[0].metadata.studio_runner
+
+
+def test_numbers_jumping_past_what_we_saw_mark_the_cell_and_the_run_carries_on() -> None:
+    def another_client_takes_the_buffer(kernel: FakeKernel) -> None:
+        assert kernel.outbox[0]["content"]["text"] == "during\n"
+        kernel.outbox.clear()
+
+    nb, kernel, cur = pause_and_resume(away=12, while_away=another_client_takes_the_buffer)
+    assert cur.done and cur.cells_executed == 2 and kernel.ran == ["long", "next"]
+    cell = nb.cells[0]
+    assert [o.text for o in cell.outputs if o.name == "stdout"] == ["before\nafter\n"]
+    assert "may be incomplete" in stderr(cell) and "another client" in stderr(cell)
+    lost = cell.metadata.studio_runner.output_lost
+    assert lost["from"] < lost["to"] and lost["messages_not_replayed"] == 1
+    assert cell.metadata.studio_runner.status == "completed"
+    assert nb.cells[1].execution_count == 2
+    assert stderr(nb.cells[1]) == "" and "output_lost" not in nb.cells[1].metadata.studio_runner
+
+
+def test_lost_reply_gets_one_note_from_the_idle_check() -> None:
+    nb, kernel, cur = pause_and_resume(away=40, while_away=lambda kernel: kernel.outbox.clear())
+    assert cur.done and stderr(nb.cells[0]).count("[studio-runner]") == 1 and "was lost" in stderr(nb.cells[0])
+
+
+def test_reopened_socket_checks_the_numbers_too() -> None:
+    for taken in (False, True):
+        ex, kernel, nb = make(LONG, "long", kernel_cls=NumberedKernel)
+        first = ex.channel
+        original_recv = first.recv
+
+        def drop_at_eight(timeout: float, first: Any = first, original_recv: Any = original_recv,
+                          kernel: FakeKernel = kernel, taken: bool = taken) -> Any:
+            if kernel.clock.t >= 1008 and not first.closed:
+                first.closed = True
+                kernel.clock.t += 4  # the socket is down while 'during' is printed
+                while kernel.step():
+                    pass
+                if taken:
+                    kernel.outbox.clear()
+            return original_recv(timeout)
+
+        first.recv = drop_at_eight  # type: ignore[method-assign]
+        ex.reconnect = lambda kernel=kernel: FakeChannel(kernel)
+        cur = run(ex)
+        assert cur.done
+        if taken:
+            assert "may be incomplete" in stderr(nb.cells[0]) and nb.cells[0].metadata.studio_runner.output_lost
+        else:
+            assert nb.cells[0].outputs[0].text == "before\nduring\nafter\n" and stderr(nb.cells[0]) == ""
