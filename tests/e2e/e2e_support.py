@@ -68,3 +68,17 @@ def _uri_from_cause(cause: str | None) -> str:
 def copy_peer(suite: str, name: str, root: Path) -> str:
     shutil.copy(PEERS / suite / name, root / name)
     return name
+
+
+def stream_text(cell: nbformat.NotebookNode, name: str = "stdout") -> str:
+    """All the text a cell wrote to one stream."""
+    return "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == name)
+
+
+def errors(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [o for o in cell.outputs if o.output_type == "error"]
+
+
+def assert_nothing_running(env: Env) -> None:
+    running = env.running()
+    assert running["kernels"] == [] and running["sessions"] == [], running

@@ -20,7 +20,7 @@ from typing import Iterator
 import nbformat
 import pytest
 
-from e2e_support import PEERS, Env
+from e2e_support import PEERS, Env, assert_nothing_running, errors, stream_text
 from localstudio.local_stack import LocalStack
 from localstudio.standin import StandIn
 from tests.integration.test_conformance_nbclient import assert_same_outputs
@@ -71,19 +71,6 @@ def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 def user_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     """The notebook's own cells: without the error banner/anchor a failed run adds."""
     return [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
-
-
-def stream_text(cell: nbformat.NotebookNode, name: str = "stdout") -> str:
-    return "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == name)
-
-
-def errors(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [o for o in cell.outputs if o.output_type == "error"]
-
-
-def assert_nothing_running(env: Env) -> None:
-    running = env.running()
-    assert running["kernels"] == [] and running["sessions"] == [], running
 
 
 # nbclient runs them all with the default Python 3 kernel; many of the files name none.

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import nbformat
 import pytest
 
-from e2e_support import REPO, Env, write_notebook
+from e2e_support import REPO, Env, assert_nothing_running, errors, stream_text, write_notebook
 from localstudio.local_stack import BUCKET, LocalStack
 from localstudio.standin import StandIn
 
@@ -56,19 +56,6 @@ def faults(env: Env) -> Iterator[Any]:
 
 def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [c for c in nb.cells if c.cell_type == "code"]
-
-
-def stream_text(cell: nbformat.NotebookNode, name: str = "stdout") -> str:
-    return "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == name)
-
-
-def errors(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [o for o in cell.outputs if o.output_type == "error"]
-
-
-def assert_nothing_running(env: Env) -> None:
-    running = env.running()
-    assert running["kernels"] == [] and running["sessions"] == [], running
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
