@@ -109,8 +109,9 @@ class _Progress:
             nb = nbformat.reads(self.stack.read_output(self.uri).decode(), as_version=4)
         except Exception:
             return
-        code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()
-                and "skip-execution" not in c.metadata.get("tags", [])]
+        from studiorunner.notebook import code_cells_to_run
+
+        code = [(i, nb.cells[i]) for i in code_cells_to_run(nb)]
         for n, (i, cell) in enumerate(code, 1):
             meta = cell.metadata.get("papermill", {})
             status = meta.get("status")

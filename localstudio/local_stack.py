@@ -146,7 +146,8 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def _env(self) -> dict[str, str]:
+    def _env(self) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+        """The Lambda environment, and the targets config (completed once moto is up)."""
         targets = {TARGET_NAME: target_config(self.standin)}
         env = {
             "AWS_DEFAULT_REGION": REGION,

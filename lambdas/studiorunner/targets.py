@@ -22,7 +22,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .config import TargetConfig
-from .errors import LoginFailed, TargetFailed, TargetNotReady
+from .errors import JupyterHTTPError, LoginFailed, TargetFailed, TargetNotReady
 from .http import DEFAULT_TIMEOUT, JupyterHTTP, new_session
 
 PRESIGNED_URL_SECONDS = 60  # the URL is used at once; the shorter it lives, the better
@@ -243,12 +243,13 @@ class NotebookInstanceTarget(Target):
     def ensure_started(self, progress: TargetProgress, *, now: float, start_seconds: float) -> TargetProgress:
         if not progress.started_at:
             progress.started_at = now
-        status = self._describe().get("NotebookInstanceStatus", "Unknown")
+        described = self._describe()
+        status = described.get("NotebookInstanceStatus", "Unknown")
         if status == "InService":
             progress.status, progress.detail, progress.wait_seconds = "ready", status, 0
             return progress
         if status == "Failed":
-            reason = self._describe().get("FailureReason") or "no reason given"
+            reason = described.get("FailureReason") or "no reason given"
             raise TargetFailed(
                 f"Notebook instance {self.config.instance_name!r} is Failed: {reason}",
                 target=self.config.name, reason=reason,
@@ -308,7 +309,7 @@ class JupyterTarget(Target):
         http = JupyterHTTP(self.config.url, new_session(), token=self._token())
         try:
             http.get("api/status")
-        except Exception as exc:
+        except JupyterHTTPError as exc:  # its message names path and status only
             raise LoginFailed(f"Target {self.config.name!r} refused the token or is unreachable: {exc}", target=self.config.name) from None
         return http
 
