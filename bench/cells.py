@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 from localstudio.standin import StandIn
-from studiorunner.transport import KernelChannel
+from studiorunner.jupyter.connection import KernelChannel
 
 from .common import (BenchResult, OurKernel, Row, cpu_seconds, kernel_pids_of, median, nbclient_kernel,
                      trivial_notebook)

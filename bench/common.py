@@ -24,10 +24,10 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_notebook
 
-from studiorunner.executor import CellExecutor, Cursor
-from studiorunner.http import JupyterHTTP
-from studiorunner.jupyter import JupyterClient, new_client_session_id
-from studiorunner.transport import KernelChannel
+from studiorunner.execution.executor import CellExecutor, Cursor
+from studiorunner.jupyter.http import JupyterHTTP
+from studiorunner.jupyter.rest import JupyterClient, new_client_session_id
+from studiorunner.jupyter.connection import KernelChannel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

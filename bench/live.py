@@ -111,7 +111,7 @@ def _ours(standin: StandIn, cells: int) -> dict[str, Any]:
             marks = {WINDOW, WIDE_WINDOW, cells - WIDE_WINDOW, cells - WINDOW, cells}
             other_cpu: dict[int, float] = {0: cpu_seconds(others)}
             executor = kernel.executor(nb, on_cell_start=on_start, on_cell_end=on_end)
-            from studiorunner.executor import Cursor
+            from studiorunner.execution.executor import Cursor
 
             started, cpu_started = time.perf_counter(), time.process_time()
             cursor = executor.run(Cursor(), deadline=time.monotonic() + 600)

@@ -43,7 +43,7 @@ def _cell_figures(cell: Any) -> dict[str, Any]:
 
 def output_ours(task: dict[str, Any]) -> dict[str, Any]:
     from bench.common import OurKernel, code_notebook
-    from studiorunner.transport import KernelChannel
+    from studiorunner.jupyter.connection import KernelChannel
 
     sizes: list[int] = []
 

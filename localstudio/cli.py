@@ -174,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _upload(standin, path_in_root: str, source: Path) -> None:
     """Put a notebook from outside --root into the stand-in's tree through the contents API."""
-    from studiorunner.http import JupyterHTTP
-    from studiorunner.jupyter import JupyterClient
+    from studiorunner.jupyter.http import JupyterHTTP
+    from studiorunner.jupyter.rest import JupyterClient
 
     import nbformat
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner.config import RunnerConfig
 from studiorunner.errors import StudioRunnerError
-from studiorunner.lifecycle import Services
+from studiorunner.run import Services
 
 logger = Logger(service="studio-runner")
 tracer = Tracer(service="studio-runner")

@@ -7,7 +7,9 @@ execution never reached its Cleanup state, so its kernel, terminal or app may st
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import aborted, lifecycle
+from studiorunner.run import aborted
+
+from studiorunner import run
 
 from ._runtime import logger, services, step
 
@@ -28,6 +30,6 @@ def handler(event: dict, context: LambdaContext) -> dict:
     logger.append_keys(run_id=state["run"].get("run_id"), target=state["run"].get("target"))
     state["error"] = {"Error": f"Execution{str(status).title().replace('_', '')}",
                       "Cause": f"The execution ended {status} before its Cleanup state ran"}
-    outcome = lifecycle.cleanup(state, services())
+    outcome = run.cleanup(state, services())
     logger.info("cleaned up after %s execution", status, extra={"actions": outcome["result"]["cleanup"]})
     return {"cleaned": True, "execution": arn, "status": status, "cleanup": outcome["result"]["cleanup"]}

@@ -2,11 +2,11 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import lifecycle
+from studiorunner import run
 
 from ._runtime import services, step
 
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    return lifecycle.run_commands(event, services(), remaining_seconds=context.get_remaining_time_in_millis() / 1000.0)
+    return run.run_commands(event, services(), remaining_seconds=context.get_remaining_time_in_millis() / 1000.0)

@@ -2,11 +2,11 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import lifecycle
+from studiorunner import run
 
 from ._runtime import services, step
 
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    return lifecycle.start_target(event, services())
+    return run.start_target(event, services())

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import TargetNotAllowed
+from studiorunner.errors import TargetNotAllowed
 
 TARGET_TYPES = ("studio-space", "studio-classic", "notebook-instance", "jupyter")
 

@@ -314,10 +314,10 @@ def take_over_kernel_socket(env: Env, kernel_id: str, seconds: float) -> int:
 
 
 def test_output_taken_by_another_client_is_marked_never_silently_lost(env: Env, budget, monkeypatch) -> None:
-    from studiorunner import lifecycle
+    from studiorunner import run
 
     budget(5)
-    real_run_cells = lifecycle.run_cells
+    real_run_cells = run.run_cells
     calls: list[int] = []
 
     def run_cells(state, services, *, remaining_seconds):
@@ -326,7 +326,7 @@ def test_output_taken_by_another_client_is_marked_never_silently_lost(env: Env, 
             calls.append(take_over_kernel_socket(env, state["kernel"]["id"], 1.5))
         return real_run_cells(state, services, remaining_seconds=remaining_seconds)
 
-    monkeypatch.setattr(lifecycle, "run_cells", run_cells)  # the RunCells handler calls lifecycle.run_cells
+    monkeypatch.setattr(run, "run_cells", run_cells)  # the RunCells handler calls run.run_cells
     every, n = 0.1, 100
     path = write_notebook(env.root, "long/taken.ipynb",
                           f"import time\nfor i in range({n}):\n    print(i, flush=True)\n    time.sleep({every})")
@@ -547,7 +547,7 @@ def test_write_back_puts_the_executed_notebook_next_to_the_source(env: Env) -> N
 
     assert execution.succeeded, (execution.error, execution.cause)
     assert (env.root / path).read_bytes() == source_bytes  # the source itself is left alone
-    written = env.root / "writeback" / "report.output.ipynb"  # the name lifecycle.write_back_path gives
+    written = env.root / "writeback" / "report.output.ipynb"  # the name studiorunner.run.cleanup.write_back_path gives
     assert sorted(p.name for p in written.parent.glob("*.ipynb")) == ["report.ipynb", "report.output.ipynb"]
     nb = nbformat.read(written, as_version=4)
     assert stream_text(code_cells(nb)[0]) == "written back\n"

@@ -15,8 +15,8 @@ from typing import Any
 
 import requests
 
-from studiorunner.protocol import new_session_id
-from studiorunner.transport import KernelChannel
+from studiorunner.jupyter.kernel_protocol import new_session_id
+from studiorunner.jupyter.connection import KernelChannel
 
 
 def _free_port() -> int:

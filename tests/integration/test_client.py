@@ -13,7 +13,7 @@ import pytest
 import localstudio  # noqa: F401
 from studiorunner.config import TargetConfig
 from studiorunner.errors import JupyterHTTPError, KernelSpecNotFound, NotebookNotFound
-from studiorunner.jupyter import JupyterClient
+from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.targets import StudioClassicTarget, StudioSpaceTarget, TargetProgress
 
 

@@ -18,8 +18,8 @@ import nbformat
 import pytest
 
 from studiorunner.errors import CellExecutionError, KernelDied
-from studiorunner.executor import CellExecutor, Cursor
-from studiorunner.protocol import new_session_id
+from studiorunner.execution.executor import CellExecutor, Cursor
+from studiorunner.jupyter.kernel_protocol import new_session_id
 from tests.integration.kernel_server import JupyterServer, start_server
 
 SUITE = Path(__file__).resolve().parents[3] / "shared" / "peer-suites" / "nbclient"

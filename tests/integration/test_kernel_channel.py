@@ -11,9 +11,9 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from studiorunner.errors import CellExecutionError, CellTimeout, JupyterHTTPError, KernelDied, LoginFailed
-from studiorunner.executor import CellExecutor, Cursor
-from studiorunner.protocol import V1_SUBPROTOCOL, kernel_info_request, new_session_id
-from studiorunner.transport import KernelChannel
+from studiorunner.execution.executor import CellExecutor, Cursor
+from studiorunner.jupyter.kernel_protocol import V1_SUBPROTOCOL, kernel_info_request, new_session_id
+from studiorunner.jupyter.connection import KernelChannel
 from tests.integration.kernel_server import JupyterServer, start_server
 
 

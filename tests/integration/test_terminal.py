@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from studiorunner.errors import CommandFailed, CommandTimeout
-from studiorunner.terminal import TerminalSession, run_commands, summary, websocket_opener
+from studiorunner.terminal.commands import TerminalSession, run_commands, summary, websocket_opener
 
 SHELLS = [s for s in ("/bin/bash", "/bin/dash") if shutil.which(s)]
 

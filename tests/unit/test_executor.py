@@ -14,8 +14,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from studiorunner.errors import CellExecutionError, CellTimeout, KernelDied
-from studiorunner.executor import CellExecutor, Cursor
-from studiorunner.transport import ChannelClosed
+from studiorunner.execution.executor import CellExecutor, Cursor
+from studiorunner.jupyter.connection import ChannelClosed
 
 
 class Clock:

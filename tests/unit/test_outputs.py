@@ -6,7 +6,7 @@ from typing import Any
 
 from nbformat.v4 import new_code_cell, new_notebook
 
-from studiorunner.outputs import OutputRecorder
+from studiorunner.execution.outputs import OutputRecorder
 
 
 def msg(msg_type: str, content: dict[str, Any], date: str = "2024-05-06T07:08:09.123456Z") -> dict[str, Any]:

@@ -10,7 +10,7 @@ from jupyter_server.services.kernels.connection.base import (
     serialize_msg_to_ws_v1,
 )
 
-from studiorunner import protocol
+from studiorunner.jupyter import kernel_protocol as protocol
 
 
 def test_execute_request_defaults_fail_input_fast() -> None:

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from studiorunner.ansi import OutputCleaner, clean
+from studiorunner.terminal.ansi import OutputCleaner, clean
 from studiorunner.errors import CommandFailed, CommandTimeout
-from studiorunner.terminal import (
+from studiorunner.terminal.commands import (
     CommandResult,
     Marker,
     MarkerParser,

@@ -1,6 +1,6 @@
 """Jupyter Server REST API: contents, kernelspecs, kernels, sessions.
 
-A thin typed layer over :class:`~studiorunner.http.JupyterHTTP`; it turns HTTP statuses
+A thin typed layer over :class:`~studiorunner.jupyter.http.JupyterHTTP`; it turns HTTP statuses
 into the run's named errors (a 404 on a notebook is ``NotebookNotFound``, not a stack
 trace) and knows how to pick a kernelspec.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import nbformat
 
-from .errors import JupyterHTTPError, KernelSpecNotFound, NotebookNotFound
-from .http import JupyterHTTP, quote_path
+from studiorunner.errors import JupyterHTTPError, KernelSpecNotFound, NotebookNotFound
+from studiorunner.jupyter.http import JupyterHTTP, quote_path
 
 # Studio kernelspec names embed the image ARN, whose region and account differ between
 # deployments: python3__SAGEMAKER_INTERNAL__arn:aws:sagemaker:us-east-1:081325390199:image/datascience-1.0

@@ -1,7 +1,7 @@
 """A kernel's WebSocket (``/api/kernels/{id}/channels``) over websocket-client.
 
 Only framing and the socket live here; messages are built and parsed by
-:mod:`studiorunner.protocol`. The URL's query string and the headers (cookies, tokens,
+:mod:`studiorunner.jupyter.kernel_protocol`. The URL's query string and the headers (cookies, tokens,
 XSRF) never appear in a log line or an exception message.
 
 Why the socket options (DESIGN.md "Performance facts"): jupyter_server does not set
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from studiorunner.errors import JupyterHTTPError, LoginFailed
-from studiorunner.protocol import V1_SUBPROTOCOL, decode_frame, encode_frame
+from studiorunner.jupyter.kernel_protocol import V1_SUBPROTOCOL, decode_frame, encode_frame
 
 logger = logging.getLogger(__name__)
 

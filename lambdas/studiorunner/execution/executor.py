@@ -8,7 +8,7 @@ their messages while no socket is open, and a new :class:`CellExecutor` on a new
 Semantics follow nbclient (``NotebookClient.async_execute_cell``): a cell is finished
 when both its shell ``execute_reply`` and its iopub ``status: idle`` have arrived,
 matched by ``parent_header.msg_id``; outputs are recorded by
-:class:`studiorunner.outputs.OutputRecorder`.
+:class:`studiorunner.execution.outputs.OutputRecorder`.
 
 Pipelining (opt-in, ``window`` > 1): up to ``window`` execute_requests are outstanding,
 so the kernel never waits for a network round trip between cells. The default is 1, as in
@@ -49,9 +49,9 @@ from typing import Any, Callable
 from nbformat import NotebookNode
 
 from studiorunner.errors import CellExecutionError, CellTimeout, KernelDied
-from studiorunner.outputs import OutputRecorder, runner_meta
-from studiorunner.protocol import execute_request, parent_msg_id
-from studiorunner.transport import ChannelClosed, KernelChannel
+from studiorunner.execution.outputs import OutputRecorder, runner_meta
+from studiorunner.jupyter.kernel_protocol import execute_request, parent_msg_id
+from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
 
 logger = logging.getLogger(__name__)
 

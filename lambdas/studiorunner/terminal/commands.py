@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, TextIO
 
-from .ansi import OutputCleaner
-from .errors import CommandFailed, CommandTimeout, JupyterHTTPError
+from studiorunner.terminal.ansi import OutputCleaner
+from studiorunner.errors import CommandFailed, CommandTimeout, JupyterHTTPError
 
 # -- what the library needs from the outside world ----------------------------------
 
@@ -77,7 +77,7 @@ class ResponseLike(Protocol):
 
 
 class TerminalREST(Protocol):
-    """The REST calls a terminal needs; :class:`studiorunner.http.JupyterHTTP` satisfies it.
+    """The REST calls a terminal needs; :class:`studiorunner.jupyter.http.JupyterHTTP` satisfies it.
 
     Paths are relative to the Jupyter base URL (``api/terminals``). ``post`` returns a
     response whose ``json()`` is the body; both raise on a non-2xx answer, and an error

@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .errors import JupyterHTTPError
+from studiorunner.errors import JupyterHTTPError
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})

@@ -1,0 +1,45 @@
+"""Prepare: validate the payload and the target; decide the run id and output location."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from studiorunner import notebook as nbtools
+from studiorunner.errors import PayloadInvalid
+from studiorunner.payload import validate_payload
+from studiorunner.run.services import Services
+
+_RUN_ID = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Validate the payload and the target; decide the run id and output location."""
+    spec = validate_payload(event.get("payload"), max_run_seconds=services.config.max_run_seconds)
+    target = services.config.target(spec.target)
+    if spec.instance_type and target.type != "studio-classic":
+        raise PayloadInvalid(
+            f"'kernel.instance_type' only applies to studio-classic targets; target {target.name!r} is {target.type}"
+        )
+    if not services.config.bucket:
+        raise PayloadInvalid("The deployment has no output bucket (STUDIO_RUNNER_BUCKET is empty)")
+    run_id = _RUN_ID.sub("-", str(event.get("execution") or "")).strip("-") or f"run-{int(services.clock())}"
+    source = spec.notebook or spec.notebook_s3 or ""
+    output_uri = None
+    if source:
+        output_uri = f"s3://{services.config.bucket}/{nbtools.output_key(run_id, source)}"
+        if spec.notebook_s3:
+            services.notebooks().read(spec.notebook_s3)  # NotebookNotFound now, before anything starts
+    started = services.clock()
+    return {
+        "run_id": run_id,
+        "target": target.name,
+        "target_type": target.type,
+        "spec": spec.to_dict(),
+        "has_notebook": bool(source),
+        "has_commands": bool(spec.commands),
+        "output_uri": output_uri,
+        "commands_log_uri": f"s3://{services.config.bucket}/runs/{run_id}/commands.log" if spec.commands else None,
+        "started_at": started,
+        "deadline": started + spec.timeouts.run_seconds if spec.timeouts.run_seconds else None,
+    }

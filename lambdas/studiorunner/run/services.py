@@ -1,0 +1,66 @@
+"""What every step shares: the outside world it talks to, and the run's deadline.
+
+Each step takes the state machine's state (a dict of small, non-secret references) and
+returns the part it owns. Steps log in afresh every time: no cookie, token or URL crosses
+a step boundary. The Lambda handlers in ``lambdas/steps`` are thin wrappers.
+
+State layout::
+
+    run     – Prepare:     run_id, target, spec (the validated payload), output_uri, …
+    target  – StartTarget: status, created, attempt, wait_seconds, started_at
+    kernel  – StartKernel: status, id, session_id, client_session_id, app_name, …
+    cursor  – RunCells:    next cell, pending requests, done, counts
+    error   – any Catch:   {"Error": name, "Cause": …}
+    outcome – Cleanup:     status, error, cause, result
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from studiorunner.config import RunnerConfig
+from studiorunner.errors import RunTimeout
+from studiorunner.payload import RunSpec
+from studiorunner.store import NotebookStore, S3NotebookStore
+from studiorunner.targets import Target, target_for
+
+#: How long before the Lambda's own timeout RunCells stops sending cells and saves.
+SAFETY_MARGIN_SECONDS = 20.0
+#: A kernel POST on Studio Classic blocks while a KernelGateway app starts: never longer than this.
+KERNEL_POST_TIMEOUT_SECONDS = 25.0
+#: How long StartKernel waits for a kernel_info_reply before letting the state machine wait.
+KERNEL_PROBE_SECONDS = 10.0
+UPLOAD_DIR = "studio-runner/uploads"  # hidden folders are refused by jupyter_server (allow_hidden)
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass
+class Services:
+    """The outside world a step talks to; tests and the local stack swap parts of it."""
+
+    config: RunnerConfig
+    store: NotebookStore | None = None
+    target_factory: Callable[[Any], Target] = target_for
+    clock: Callable[[], float] = _now
+
+    def notebooks(self) -> NotebookStore:
+        if self.store is None:
+            self.store = S3NotebookStore()
+        return self.store
+
+    def target(self, run: dict[str, Any]) -> Target:
+        return self.target_factory(self.config.target(run["target"]))
+
+
+def check_deadline(run: dict[str, Any], now: float) -> None:
+    if run.get("deadline") and now > run["deadline"]:
+        spec = RunSpec.from_dict(run["spec"])
+        raise RunTimeout(
+            f"The run went past timeouts.run_seconds={spec.timeouts.run_seconds:g}",
+            run_id=run["run_id"],
+        )

@@ -1,0 +1,106 @@
+"""Where notebooks run: SageMaker Studio spaces, Studio Classic, notebook instances, plain Jupyter.
+
+A :class:`Target` answers three questions for the steps, each safe to ask again from a
+fresh process (every Lambda logs in afresh; nothing secret is kept between steps):
+
+- ``ensure_started(progress)`` — is the Jupyter app up? Start it if not (once), and say
+  whether this run started it, so cleanup removes only what the run created.
+- ``login()`` — a logged-in :class:`~studiorunner.jupyter.http.JupyterHTTP` (presigned URL or token).
+- ``release(progress, policy)`` — stop what this run started, per the cleanup policy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import boto3
+
+from studiorunner.config import TargetConfig
+from studiorunner.errors import TargetNotReady
+from studiorunner.jupyter.http import JupyterHTTP
+
+
+
+@dataclass
+class TargetProgress:
+    """What StartTarget returns into the state (small, no secrets)."""
+
+    status: str = "pending"  # "pending" | "ready"
+    detail: str = ""  # the SageMaker status seen last, e.g. "Pending"
+    created: bool = False  # this run created the app / started the instance
+    attempt: int = 0
+    wait_seconds: int = 0
+    started_at: float = 0.0  # epoch seconds of the first StartTarget
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> TargetProgress:
+        raw = raw or {}
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+
+def next_wait(attempt: int, *, first: float = 5.0, factor: float = 1.5, cap: float = 60.0) -> int:
+    """Backoff for the state machine's Wait: 5, 7, 11, 16, … capped at a minute."""
+    return int(min(cap, first * factor**attempt))
+
+
+@dataclass
+class ReleaseReport:
+    actions: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def _keep_reason(progress: TargetProgress, policy: str, other_kernels: int) -> str | None:
+    """Why cleanup must leave the app/instance running, or None to stop it."""
+    if policy == "never":
+        return "cleanup.app=never"
+    if policy == "if_created" and not progress.created:
+        return "not started by this run"
+    if other_kernels:
+        return f"{other_kernels} other kernel(s) still running on it"
+    return None
+
+
+class Target(ABC):
+    """One configured target. Subclasses talk to SageMaker; the steps only see this."""
+
+    def __init__(self, config: TargetConfig, *, sagemaker=None) -> None:
+        self.config = config
+        self._sagemaker = sagemaker
+
+    @property
+    def sagemaker(self):
+        if self._sagemaker is None:
+            self._sagemaker = boto3.client("sagemaker", region_name=self.config.region or None)
+        return self._sagemaker
+
+    @abstractmethod
+    def ensure_started(self, progress: TargetProgress, *, now: float, start_seconds: float) -> TargetProgress:
+        """Check the app/instance, start it once if needed; ready, pending, or raise."""
+
+    @abstractmethod
+    def login(self) -> JupyterHTTP:
+        """A logged-in REST client for the target's Jupyter server."""
+
+    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
+        """Stop the app/instance per ``policy`` ("if_created", "always", "never")."""
+        return ReleaseReport()
+
+    # Studio Classic starts one KernelGateway app per kernel instance type.
+    uses_kernel_gateway_apps = False
+
+    def _pending(self, progress: TargetProgress, detail: str, *, now: float, start_seconds: float) -> TargetProgress:
+        if now - progress.started_at > start_seconds:
+            raise TargetNotReady(
+                f"Target {self.config.name!r} was still {detail} after {start_seconds:g} s "
+                f"(timeouts.start_seconds)",
+                target=self.config.name, status=detail,
+            )
+        progress.status, progress.detail = "pending", detail
+        progress.wait_seconds = next_wait(progress.attempt)
+        progress.attempt += 1
+        return progress
