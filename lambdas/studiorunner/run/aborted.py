@@ -12,14 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from studiorunner.run.state import STEP_RESULT_PATHS
+
 #: Where each step's result lands in the state (the ResultPath in runner.asl.json).
-RESULT_PATHS = {
-    "StartTarget": "target",
-    "RunCommands": "commands",
-    "StartKernel": "kernel",
-    "RunCells": "cursor",
-    "Cleanup": "outcome",
-}
+RESULT_PATHS = STEP_RESULT_PATHS
 
 
 def history_events(sfn, execution_arn: str) -> list[dict[str, Any]]:

@@ -11,9 +11,8 @@ from typing import Any
 from studiorunner import notebook as nbtools
 from studiorunner.errors import NotebookNotFound, StudioRunnerError
 from studiorunner.jupyter.rest import JupyterClient
-from studiorunner.payload import RunSpec
 from studiorunner.run.services import Services
-from studiorunner.targets import TargetProgress
+from studiorunner.run.state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -45,46 +44,47 @@ def write_back_path(source_path: str) -> str:
     return f"{stem}.output.ipynb"
 
 
-def release_resources(state: dict[str, Any], services: Services) -> CleanupReport:
-    """Remove what this run started: its terminal, session and kernel, KernelGateway app, app/instance."""
+def release_resources(state: RunState, services: Services) -> CleanupReport:
+    """Remove what this run started: its session and kernel, KernelGateway app, app/instance.
+
+    Only what the state names as the run's own: ids it recorded, or its own session path
+    (which carries the run id) when a session was created but its id never reached the
+    state. Never anything found by the notebook's path, which a person may have open.
+    """
     report = CleanupReport()
-    run = state.get("run")
-    if not run:
+    run, kernel, progress = state.run, state.kernel, state.target
+    if run is None:
         return report
-    spec = RunSpec.from_dict(run["spec"])
-    kernel = state.get("kernel") or {}
-    terminal = (state.get("commands") or {}).get("terminal")
-    progress = TargetProgress.from_dict(state.get("target"))
-    target = services.target(run)
-    if not (progress.created or kernel.get("id") or kernel.get("posted") or terminal):
+    spec = run.spec
+    target = services.target(run.target)
+    if not (progress.created or kernel.started_anything):
         return report
     other_kernels = 0
     try:
         jupyter = JupyterClient(target.login())
     except StudioRunnerError as exc:
         jupyter = None
-        if kernel.get("id") or terminal:
-            report.problems.append(f"could not log in to remove the kernel/terminal: {exc}")
+        if kernel.started_anything:
+            report.problems.append(f"could not log in to remove the kernel: {exc}")
     if jupyter is not None:
-        if spec.write_back and kernel.get("path") and run.get("output_uri"):
+        if spec.write_back and kernel.path and run.output_uri:
             try:
-                path = write_back_path(kernel["path"])
-                jupyter.write_notebook(path, services.notebooks().read(run["output_uri"]))
+                path = write_back_path(kernel.path)
+                jupyter.write_notebook(path, services.notebooks().read(run.output_uri))
                 report.actions.append(f"wrote the executed notebook to {path} on the target")
             except StudioRunnerError as exc:
                 report.problems.append(f"could not write the executed notebook back to the target: {exc}")
         try:
-            if terminal and jupyter.delete_terminal(terminal):
-                report.actions.append(f"deleted terminal {terminal}")
-            if kernel.get("session_id") and jupyter.delete_session(kernel["session_id"]):
-                report.actions.append("deleted session and its kernel")
-            if kernel.get("id") and jupyter.delete_kernel(kernel["id"]):
+            for session_id in _own_sessions(jupyter, state):
+                if jupyter.delete_session(session_id):
+                    report.actions.append("deleted session and its kernel")
+            if kernel.id and jupyter.delete_kernel(kernel.id):
                 report.actions.append("shut down kernel")
-            if kernel.get("app_name") and (kernel.get("app_created") or spec.cleanup_app == "always") and spec.cleanup_app != "never":
-                if jupyter.delete_studio_app(kernel["app_name"]):
-                    report.actions.append(f"deleted KernelGateway app {kernel['app_name']}")
-            elif kernel.get("app_name"):
-                report.kept.append(f"KernelGateway app {kernel['app_name']} (not started by this run)")
+            if kernel.app_name and (kernel.app_created or spec.cleanup_app == "always") and spec.cleanup_app != "never":
+                if jupyter.delete_studio_app(kernel.app_name):
+                    report.actions.append(f"deleted KernelGateway app {kernel.app_name}")
+            elif kernel.app_name:
+                report.kept.append(f"KernelGateway app {kernel.app_name} (not started by this run)")
             if progress.created or spec.cleanup_app == "always":
                 other_kernels = len(jupyter.list_kernels())
         except StudioRunnerError as exc:
@@ -98,12 +98,23 @@ def release_resources(state: dict[str, Any], services: Services) -> CleanupRepor
     return report
 
 
-def cleanup(state: dict[str, Any], services: Services) -> dict[str, Any]:
+def _own_sessions(jupyter: JupyterClient, state: RunState) -> list[str]:
+    """The ids of this run's sessions: the one it recorded, else any on its own session path."""
+    kernel = state.kernel
+    if kernel.session_id:
+        return [kernel.session_id]
+    if not kernel.session_path:
+        return []
+    return [s["id"] for s in jupyter.list_sessions() if s.get("path") == kernel.session_path]
+
+
+def cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     """Clean up on every path and decide the run's outcome (the execution's error and cause)."""
-    run = state.get("run") or {}
-    error_name, message = error_message(state.get("error"))
-    cursor = state.get("cursor") or {}
-    output_uri = run.get("output_uri")
+    state = RunState.from_dict(raw_state)
+    run = state.run
+    error_name, message = error_message(state.error)
+    cursor = state.cursor_summary
+    output_uri = run.output_uri if run else None
     if error_name and output_uri and error_name not in ("PayloadInvalid", "TargetNotAllowed"):
         _mark_notebook_failed(services, output_uri, error_name, message)
     report = release_resources(state, services)
@@ -112,23 +123,22 @@ def cleanup(state: dict[str, Any], services: Services) -> dict[str, Any]:
     now = services.clock()
 
     result = {
-        "run_id": run.get("run_id"),
+        "run_id": run.run_id if run else None,
         "status": "FAILED" if error_name else "SUCCEEDED",
-        "target": run.get("target"),
+        "target": run.target if run else None,
         "output_notebook": output_uri,
-        "cells_total": (state.get("kernel") or {}).get("cells_total", 0),
-        "cells_executed": cursor.get("cells_executed", 0),
-        "cells_failed": cursor.get("cells_failed", 0),
-        "duration_seconds": round(now - run["started_at"], 3) if run.get("started_at") else None,
+        "cells_total": state.kernel.cells_total,
+        "cells_executed": cursor.cells_executed,
+        "cells_failed": cursor.cells_failed,
+        "duration_seconds": round(now - run.started_at, 3) if run and run.started_at else None,
         "cleanup": {"actions": report.actions, "kept": report.kept},
     }
-    if cursor.get("exit"):
-        result["exit"] = cursor["exit"]
-    if (state.get("commands") or {}).get("results"):
-        result["commands"] = state["commands"]["results"]
-    warnings = (state.get("kernel") or {}).get("warnings")
-    if warnings:
-        result["warnings"] = warnings
+    if cursor.exit:
+        result["exit"] = cursor.exit
+    if state.commands and state.commands.results:
+        result["commands"] = state.commands.results
+    if state.kernel.warnings:
+        result["warnings"] = state.kernel.warnings
 
     if report.problems:
         problems = "; ".join(report.problems)
@@ -139,6 +149,9 @@ def cleanup(state: dict[str, Any], services: Services) -> dict[str, Any]:
     if error_name:
         if output_uri and output_uri not in message:
             message = f"{message}; output notebook: {output_uri}"
+        log_uri = run.commands_log_uri if run and state.commands is None else None
+        if log_uri and error_name.startswith("Command") and log_uri not in message:
+            message = f"{message}; command log: {log_uri}"
         result["status"] = "FAILED"
         return {"status": "FAILED", "error": error_name, "cause": message, "result": result}
     return {"status": "SUCCEEDED", "result": result}

@@ -9,12 +9,17 @@ from studiorunner import notebook as nbtools
 from studiorunner.errors import PayloadInvalid
 from studiorunner.payload import validate_payload
 from studiorunner.run.services import Services
+from studiorunner.run.state import RunRecord
 
 _RUN_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
-    """Validate the payload and the target; decide the run id and output location."""
+    """Validate the payload and the target; decide the run id and output location.
+
+    ``event`` is ``{"payload": …, "execution": <the execution's name>}``; the result becomes
+    the state's ``run`` (a :class:`RunRecord`).
+    """
     spec = validate_payload(event.get("payload"), max_run_seconds=services.config.max_run_seconds)
     target = services.config.target(spec.target)
     if spec.instance_type and target.type != "studio-classic":
@@ -31,15 +36,13 @@ def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
         if spec.notebook_s3:
             services.notebooks().read(spec.notebook_s3)  # NotebookNotFound now, before anything starts
     started = services.clock()
-    return {
-        "run_id": run_id,
-        "target": target.name,
-        "target_type": target.type,
-        "spec": spec.to_dict(),
-        "has_notebook": bool(source),
-        "has_commands": bool(spec.commands),
-        "output_uri": output_uri,
-        "commands_log_uri": f"s3://{services.config.bucket}/runs/{run_id}/commands.log" if spec.commands else None,
-        "started_at": started,
-        "deadline": started + spec.timeouts.run_seconds if spec.timeouts.run_seconds else None,
-    }
+    return RunRecord(
+        run_id=run_id,
+        target=target.name,
+        target_type=target.type,
+        spec=spec,
+        output_uri=output_uri,
+        commands_log_uri=f"s3://{services.config.bucket}/runs/{run_id}/commands.log" if spec.commands else None,
+        started_at=started,
+        deadline=started + spec.timeouts.run_seconds if spec.timeouts.run_seconds else None,
+    ).to_dict()

@@ -9,8 +9,8 @@ from typing import Any
 from studiorunner import notebook as nbtools
 from studiorunner.errors import KernelDied, StudioRunnerError
 from studiorunner.jupyter.rest import JupyterClient
-from studiorunner.payload import RunSpec
-from studiorunner.run.services import SAFETY_MARGIN_SECONDS, Services, check_deadline
+from studiorunner.run.context import StepContext
+from studiorunner.run.services import Services
 from studiorunner.store import ThrottledSaver
 
 def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: float) -> dict[str, Any]:
@@ -18,20 +18,14 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     from studiorunner.execution.executor import CellExecutor, Cursor
     from studiorunner.jupyter.connection import KernelChannel
 
-    run, kernel = state["run"], state["kernel"]
-    spec = RunSpec.from_dict(run["spec"])
-    now = services.clock()
-    check_deadline(run, now)
-    cursor = Cursor.from_dict(state.get("cursor") or {})
-    jupyter = JupyterClient(services.target(run).login())
+    ctx = StepContext.begin(state, services)
+    run, spec, kernel = ctx.run, ctx.spec, ctx.state.kernel
+    cursor = Cursor.from_dict(ctx.state.cursor)
+    jupyter = JupyterClient(ctx.target().login())
     store = services.notebooks()
-    nb = store.read(run["output_uri"])
-    saver = ThrottledSaver(store, run["output_uri"])
-
-    budget = remaining_seconds - SAFETY_MARGIN_SECONDS
-    if run.get("deadline"):
-        budget = min(budget, run["deadline"] - now)
-    deadline = time.monotonic() + max(budget, 1.0)
+    nb = store.read(run.output_uri)
+    saver = ThrottledSaver(store, run.output_uri)
+    deadline = time.monotonic() + ctx.budget(remaining_seconds)
 
     def on_start(index: int, cell) -> None:
         nbtools.mark_cell_started(cell, datetime.now(timezone.utc))
@@ -40,18 +34,19 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
         nbtools.mark_cell_finished(cell, status, datetime.now(timezone.utc))
         saver.save_if_due(nb)
 
-    ws = jupyter.channels(kernel["id"], kernel["client_session_id"])
+    ws = jupyter.channels(kernel.id, kernel.client_session_id)
     try:
         channel = KernelChannel.open(ws.url, headers=ws.headers)
     except Exception as exc:
-        if jupyter.kernel_state(kernel["id"]) in ("dead", "missing"):
-            raise KernelDied(f"Kernel {kernel['name']!r} is gone; executed notebook: {run['output_uri']}") from None
+        if jupyter.kernel_state(kernel.id) in ("dead", "missing"):
+            raise KernelDied(f"Kernel {kernel.name!r} is gone", kernel=kernel.name,
+                             output_notebook=run.output_uri) from exc
         raise
     executor = CellExecutor(
-        channel, nb, session=kernel["client_session_id"],
+        channel, nb, session=kernel.client_session_id,
         cell_timeout=spec.timeouts.cell_seconds, allow_errors=spec.allow_errors,
-        interrupt=lambda: jupyter.interrupt_kernel(kernel["id"]),
-        kernel_state=lambda: jupyter.kernel_state(kernel["id"]),
+        interrupt=lambda: jupyter.interrupt_kernel(kernel.id),
+        kernel_state=lambda: jupyter.kernel_state(kernel.id),
         on_cell_start=on_start, on_cell_end=on_end,
         # A dropped socket is reopened with the same session_id, so jupyter_server replays what it buffered.
         reconnect=lambda: KernelChannel.open(ws.url, headers=ws.headers),
@@ -59,9 +54,11 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     try:
         cursor = executor.run(cursor, deadline=deadline)
     except StudioRunnerError as exc:
-        _record_failure(nb, exc, run)
+        _record_failure(nb, exc)
         saver.flush(nb)
-        raise type(exc)(f"{exc.message}; executed notebook: {run['output_uri']}", **exc.facts) from None
+        # Where the executed notebook is, as a fact: Cleanup's cause names it (from the run record).
+        exc.facts.setdefault("output_notebook", run.output_uri)
+        raise
     finally:
         channel.close()
     if cursor.done:
@@ -71,7 +68,7 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     return cursor.to_dict()
 
 
-def _record_failure(nb, exc: StudioRunnerError, run: dict[str, Any]) -> None:
+def _record_failure(nb, exc: StudioRunnerError) -> None:
     facts = exc.facts
     index = facts.get("cell_index")
     if index is not None:

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from studiorunner.errors import StudioRunnerError
-from studiorunner.payload import RunSpec
-from studiorunner.run.services import SAFETY_MARGIN_SECONDS, Services, check_deadline
+from studiorunner.run.context import StepContext
+from studiorunner.run.services import Services
+from studiorunner.run.state import CommandsReport
 
 def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds: float) -> dict[str, Any]:
     """Run the payload's shell commands in a Jupyter terminal; save their log beside the notebook.
@@ -19,15 +20,12 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
 
     from studiorunner.terminal.commands import TerminalSession, run_commands as run_in_terminal, summary, websocket_opener
 
-    run = state["run"]
-    spec = RunSpec.from_dict(run["spec"])
-    check_deadline(run, services.clock())
-    http = services.target(run).login()
-    budget = max(remaining_seconds - SAFETY_MARGIN_SECONDS, 1.0)
-    if run.get("deadline"):
-        budget = min(budget, max(run["deadline"] - services.clock(), 1.0))
+    ctx = StepContext.begin(state, services)
+    spec = ctx.spec
+    http = ctx.target().login()
+    budget = ctx.budget(remaining_seconds)
     timeout = min(spec.timeouts.command_seconds or budget, budget)
-    log_uri = run["commands_log_uri"]
+    log_uri = ctx.run.commands_log_uri
     summary_uri = log_uri.rsplit("/", 1)[0] + "/commands.json"
     log_text, results = io.StringIO(), []
     session = TerminalSession(rest=http, open_socket=websocket_opener(http))
@@ -36,7 +34,9 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
         run_in_terminal(session, spec.commands, timeout=timeout, allow_failure=spec.allow_command_errors,
                         log=log_text, results=results)
     except StudioRunnerError as exc:
-        raise type(exc)(f"{exc.message}; command log: {log_uri}", **exc.facts) from None
+        # Where the log is, as a fact: Cleanup's cause names it (from the run record).
+        exc.facts.setdefault("command_log", log_uri)
+        raise
     finally:
         try:
             session.close(delete=True)
@@ -44,4 +44,4 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
             store = services.notebooks()
             store.write_bytes(log_uri, log_text.getvalue().encode(), content_type="text/plain; charset=utf-8")
             store.write_bytes(summary_uri, json.dumps(summary(results), indent=1).encode(), content_type="application/json")
-    return {"results": summary(results), "log_uri": log_uri}
+    return CommandsReport(results=summary(results), log_uri=log_uri).to_dict()

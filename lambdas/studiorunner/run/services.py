@@ -1,17 +1,9 @@
-"""What every step shares: the outside world it talks to, and the run's deadline.
+"""What every step shares: the outside world it talks to, and the step's limits.
 
-Each step takes the state machine's state (a dict of small, non-secret references) and
-returns the part it owns. Steps log in afresh every time: no cookie, token or URL crosses
-a step boundary. The Lambda handlers in ``lambdas/steps`` are thin wrappers.
-
-State layout::
-
-    run     – Prepare:     run_id, target, spec (the validated payload), output_uri, …
-    target  – StartTarget: status, created, attempt, wait_seconds, started_at
-    kernel  – StartKernel: status, id, session_id, client_session_id, app_name, …
-    cursor  – RunCells:    next cell, pending requests, done, counts
-    error   – any Catch:   {"Error": name, "Cause": …}
-    outcome – Cleanup:     status, error, cause, result
+Each step takes the state machine's state (small, non-secret references; its parts are
+typed in :mod:`studiorunner.run.state`) and returns the part it owns. Steps log in afresh
+every time: no cookie, token or URL crosses a step boundary. The Lambda handlers in
+``lambdas/steps`` are thin wrappers; tests swap the parts of :class:`Services`.
 """
 
 from __future__ import annotations
@@ -21,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from studiorunner.config import RunnerConfig
-from studiorunner.errors import RunTimeout
-from studiorunner.payload import RunSpec
 from studiorunner.store import NotebookStore, S3NotebookStore
 from studiorunner.targets import Target, target_for
 
@@ -53,14 +43,7 @@ class Services:
             self.store = S3NotebookStore()
         return self.store
 
-    def target(self, run: dict[str, Any]) -> Target:
-        return self.target_factory(self.config.target(run["target"]))
+    def target(self, name: str | None) -> Target:
+        """The configured target called ``name`` (TargetNotAllowed when there is none)."""
+        return self.target_factory(self.config.target(name))
 
-
-def check_deadline(run: dict[str, Any], now: float) -> None:
-    if run.get("deadline") and now > run["deadline"]:
-        spec = RunSpec.from_dict(run["spec"])
-        raise RunTimeout(
-            f"The run went past timeouts.run_seconds={spec.timeouts.run_seconds:g}",
-            run_id=run["run_id"],
-        )

@@ -1,4 +1,14 @@
-"""StartKernel: load the notebook, save the pending output, start a kernel and wait until it answers."""
+"""StartKernel: load the notebook, save the pending output, start a kernel and wait until it answers.
+
+The run's kernel is always its own (REAL-STUDIO K1): ``POST api/sessions`` on a path that
+already has a session answers *that* session, so a session on the notebook's own path
+would hand the run the kernel of a person who has the notebook open, and Cleanup would
+then shut it down. The run's session path is therefore a name only this run uses, beside
+the notebook (:func:`run_session_path`): jupyter_server starts a session's kernel in the
+folder of its path, so relative paths in the notebook behave as in Jupyter. The file
+need not exist (sessions never read it), and the name carries the run id so Cleanup can
+recognise what this run created.
+"""
 
 from __future__ import annotations
 
@@ -10,75 +20,88 @@ from studiorunner import notebook as nbtools
 from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady
 from studiorunner.jupyter.rest import JupyterClient, new_client_session_id
 from studiorunner.parameters import inject_parameters
-from studiorunner.payload import RunSpec
-from studiorunner.run.services import (KERNEL_POST_TIMEOUT_SECONDS, KERNEL_PROBE_SECONDS, UPLOAD_DIR, Services,
-                                       check_deadline)
-from studiorunner.targets import next_wait
+from studiorunner.run.context import StepContext
+from studiorunner.run.services import KERNEL_POST_TIMEOUT_SECONDS, KERNEL_PROBE_SECONDS, UPLOAD_DIR, Services
+from studiorunner.run.state import KernelProgress
 
 log = logging.getLogger(__name__)
 
-def _load_source(run: dict[str, Any], spec: RunSpec, jupyter: JupyterClient, services: Services):
+#: The run's session file names start with this (hidden, so file browsers do not list them).
+SESSION_MARKER = ".studio-runner-"
+
+
+def run_session_path(notebook_path: str, run_id: str) -> str:
+    """The run's own session path: ``<notebook folder>/.studio-runner-<run id>-<name>.ipynb``."""
+    folder, _, _ = notebook_path.rpartition("/")
+    name = f"{SESSION_MARKER}{run_id}-{nbtools.notebook_name(notebook_path)}.ipynb"
+    return f"{folder}/{name}" if folder else name
+
+
+def _load_source(ctx: StepContext, jupyter: JupyterClient):
     """The notebook to run and its path in the target's file tree (uploaded if from S3)."""
+    spec = ctx.spec
     if spec.notebook:
         return jupyter.read_notebook(spec.notebook), spec.notebook
-    nb = services.notebooks().read(spec.notebook_s3)
-    path = f"{UPLOAD_DIR}/{run['run_id']}/{spec.notebook_s3.rsplit('/', 1)[-1]}"
+    nb = ctx.services.notebooks().read(spec.notebook_s3)
+    path = f"{UPLOAD_DIR}/{ctx.run.run_id}/{spec.notebook_s3.rsplit('/', 1)[-1]}"
     jupyter.write_notebook(path, nb)
     return nb, path
 
 
+def _prepare_notebook(ctx: StepContext, jupyter: JupyterClient, kernel: KernelProgress) -> None:
+    """Load the notebook, choose its kernel, inject parameters and save the pending output."""
+    run, spec = ctx.run, ctx.spec
+    nb, path = _load_source(ctx, jupyter)
+    choice = jupyter.choose_kernel(spec.kernel_name, nb.metadata.get("kernelspec"))
+    warnings = [choice.warning] if choice.warning else []
+    language = (nb.metadata.get("kernelspec") or {}).get("language") or \
+        (nb.metadata.get("language_info") or {}).get("name") or "python"
+    if spec.parameters:
+        warnings += inject_parameters(nb, spec.parameters, language=language)
+    nbtools.prepare_for_run(
+        nb, run_id=run.run_id, input_path=spec.notebook or spec.notebook_s3,
+        output_uri=run.output_uri, parameters=spec.parameters, kernel_name=choice.name,
+    )
+    if warnings:
+        noted = nb.metadata.setdefault("studio_runner", {}).setdefault("warnings", [])
+        noted.extend(w for w in warnings if w not in noted)
+        for warning in warnings:
+            log.warning(warning)
+    ctx.services.notebooks().write(run.output_uri, nb)
+    kernel.name, kernel.path, kernel.warnings = choice.name, path, warnings
+    kernel.cells_total = len(nbtools.code_cells_to_run(nb))
+    kernel.session_path = run_session_path(path, run.run_id)
+
+
 def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
     """First call: load the notebook, save the pending output, start a kernel. Later calls: wait for it."""
-    run = state["run"]
-    now = services.clock()
-    check_deadline(run, now)
-    spec = RunSpec.from_dict(run["spec"])
-    kernel = dict(state.get("kernel") or {})
-    target = services.target(run)
+    ctx = StepContext.begin(state, services)
+    kernel = ctx.state.kernel
+    target = ctx.target()
     jupyter = JupyterClient(target.login())
 
-    if not kernel.get("id"):
-        kernel.setdefault("started_at", now)
-        kernel.setdefault("attempt", 0)
-        if not kernel.get("name"):
-            nb, path = _load_source(run, spec, jupyter, services)
-            choice = jupyter.choose_kernel(spec.kernel_name, nb.metadata.get("kernelspec"))
-            warnings = [choice.warning] if choice.warning else []
-            language = (nb.metadata.get("kernelspec") or {}).get("language") or \
-                (nb.metadata.get("language_info") or {}).get("name") or "python"
-            if spec.parameters:
-                warnings += inject_parameters(nb, spec.parameters, language=language)
-            nbtools.prepare_for_run(
-                nb, run_id=run["run_id"], input_path=spec.notebook or spec.notebook_s3,
-                output_uri=run["output_uri"], parameters=spec.parameters, kernel_name=choice.name,
-            )
-            if warnings:
-                nb.metadata.setdefault("studio_runner", {}).setdefault("warnings", []).extend(
-                    w for w in warnings if w not in nb.metadata["studio_runner"].get("warnings", [])
-                )
-                for warning in warnings:
-                    log.warning(warning)
-            services.notebooks().write(run["output_uri"], nb)
-            kernel.update(name=choice.name, path=path, warnings=warnings,
-                          cells_total=len(nbtools.code_cells_to_run(nb)))
+    if not kernel.id:
+        kernel.begin(ctx.now)
+        if not kernel.name:
+            _prepare_notebook(ctx, jupyter, kernel)
         if target.uses_kernel_gateway_apps:
-            kernel.update(_start_classic_kernel(jupyter, kernel, spec))
-            if not kernel.get("id"):
-                return _kernel_pending(kernel, "waiting for the KernelGateway app", now, spec)
-            session = jupyter.create_session(kernel["path"], kernel_id=kernel["id"])
+            _start_classic_kernel(jupyter, kernel, ctx)
+            if not kernel.id:
+                return _pending(kernel, "waiting for the KernelGateway app", ctx)
+            session = jupyter.create_session(kernel.session_path, kernel_id=kernel.id)
         else:
-            session = jupyter.create_session(kernel["path"], kernel_name=kernel["name"])
-            kernel["id"] = session["kernel"]["id"]
-        kernel["session_id"] = session["id"]
-        kernel["client_session_id"] = new_client_session_id()
+            session = jupyter.create_session(kernel.session_path, kernel_name=kernel.name)
+        kernel.id = session["kernel"]["id"]
+        kernel.session_id = session["id"]
+        kernel.client_session_id = new_client_session_id()
 
-    state_now = jupyter.kernel_state(kernel["id"])
+    state_now = jupyter.kernel_state(kernel.id)
     if state_now in ("dead", "missing"):
-        raise KernelDied(f"Kernel {kernel['name']!r} died while starting (state: {state_now})", kernel=kernel["name"])
-    if not _kernel_answers(jupyter, kernel["id"]):
-        return _kernel_pending(kernel, "kernel not answering kernel_info yet", now, spec)
-    kernel.update(status="ready", wait_seconds=0)
-    return kernel
+        raise KernelDied(f"Kernel {kernel.name!r} died while starting (state: {state_now})", kernel=kernel.name)
+    if not _kernel_answers(jupyter, kernel.id):
+        return _pending(kernel, "kernel not answering kernel_info yet", ctx)
+    kernel.ready()
+    return kernel.to_dict()
 
 
 def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KERNEL_PROBE_SECONDS) -> bool:
@@ -107,50 +130,48 @@ def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KER
     return False
 
 
-def _kernel_pending(kernel: dict[str, Any], detail: str, now: float, spec: RunSpec) -> dict[str, Any]:
-    if now - kernel["started_at"] > spec.timeouts.start_seconds:
+def _pending(kernel: KernelProgress, detail: str, ctx: StepContext) -> dict[str, Any]:
+    start_seconds = ctx.spec.timeouts.start_seconds
+    if kernel.overdue(ctx.now, start_seconds):
         raise KernelNotReady(
-            f"Kernel {kernel.get('name')!r} was not ready after {spec.timeouts.start_seconds:g} s ({detail})",
-            kernel=kernel.get("name"),
+            f"Kernel {kernel.name!r} was not ready after {start_seconds:g} s ({detail})",
+            kernel=kernel.name,
         )
-    kernel.update(status="pending", detail=detail, wait_seconds=next_wait(kernel["attempt"], first=2.0, cap=30.0))
-    kernel["attempt"] += 1
-    return kernel
+    kernel.wait(detail, first=2.0, cap=30.0)
+    return kernel.to_dict()
 
 
-def _start_classic_kernel(jupyter: JupyterClient, kernel: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
+def _start_classic_kernel(jupyter: JupyterClient, kernel: KernelProgress, ctx: StepContext) -> None:
     """POST a kernel on Studio Classic without letting a slow KernelGateway start hold the Lambda.
 
     The POST blocks while the app starts. If it times out the server keeps starting the
     app and the kernel; the next call adopts the kernel that appeared since, rather than
     POSTing again and starting a second one.
     """
-    update: dict[str, Any] = {}
-    if "kernels_before" not in kernel:
-        update["kernels_before"] = [k["id"] for k in jupyter.list_kernels()]
-        update["apps_before"] = sorted(a.get("app_name") or a.get("AppName", "") for a in jupyter.list_studio_apps())
-    before = set(kernel.get("kernels_before") or update.get("kernels_before", []))
-    apps_before = set(kernel.get("apps_before") or update.get("apps_before", []))
-    if kernel.get("posted"):
+    if kernel.kernels_before is None:
+        kernel.kernels_before = [k["id"] for k in jupyter.list_kernels()]
+        kernel.apps_before = sorted(a.get("app_name") or a.get("AppName", "") for a in jupyter.list_studio_apps())
+    before, apps_before = set(kernel.kernels_before), set(kernel.apps_before or [])
+    if kernel.posted:
         for model in jupyter.list_kernels():
-            if model["id"] not in before and model.get("name") == kernel["name"]:
-                update["id"] = model["id"]
+            if model["id"] not in before and model.get("name") == kernel.name:
+                kernel.id = model["id"]
                 break
     else:
-        update["posted"] = True
+        kernel.posted = True
         try:
-            model = jupyter.create_kernel(kernel["name"], instance_type=spec.instance_type, timeout=KERNEL_POST_TIMEOUT_SECONDS)
+            model = jupyter.create_kernel(kernel.name, instance_type=ctx.spec.instance_type,
+                                          timeout=KERNEL_POST_TIMEOUT_SECONDS)
         except JupyterHTTPError as exc:
             if not exc.facts.get("timeout"):
                 raise
-            return update
-        update["id"] = model["id"]
+            return
+        kernel.id = model["id"]
         if model.get("app_name"):
-            update["app_name"] = model["app_name"]
-    if update.get("id") and not update.get("app_name"):
+            kernel.app_name = model["app_name"]
+    if kernel.id and not kernel.app_name:
         for app in jupyter.list_studio_apps():
-            if any(k == update["id"] for k in app.get("kernels", [])):
-                update["app_name"] = app.get("app_name")
-    if update.get("app_name"):
-        update["app_created"] = update["app_name"] not in apps_before
-    return update
+            if any(k == kernel.id for k in app.get("kernels", [])):
+                kernel.app_name = app.get("app_name")
+    if kernel.app_name:
+        kernel.app_created = kernel.app_name not in apps_before

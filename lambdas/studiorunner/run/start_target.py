@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from studiorunner.payload import RunSpec
-from studiorunner.run.services import Services, check_deadline
-from studiorunner.targets import TargetProgress
+from studiorunner.run.context import StepContext
+from studiorunner.run.services import Services
+
 
 def start_target(state: dict[str, Any], services: Services) -> dict[str, Any]:
-    run = state["run"]
-    now = services.clock()
-    check_deadline(run, now)
-    spec = RunSpec.from_dict(run["spec"])
-    progress = TargetProgress.from_dict(state.get("target"))
-    progress = services.target(run).ensure_started(progress, now=now, start_seconds=spec.timeouts.start_seconds)
+    """The target's progress: ready, or pending with how long the state machine should wait."""
+    ctx = StepContext.begin(state, services)
+    progress = ctx.target().ensure_started(ctx.state.target, now=ctx.now,
+                                           start_seconds=ctx.spec.timeouts.start_seconds)
     return progress.to_dict()

@@ -23,16 +23,45 @@ from studiorunner.jupyter.http import JupyterHTTP
 
 
 
+def next_wait(attempt: int, *, first: float = 5.0, factor: float = 1.5, cap: float = 60.0) -> int:
+    """Backoff for the state machine's Wait: 5, 7, 11, 16, … capped at a minute."""
+    return int(min(cap, first * factor**attempt))
+
+
 @dataclass
-class TargetProgress:
-    """What StartTarget returns into the state (small, no secrets)."""
+class Progress:
+    """Something the state machine polls (Wait → step → Choice): a target's app, a kernel."""
 
     status: str = "pending"  # "pending" | "ready"
-    detail: str = ""  # the SageMaker status seen last, e.g. "Pending"
-    created: bool = False  # this run created the app / started the instance
+    detail: str = ""  # what was seen last, e.g. the SageMaker status "Pending"
     attempt: int = 0
     wait_seconds: int = 0
-    started_at: float = 0.0  # epoch seconds of the first StartTarget
+    started_at: float = 0.0  # epoch seconds of the first check
+
+    def begin(self, now: float) -> None:
+        if not self.started_at:
+            self.started_at = now
+
+    def ready(self, detail: str = "") -> None:
+        self.status, self.wait_seconds = "ready", 0
+        if detail:
+            self.detail = detail
+
+    def overdue(self, now: float, limit_seconds: float) -> bool:
+        return now - self.started_at > limit_seconds
+
+    def wait(self, detail: str, *, first: float = 5.0, cap: float = 60.0) -> None:
+        """Still pending: ask the state machine to wait (backing off) and check again."""
+        self.status, self.detail = "pending", detail
+        self.wait_seconds = next_wait(self.attempt, first=first, cap=cap)
+        self.attempt += 1
+
+
+@dataclass
+class TargetProgress(Progress):
+    """What StartTarget returns into the state (small, no secrets)."""
+
+    created: bool = False  # this run created the app / started the instance
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,11 +70,6 @@ class TargetProgress:
     def from_dict(cls, raw: dict[str, Any] | None) -> TargetProgress:
         raw = raw or {}
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
-
-
-def next_wait(attempt: int, *, first: float = 5.0, factor: float = 1.5, cap: float = 60.0) -> int:
-    """Backoff for the state machine's Wait: 5, 7, 11, 16, … capped at a minute."""
-    return int(min(cap, first * factor**attempt))
 
 
 @dataclass
@@ -94,13 +118,11 @@ class Target(ABC):
     uses_kernel_gateway_apps = False
 
     def _pending(self, progress: TargetProgress, detail: str, *, now: float, start_seconds: float) -> TargetProgress:
-        if now - progress.started_at > start_seconds:
+        if progress.overdue(now, start_seconds):
             raise TargetNotReady(
                 f"Target {self.config.name!r} was still {detail} after {start_seconds:g} s "
                 f"(timeouts.start_seconds)",
                 target=self.config.name, status=detail,
             )
-        progress.status, progress.detail = "pending", detail
-        progress.wait_seconds = next_wait(progress.attempt)
-        progress.attempt += 1
+        progress.wait(detail)
         return progress

@@ -1,0 +1,174 @@
+"""The run's state in Step Functions, typed: one part per step, (de)serialised here only.
+
+The state machine carries a JSON object; each step reads it whole and returns the part
+it owns (the ResultPath in ``statemachine/runner.asl.json``)::
+
+    run     – Prepare:     RunRecord       (ResultSelector wraps Prepare's result as $.run)
+    target  – StartTarget: TargetProgress
+    commands– RunCommands: CommandsReport
+    kernel  – StartKernel: KernelProgress
+    cursor  – RunCells:    the executor's Cursor (its own to_dict); Cleanup reads CursorSummary
+    error   – any Catch:   {"Error": name, "Cause": …}
+    outcome – Cleanup:     status, error, cause, result
+
+Everything here is small and holds no secret (Step Functions keeps the history for 90 days):
+ids, S3 URIs, counters, epoch seconds. Unknown keys are ignored when reading, so a state
+written by an older deployment (an execution in flight during a redeploy) still loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, TypeVar
+
+from studiorunner.payload import RunSpec
+from studiorunner.targets import TargetProgress
+from studiorunner.targets.base import Progress
+
+__all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "STEP_RESULT_PATHS",
+           "TargetProgress", "known_fields"]
+
+#: Where each Task state's result lands in the state (its ResultPath in runner.asl.json, without "$.").
+#: Prepare's result becomes ``run`` through its ResultSelector. tests/infra checks the ASL against this.
+STEP_RESULT_PATHS: dict[str, str] = {
+    "Prepare": "run",
+    "StartTarget": "target",
+    "RunCommands": "commands",
+    "StartKernel": "kernel",
+    "RunCells": "cursor",
+    "Cleanup": "outcome",
+}
+
+T = TypeVar("T")
+
+
+def known_fields(cls: type[T], raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The keys of ``raw`` that are fields of the dataclass ``cls`` (others are ignored)."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return {k: v for k, v in (raw or {}).items() if k in names}
+
+
+@dataclass
+class RunRecord:
+    """What Prepare decided; read by every later step, never changed after Prepare."""
+
+    run_id: str
+    target: str
+    target_type: str
+    spec: RunSpec
+    output_uri: str | None = None  # s3://bucket/runs/<run_id>/<name>.ipynb, None for a commands-only run
+    commands_log_uri: str | None = None
+    started_at: float = 0.0  # epoch seconds when Prepare ran
+    deadline: float | None = None  # epoch seconds: started_at + timeouts.run_seconds
+
+    @property
+    def has_notebook(self) -> bool:
+        return bool(self.spec.notebook or self.spec.notebook_s3)
+
+    @property
+    def has_commands(self) -> bool:
+        return bool(self.spec.commands)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["spec"] = self.spec.to_dict()
+        # The ASL's Choice states read these two; they are derived, never read back.
+        data["has_notebook"], data["has_commands"] = self.has_notebook, self.has_commands
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> RunRecord:
+        data = known_fields(cls, raw)
+        data["spec"] = RunSpec.from_dict(raw["spec"])
+        return cls(**data)
+
+
+@dataclass
+class KernelProgress(Progress):
+    """What StartKernel returns: the run's kernel and session, or how long to wait for them."""
+
+    name: str | None = None  # the kernelspec chosen
+    path: str | None = None  # the notebook's path in the target's file tree
+    session_path: str | None = None  # the run's own session path (never the notebook's: see start_kernel)
+    warnings: list[str] = field(default_factory=list)
+    cells_total: int = 0
+    id: str | None = None  # kernel id
+    session_id: str | None = None  # the Jupyter session this run created
+    client_session_id: str | None = None  # the WebSocket session_id (replay on reconnect)
+    # Studio Classic: a kernel POST starts a KernelGateway app; it may outlive one Lambda.
+    posted: bool = False
+    kernels_before: list[str] | None = None
+    apps_before: list[str] | None = None
+    app_name: str | None = None
+    app_created: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> KernelProgress:
+        return cls(**known_fields(cls, raw))
+
+    @property
+    def started_anything(self) -> bool:
+        """True when this run may have a kernel or session to remove."""
+        return bool(self.id or self.session_id or self.posted or self.session_path)
+
+
+@dataclass
+class CommandsReport:
+    """What RunCommands returns: each command's summary and where the full log is."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    log_uri: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> CommandsReport:
+        return cls(**known_fields(cls, raw))
+
+
+@dataclass
+class CursorSummary:
+    """The part of RunCells' cursor that Cleanup and the result read (the executor owns the rest)."""
+
+    done: bool = False
+    cells_executed: int = 0
+    cells_failed: int = 0
+    exit: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> CursorSummary:
+        return cls(**known_fields(cls, raw))
+
+
+@dataclass
+class RunState:
+    """The whole state as a step receives it."""
+
+    run: RunRecord | None = None
+    target: TargetProgress = field(default_factory=TargetProgress)
+    commands: CommandsReport | None = None
+    kernel: KernelProgress = field(default_factory=KernelProgress)
+    cursor: dict[str, Any] = field(default_factory=dict)  # RunCells parses it with execution's Cursor
+    error: dict[str, Any] | None = None
+    outcome: dict[str, Any] | None = None
+
+    @property
+    def cursor_summary(self) -> CursorSummary:
+        return CursorSummary.from_dict(self.cursor)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> RunState:
+        raw = raw or {}
+        return cls(
+            run=RunRecord.from_dict(raw["run"]) if raw.get("run") else None,
+            target=TargetProgress.from_dict(raw.get("target")),
+            commands=CommandsReport.from_dict(raw["commands"]) if raw.get("commands") else None,
+            kernel=KernelProgress.from_dict(raw.get("kernel")),
+            cursor=dict(raw.get("cursor") or {}),
+            error=raw.get("error"),
+            outcome=raw.get("outcome"),
+        )
