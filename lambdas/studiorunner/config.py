@@ -1,50 +1,123 @@
-"""Deploy-time configuration the steps read from their environment.
+"""Deploy-time configuration the steps read from their environment, and the one target schema.
 
 Targets come only from here (``STUDIO_RUNNER_TARGETS``, written by the CDK app from
 ``cdk.json``): a payload names a target, it never supplies a domain, URL or token.
+:data:`TARGET_SCHEMA` and :meth:`TargetConfig.from_dict` are the one definition of a target:
+the steps, the local stack and ``infra/config.py`` (which validates ``cdk.json`` at synth
+time) all use them, so they cannot disagree on what a target needs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from studiorunner.errors import TargetNotAllowed
 
-TARGET_TYPES = ("studio-space", "studio-classic", "notebook-instance", "jupyter")
+#: Target names appear in S3 keys (``<inbox>/<target>/…``) and construct ids: kept plain.
+TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_DOMAIN_ID = re.compile(r"^d-[a-z0-9]{1,61}$")
+# SageMaker user profile, space and notebook instance names share this pattern.
+_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 
-_REQUIRED = {
-    "studio-space": ("domain_id", "user_profile", "space_name"),
-    "studio-classic": ("domain_id", "user_profile"),
-    "notebook-instance": ("name",),
-    "jupyter": ("url",),
+
+class TargetConfigError(ValueError):
+    """A target's configuration is invalid. ``key`` is the offending key inside the target
+    (``"type"``, ``"domain_id"``…; ``""`` for the target as a whole), ``problem`` says why."""
+
+    def __init__(self, name: str, key: str, problem: str) -> None:
+        where = f"target {name!r}" + (f" key {key!r}" if key else "")
+        super().__init__(f"{where}: {problem}")
+        self.target, self.key, self.problem = name, key, problem
+
+
+def _check(pattern: re.Pattern[str], what: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if pattern.match(value) else f"{value!r} is not {what}"
+    return check
+
+
+@dataclass(frozen=True)
+class TargetType:
+    """What one type of target needs: its required and optional keys (besides ``type``)."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ("region",)
+
+
+#: The one target schema: each type's required and optional keys in ``cdk.json`` /
+#: ``STUDIO_RUNNER_TARGETS``. A ``jupyter`` target's ``token_secret_arn`` is optional: a
+#: Jupyter server started with ``--ServerApp.token=''`` (as SageMaker Distribution starts
+#: one) has no token. Without it the steps send none (locally, STUDIO_RUNNER_JUPYTER_TOKEN).
+TARGET_SCHEMA: Mapping[str, TargetType] = {
+    "studio-space": TargetType(required=("domain_id", "user_profile", "space_name")),
+    "studio-classic": TargetType(required=("domain_id", "user_profile")),
+    "notebook-instance": TargetType(required=("name",)),
+    "jupyter": TargetType(required=("url",), optional=("token_secret_arn", "region")),
+}
+TARGET_TYPES = tuple(TARGET_SCHEMA)
+
+#: How each key's value is checked (a message when it is wrong, None when it is right).
+_KEY_CHECKS: Mapping[str, Callable[[str], str | None]] = {
+    "domain_id": _check(_DOMAIN_ID, "a SageMaker domain id like 'd-abc123'"),
+    "user_profile": _check(_SAGEMAKER_NAME, "a SageMaker name (letters, digits and '-', at most 63)"),
+    "space_name": _check(_SAGEMAKER_NAME, "a SageMaker name (letters, digits and '-', at most 63)"),
+    "name": _check(_SAGEMAKER_NAME, "a SageMaker name (letters, digits and '-', at most 63)"),
+    "url": _check(_URL, "an http(s):// URL of the Jupyter server"),
+    "token_secret_arn": _check(_SECRET_ARN, "a Secrets Manager secret ARN (arn:aws:secretsmanager:…)"),
+    "region": _check(_REGION, "an AWS region name like 'eu-west-1'"),
 }
 
 
 @dataclass(frozen=True)
 class TargetConfig:
-    """One configured place to run notebooks."""
+    """One configured place to run notebooks (a record; the behaviour is in ``studiorunner.targets``)."""
 
     name: str
     type: str
     domain_id: str | None = None
     user_profile: str | None = None
     space_name: str | None = None
-    instance_name: str | None = None
+    instance_name: str | None = None  # ``name`` in the configuration of a notebook-instance target
     url: str | None = None
     token_secret_arn: str | None = None
     region: str | None = None
 
     @classmethod
-    def from_dict(cls, name: str, raw: Mapping) -> TargetConfig:
+    def from_dict(cls, name: str, raw: Any) -> TargetConfig:
+        """Validate one target against :data:`TARGET_SCHEMA`; TargetConfigError names the first bad key."""
+        if not isinstance(name, str) or not TARGET_NAME.match(name):
+            raise TargetConfigError(str(name), "", "target names are 1-63 letters, digits, '_' or '-' "
+                                                   "(they appear in S3 keys)")
+        if not isinstance(raw, Mapping):
+            raise TargetConfigError(name, "", f"must be an object, got {type(raw).__name__}")
         kind = raw.get("type")
-        if kind not in TARGET_TYPES:
-            raise ValueError(f"target {name!r}: type must be one of {', '.join(TARGET_TYPES)}, got {kind!r}")
-        missing = [k for k in _REQUIRED[kind] if not raw.get(k)]
+        if kind not in TARGET_SCHEMA:
+            raise TargetConfigError(name, "type", f"must be one of {', '.join(TARGET_TYPES)}, got {kind!r}")
+        schema = TARGET_SCHEMA[kind]
+        unknown = sorted(set(raw) - set(schema.required) - set(schema.optional) - {"type"})
+        if unknown:
+            allowed = ", ".join(sorted({"type", *schema.required, *schema.optional}))
+            raise TargetConfigError(name, unknown[0], f"is not a key of a {kind} target (allowed: {allowed})")
+        missing = [k for k in schema.required if not raw.get(k)]
         if missing:
-            raise ValueError(f"target {name!r} ({kind}) needs {', '.join(missing)}")
+            raise TargetConfigError(name, missing[0], f"({kind}) needs {', '.join(missing)} (non-empty strings)")
+        for key in (*schema.required, *schema.optional):
+            value = raw.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value:
+                raise TargetConfigError(name, key, f"must be a non-empty string, got {value!r}")
+            problem = _KEY_CHECKS[key](value)
+            if problem:
+                raise TargetConfigError(name, key, problem)
         return cls(
             name=name,
             type=kind,
@@ -57,6 +130,15 @@ class TargetConfig:
             region=raw.get("region"),
         )
 
+    def to_dict(self) -> dict[str, str]:
+        """The configuration form (``cdk.json`` / ``STUDIO_RUNNER_TARGETS``); ``from_dict`` reads it back."""
+        keys = {"domain_id": self.domain_id, "user_profile": self.user_profile, "space_name": self.space_name,
+                "name": self.instance_name, "url": self.url, "token_secret_arn": self.token_secret_arn,
+                "region": self.region}
+        schema = TARGET_SCHEMA[self.type]
+        return {"type": self.type, **{k: v for k, v in keys.items()
+                                      if v is not None and k in (*schema.required, *schema.optional)}}
+
 
 @dataclass(frozen=True)
 class RunnerConfig:
@@ -66,7 +148,6 @@ class RunnerConfig:
     default_target: str | None
     bucket: str
     max_run_seconds: int = 86400
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerConfig:
