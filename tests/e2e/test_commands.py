@@ -64,3 +64,31 @@ def test_allowed_command_failure_carries_on(local_env):
     execution = env.run({"commands": ["false", "echo after"], "allow_command_errors": True})
     assert execution.succeeded, (execution.error, execution.cause)
     assert [c["exit_status"] for c in execution.output["commands"]] == [1, 0]
+
+
+def test_exec_past_command_seconds_is_command_timeout(local_env):
+    # Issue 9: `exec sleep` replaces the shell, so the Ctrl-C at the deadline ends the
+    # terminal too; that ended as CommandFailed ("the shell exited").
+    env = local_env("studio-space")
+    execution = env.run({"commands": ["exec sleep 100000"], "timeouts": {"command_seconds": 2}})
+    assert execution.status == "FAILED"
+    assert execution.error == "CommandTimeout", (execution.error, execution.cause)
+    assert env.running()["terminals"] == []
+
+
+def test_failed_command_cause_names_it_without_output_secrets_or_escapes(local_env):
+    # Issue 9: the cause carried the last 20 output lines (into the Step Functions history
+    # and the failure e-mail), missed user:token@host and KEY=value secrets, and passed
+    # raw ESC bytes on.
+    env = local_env("studio-space")
+    command = ("export API_TOKEN=tok123; printf '\x1b]0;title\x07'; echo printed $((6 * 7)); "
+               "echo https://bob:ghp_secret42@git.example/x.git; exit_four() { return 4; }; exit_four")
+    execution = env.run({"commands": [command]})
+    assert execution.error == "CommandFailed"
+    cause = execution.cause
+    assert "exit status 4" in cause and "exit_four" in cause and "commands.log" in cause
+    assert "printed 42" not in cause
+    assert "tok123" not in cause and "ghp_secret42" not in cause and "\x1b" not in cause and "\x07" not in cause
+    log = _log(env, execution)
+    assert "printed 42" in log  # the output stays in the private bucket's log, redacted
+    assert "tok123" not in log and "ghp_secret42" not in log and "\x1b" not in log

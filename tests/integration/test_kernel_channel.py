@@ -235,3 +235,49 @@ def test_two_hundred_pipelined_cells(server: JupyterServer, kernel: str) -> None
     assert [c.execution_count for c in nb.cells] == list(range(1, 201))
     assert [c.outputs[0]["data"]["text/plain"] for c in nb.cells] == [str(i) for i in range(200)]
     assert elapsed < 10, f"200 trivial cells took {elapsed:.1f} s"
+
+
+def test_a_transient_handshake_failure_is_retried_for_kernels_and_terminals(standin_factory) -> None:
+    # Issue 9: one 503 (or 401) on the kernel WebSocket handshake in StartKernel was not
+    # retried, although REST calls were. Every socket now opens through one connection
+    # module that rides out 502/503/504 (and a first 401) within a short budget.
+    from studiorunner.errors import JupyterHTTPError as HTTPError
+    from studiorunner.jupyter.connection import TerminalChannel
+    from studiorunner.jupyter.http import JupyterHTTP
+    from studiorunner.jupyter.rest import JupyterClient
+
+    standin = standin_factory("jupyter")
+    http = JupyterHTTP(standin.jupyter_url, token=standin.token)
+    jupyter = JupyterClient(http)
+    kid = jupyter.create_kernel("python3")["id"]
+    try:
+        channels = f"/api/kernels/{kid}/channels"
+        standin.set_faults(http_errors=[{"path_regex": channels, "status": 503, "count": 2},
+                                        {"path_regex": channels, "status": 401, "count": 1}])
+        ws = jupyter.channels(kid, "sess-in-query")
+        with KernelChannel.open(ws.url, headers=ws.headers, timeout=10) as channel:
+            request = kernel_info_request(session="s")
+            channel.send(request)
+            deadline = time.monotonic() + 10
+            while (msg := channel.recv(1.0)) is None or msg["msg_type"] != "kernel_info_reply":
+                assert time.monotonic() < deadline
+        assert all(rule["count"] == 0 for rule in standin.set_faults()["http_errors"])
+
+        name = http.post("api/terminals", json={}).json()["name"]
+        standin.set_faults(http_errors=[{"path_regex": f"terminals/websocket/{name}$", "status": 502, "count": 1}])
+        term = http.websocket(f"terminals/websocket/{name}")
+        TerminalChannel.open(term.url, headers=term.headers, timeout=10).close()
+        http.delete(f"api/terminals/{name}")
+
+        # What does not pass within the budget, or is no transient failure, is named once.
+        standin.set_faults(http_errors=[{"path_regex": channels, "status": 503, "count": 100}])
+        with pytest.raises(HTTPError) as unavailable:
+            KernelChannel.open(ws.url, headers=ws.headers, timeout=5, retry_seconds=2.0)
+        assert unavailable.value.facts["status"] == 503 and "attempts" in str(unavailable.value)
+        standin.set_faults(http_errors=[{"path_regex": channels, "status": 401, "count": 2}])
+        with pytest.raises(LoginFailed):
+            KernelChannel.open(ws.url, headers=ws.headers, timeout=5)
+        assert "sess-in-query" not in str(unavailable.value) and standin.token not in str(unavailable.value)
+    finally:
+        standin.set_faults(http_errors=[])
+        jupyter.delete_kernel(kid)

@@ -22,7 +22,9 @@ import pytest
 import requests
 
 from studiorunner.errors import CommandFailed, CommandTimeout
-from studiorunner.terminal.commands import TerminalSession, run_commands, summary, websocket_opener
+from studiorunner.jupyter.connection import TerminalChannel
+from studiorunner.terminal.commands import run_commands, summary
+from studiorunner.terminal.session import TerminalSession
 
 SHELLS = [s for s in ("/bin/bash", "/bin/dash") if shutil.which(s)]
 
@@ -57,6 +59,10 @@ class TokenREST:
 
     def websocket(self, path: str) -> _WS:
         return _WS(self.base.replace("http://", "ws://") + "/" + path, dict(self.headers))
+
+    def open_channel(self, path: str) -> TerminalChannel:
+        ws = self.websocket(path)
+        return TerminalChannel.open(ws.url, headers=ws.headers)
 
 
 def _free_port() -> int:
@@ -105,7 +111,7 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture
 def terminal(server):
     rest, _ = server
-    with TerminalSession(rest=rest, open_socket=websocket_opener(rest), interrupt_grace=3) as session:
+    with TerminalSession(rest=rest, open_channel=rest.open_channel, interrupt_grace=3) as session:
         yield session
 
 
@@ -135,7 +141,8 @@ def test_a_failing_command_raises_with_its_status_and_output(terminal):
         run_commands(terminal, ["echo before; echo 'it broke' >&2; exit_three() { return 3; }; exit_three", "echo never"],
                      timeout=10, allow_failure=False, log=None)
     message = str(caught.value)
-    assert "exit status 3" in message and "it broke" in message and "exit_three" in message
+    assert "exit status 3" in message and "exit_three" in message
+    assert "before\n" not in message  # the output goes to commands.log, not into the cause
     assert caught.value.facts["exit_status"] == 3
     # The terminal is still usable after a failed command.
     assert terminal.run("echo still here", timeout=5).output == "still here\n"
@@ -164,9 +171,22 @@ def test_a_hanging_command_times_out_and_is_interrupted(terminal):
         run_commands(terminal, ["echo waiting; sleep 600"], timeout=2, allow_failure=False, log=None, results=results)
     elapsed = time.monotonic() - start
     assert 2 <= elapsed < 5
-    assert "did not finish within 2 s" in str(caught.value) and "waiting" in str(caught.value)
+    assert "did not finish within 2 s" in str(caught.value) and "still usable" in str(caught.value)
     assert results[0].timed_out and results[0].output.startswith("waiting\n")
     assert terminal.run("echo after", timeout=5).output == "after\n"
+
+
+def test_exec_past_its_timeout_is_command_timeout(server):
+    # Issue 9: `exec sleep` replaces the shell; Ctrl-C at the deadline ends it and the
+    # terminal with it. That was CommandFailed ("the shell exited"): it is a timeout.
+    rest, _ = server
+    results = []
+    with TerminalSession(rest=rest, open_channel=rest.open_channel, interrupt_grace=3) as session:
+        with pytest.raises(CommandTimeout) as caught:
+            run_commands(session, ["exec sleep 100000", "echo never"], timeout=1, log=None, results=results)
+        assert session.broken
+    assert results[0].timed_out and results[0].terminal_closed
+    assert "did not finish within 1 s" in str(caught.value)
 
 
 def test_colours_are_stripped_and_unicode_kept(terminal):
@@ -201,7 +221,7 @@ def test_a_syntax_error_fails_fast(terminal):
 def test_large_output_is_streamed_whole_and_kept_short(server):
     rest, _ = server
     lines = []
-    with TerminalSession(rest=rest, open_socket=websocket_opener(rest), max_output_chars=1000) as session:
+    with TerminalSession(rest=rest, open_channel=rest.open_channel, max_output_chars=1000) as session:
         result = session.run("seq 1 20000", timeout=20, on_output=lines.append)
     streamed = "".join(lines)
     assert streamed == "".join(f"{i}\n" for i in range(1, 20001))
@@ -210,7 +230,7 @@ def test_large_output_is_streamed_whole_and_kept_short(server):
 
 def test_the_terminal_is_gone_after_close(server):
     rest, _ = server
-    session = TerminalSession(rest=rest, open_socket=websocket_opener(rest))
+    session = TerminalSession(rest=rest, open_channel=rest.open_channel)
     name = session.create()
     assert name in _terminal_names(rest)
     session.close()

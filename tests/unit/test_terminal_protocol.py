@@ -14,19 +14,17 @@ import pytest
 
 from studiorunner.terminal.ansi import OutputCleaner, clean
 from studiorunner.errors import CommandFailed, CommandTimeout
-from studiorunner.terminal.commands import (
-    CommandResult,
+from studiorunner.jupyter.connection import ChannelClosed
+from studiorunner.jupyter.terminal_protocol import (
     Marker,
     MarkerParser,
-    TerminalSession,
+    decode_message,
     encode_command,
-    log_footer,
-    log_header,
-    redact,
-    run_commands,
-    summary,
+    encode_message,
     wrap_command,
 )
+from studiorunner.terminal.commands import log_footer, log_header, run_commands, summary
+from studiorunner.terminal.session import CommandResult, TerminalSession
 
 NONCE = "0123456789abcdef"
 
@@ -137,11 +135,13 @@ class Clock:
 
 
 class FakeShell:
-    """Answers TerminalSession like terminado + a POSIX shell would, in small frames.
+    """Answers TerminalSession like terminado + a POSIX shell would, in small frames
+    (a ``TerminalChannel``: terminado messages in and out, through their JSON encoding).
 
     ``script`` maps a command to ``(output, status)``, or to ``"hang"`` (stops on
-    Ctrl-C), ``"stubborn"`` (ignores Ctrl-C), ``("exit", status)`` or ``"abandon"``
-    (the shell drops the line, as for an expansion error)."""
+    Ctrl-C), ``"stubborn"`` (ignores Ctrl-C), ``"exec-hang"`` (``exec sleep``: the
+    program replaced the shell, so Ctrl-C ends the terminal), ``("exit", status)`` or
+    ``"abandon"`` (the shell drops the line, as for an expansion error)."""
 
     def __init__(self, clock: Clock, script: dict, frame: int = 7) -> None:
         self.clock, self.script, self.frame = clock, script, frame
@@ -159,23 +159,20 @@ class FakeShell:
     def marker(self, nonce: str, body: str) -> None:
         self.emit(f"\n__SR_{nonce}_{body}__\n")
 
-    # WebSocketLike
-    def settimeout(self, timeout):
-        self.timeout = timeout
-
-    def recv(self):
+    # TerminalChannel
+    def recv(self, timeout):
         if self.frames:
-            return self.frames.popleft()
+            return decode_message(self.frames.popleft())
         if self.closed:
-            return ""
-        self.clock.now += self.timeout if self.timeout is not None else 3600
-        raise TimeoutError
+            raise ChannelClosed("closed")
+        self.clock.now += timeout if timeout is not None else 3600
+        return None
 
     def close(self):
         self.closed = True
 
-    def send(self, data):
-        message = json.loads(data)
+    def send(self, message):
+        message = json.loads(encode_message(message))
         self.sent.append(message)
         if message[0] != "stdin":
             return
@@ -184,6 +181,10 @@ class FakeShell:
             if self.busy and self.busy[0] == "hang":
                 self.emit("^C")
                 self.busy = None  # bash abandons the rest of the list: no end marker
+            elif self.busy and self.busy[0] == "exec-hang":
+                self.emit("^C")  # the shell is gone: no marker, no EXIT trap, the pty closes
+                self.frames.append(json.dumps(["disconnect", 1]))
+                self.closed = True
             return
         if (m := _READY.search(text)) is not None:
             self.emit("$ ")
@@ -193,7 +194,7 @@ class FakeShell:
             self.emit("$ ")
             self.marker(nonce, f"B{seq}")
             what = self.script[command]
-            if what in ("hang", "stubborn"):
+            if what in ("hang", "stubborn", "exec-hang"):
                 self.busy = (what, seq)
             elif what == "abandon":
                 self.emit("sh: x: parameter not set\n")
@@ -231,11 +232,11 @@ def _session(script: dict, **kw):
     rest = FakeREST()
     opened: list[str] = []
 
-    def open_socket(path):
+    def open_channel(path):
         opened.append(path)
         return shell
 
-    session = TerminalSession(rest=rest, open_socket=open_socket, clock=clock, interrupt_grace=5, **kw)
+    session = TerminalSession(rest=rest, open_channel=open_channel, clock=clock, interrupt_grace=5, **kw)
     assert session.create() == "7"
     assert opened == ["terminals/websocket/7"]
     return session, shell, rest, clock
@@ -317,7 +318,9 @@ def test_run_commands_writes_the_log_and_raises_on_failure():
         run_commands(session, ["echo one", f"curl -fsS '{url}'", "echo never"],
                      timeout=5, allow_failure=False, log=log, results=results)
     message = str(caught.value)
-    assert "Command 2 of 3" in message and "exit status 22" in message and "403 for" in message
+    assert "Command 2 of 3" in message and "exit status 22" in message and "curl -fsS" in message
+    # The output stays in commands.log: a cause goes to the Step Functions history (issue 9).
+    assert "403 for" not in message and "command log" in message
     assert "secret123" not in message and "secret123" not in json.dumps(caught.value.facts)
     assert [r.exit_status for r in results] == [0, 22]
     text = log.getvalue()
@@ -347,6 +350,56 @@ def test_log_lines_for_a_multi_line_command():
     assert log_footer(2, timed_out) == "=== [2] timed out after 2.000 s · interrupted with Ctrl-C\n"
 
 
-def test_redact():
-    assert redact("see https://h/p?token=abc&x=1 now") == "see https://h/p?… now"
-    assert redact("-H 'Authorization: token abc123'") == "-H 'Authorization: …'"
+def test_exec_that_outlives_its_timeout_is_a_timeout_not_a_failure():
+    # Issue 9: `exec sleep 100000` under timeouts.command_seconds ended as CommandFailed
+    # ("the shell exited"): Ctrl-C ends the program that replaced the shell, and the
+    # terminal with it. It ran past its deadline, so it is CommandTimeout.
+    session, shell, _, clock = _session({"exec sleep 100000": "exec-hang"})
+    results: list[CommandResult] = []
+    start = clock.now
+    with pytest.raises(CommandTimeout) as caught:
+        run_commands(session, ["exec sleep 100000", "echo never"], timeout=2, allow_failure=True, log=None,
+                     results=results)
+    assert ["stdin", "\x03"] in shell.sent and 2 <= clock.now - start < 3
+    assert results[0].timed_out and results[0].terminal_closed and session.broken
+    assert "did not finish within 2 s" in str(caught.value) and "shell exited" in str(caught.value)
+    assert caught.value.facts["timed_out"] is True and caught.value.facts["terminal_closed"] is True
+
+
+def test_control_characters_in_a_command_are_shown_not_sent():
+    # Issue 9: raw ESC bytes in a command appeared unfiltered in the cause and the log header.
+    command = "printf x; \x1b]0;pwned\x07\x1b[2J\x9b31m"
+    session, _, _, _ = _session({command: ("x\n", 4)})
+    log = io.StringIO()
+    results: list[CommandResult] = []
+    with pytest.raises(CommandFailed) as caught:
+        run_commands(session, [command], timeout=5, log=log, results=results)
+    header = log.getvalue().split("\n", 1)[0]
+    for text in (str(caught.value), caught.value.facts["command"], header, summary(results)[0]["command"]):
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text), repr(text)
+        assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m" in text, text
+    assert results[0].command == command  # what ran is what was asked for
+
+
+def test_the_cause_names_command_and_status_and_the_log_is_redacted():
+    # Issue 9: the cause carried the last 20 output lines, and redaction missed
+    # user:token@host URLs and KEY=value secrets.
+    command = "export API_TOKEN=tok123 && git clone https://bob:ghp_secret42@github.example/x.git"
+    printed = ("Cloning into 'x'...\nfatal: could not read from https://bob:ghp_secret42@github.example/x.git\n"
+               "API_TOKEN=tok123\nAWS_SECRET_ACCESS_KEY='wJalr/K7'\nPATH=/usr/bin\nlast line without newline")
+    session, _, _, _ = _session({command: (printed, 128)})
+    log = io.StringIO()
+    results: list[CommandResult] = []
+    with pytest.raises(CommandFailed) as caught:
+        run_commands(session, [command], timeout=5, log=log, results=results)
+    message = str(caught.value)
+    assert message.startswith("Command 1 of 1 `export API_TOKEN=… && git clone https://…@github.example/x.git`")
+    assert "exit status 128" in message and caught.value.facts["exit_status"] == 128
+    assert "Cloning" not in message and "fatal" not in message
+    text = log.getvalue()
+    everything = message + json.dumps(caught.value.facts) + text + json.dumps(summary(results))
+    for secret in ("tok123", "ghp_secret42", "wJalr"):
+        assert secret not in everything, secret
+    # The log keeps the output, redacted line by line, including an unfinished last line.
+    assert "fatal: could not read from https://…@github.example/x.git\nAPI_TOKEN=…\nAWS_SECRET_ACCESS_KEY='…'\n" in text
+    assert "PATH=/usr/bin\nlast line without newline\n=== [1] exit status 128 after" in text

@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from studiorunner.errors import JupyterHTTPError
+from studiorunner.redact import safe_url
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -56,12 +57,6 @@ def new_session(retries: int = 3, backoff: float = 0.3) -> requests.Session:
     return session
 
 
-def redact(url: str) -> str:
-    """``url`` without its query string or fragment, safe to put in a message."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
 def _message_of(response: requests.Response) -> str:
     try:
         body = response.json()
@@ -83,7 +78,7 @@ class WebSocketTarget:
     headers: dict[str, str]
 
     def __repr__(self) -> str:  # keep secrets out of accidental logs and tracebacks
-        return f"WebSocketTarget(url={redact(self.url)!r}, headers=<{len(self.headers)} hidden>)"
+        return f"WebSocketTarget(url={safe_url(self.url)!r}, headers=<{len(self.headers)} hidden>)"
 
 
 class JupyterHTTP:

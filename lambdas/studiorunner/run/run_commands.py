@@ -18,7 +18,9 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
     """
     import io
 
-    from studiorunner.terminal.commands import TerminalSession, run_commands as run_in_terminal, summary, websocket_opener
+    from studiorunner.jupyter.connection import TerminalChannel
+    from studiorunner.terminal.commands import run_commands as run_in_terminal, summary
+    from studiorunner.terminal.session import TerminalSession
 
     ctx = StepContext.begin(state, services)
     spec = ctx.spec
@@ -28,7 +30,12 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
     log_uri = ctx.run.commands_log_uri
     summary_uri = log_uri.rsplit("/", 1)[0] + "/commands.json"
     log_text, results = io.StringIO(), []
-    session = TerminalSession(rest=http, open_socket=websocket_opener(http))
+
+    def open_channel(path: str) -> TerminalChannel:
+        ws = http.websocket(path)
+        return TerminalChannel.open(ws.url, headers=ws.headers)
+
+    session = TerminalSession(rest=http, open_channel=open_channel)
     try:
         session.create()
         run_in_terminal(session, spec.commands, timeout=timeout, allow_failure=spec.allow_command_errors,
