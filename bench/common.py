@@ -24,7 +24,9 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_notebook
 
-from studiorunner.execution.executor import CellExecutor, Cursor
+from studiorunner.execution.cursor import Cursor
+from studiorunner.execution.executor import CellExecutor
+from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.rest import JupyterClient, new_client_session_id
 from studiorunner.jupyter.connection import KernelChannel
@@ -165,10 +167,12 @@ class OurKernel:
     def executor(self, nb: NotebookNode, **kw: Any) -> CellExecutor:
         assert self.channel is not None
         kid = self.kernel_id
+        hooks = {k: kw.pop(k) for k in ("on_cell_start", "on_cell_end") if k in kw}
         return CellExecutor(
-            self.channel, nb, session=self.session, cell_timeout=None, allow_errors=False,
-            interrupt=lambda: self.jupyter.interrupt_kernel(kid),
-            kernel_state=lambda: self.jupyter.kernel_state(kid), **kw)
+            self.channel, nb, session=self.session,
+            kernel=KernelControl(interrupt=lambda: self.jupyter.interrupt_kernel(kid),
+                                 state=lambda: self.jupyter.kernel_state(kid)),
+            options=ExecutorOptions(**kw), **hooks)
 
     def run(self, nb: NotebookNode, timeout: float = 600.0, **kw: Any) -> float:
         """Execute every cell of ``nb``; the seconds from the first send to the last cell's end."""

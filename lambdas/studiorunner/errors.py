@@ -59,16 +59,42 @@ class KernelNotReady(StudioRunnerError, TimeoutError):
     """The kernel did not start before the start deadline."""
 
 
-class KernelDied(StudioRunnerError):
-    """The kernel died, restarted or disappeared while the run was using it."""
+class KernelDied(StudioRunnerError, RuntimeError):
+    """The kernel died, restarted or disappeared while the run was using it (nbclient's
+    ``DeadKernelError`` is a RuntimeError too); ``cell_index``: the cell it was running."""
+
+    @property
+    def cell_index(self) -> int | None:
+        return self.facts.get("cell_index")
 
 
 class CellTimeout(StudioRunnerError, TimeoutError):
     """A cell ran longer than ``timeouts.cell_seconds`` and was interrupted."""
 
+    @property
+    def cell_index(self) -> int | None:
+        return self.facts.get("cell_index")
+
 
 class CellExecutionError(StudioRunnerError):
-    """A cell raised an error (facts: cell_index, execution_count, ename, evalue)."""
+    """A cell raised an error; ``cell_index``, ``execution_count``, ``ename`` and ``evalue``
+    are attributes (as papermill's PapermillExecutionError has them) and facts."""
+
+    @property
+    def cell_index(self) -> int | None:
+        return self.facts.get("cell_index")
+
+    @property
+    def execution_count(self) -> int | None:
+        return self.facts.get("execution_count")
+
+    @property
+    def ename(self) -> str:
+        return str(self.facts.get("ename") or "")
+
+    @property
+    def evalue(self) -> str:
+        return str(self.facts.get("evalue") or "")
 
 
 class RunTimeout(StudioRunnerError, TimeoutError):

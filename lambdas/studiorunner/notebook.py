@@ -4,13 +4,17 @@ Per-cell status and timing use papermill's keys and shapes (``cell.metadata.pape
 and ``nb.metadata.papermill``), and a failure gets papermill's error banner, so tools that
 read papermill output notebooks read ours. What papermill has no key for lives in
 ``nb.metadata.studio_runner`` (run id, status, error, warnings) and
-``cell.metadata.studio_runner`` (output gaps).
+``cell.metadata.studio_runner`` (the runner's own status — queued, running, … — and facts
+such as ``timed_out``, ``error``, ``output_lost``).
+
+This module is the one writer of a cell's status and timing: the executor decides *what*
+happened to a cell and calls ``mark_cell_*`` here; nothing else writes those keys.
 
 Times are timezone-aware datetimes written as ISO 8601 strings, as papermill writes them.
 
 Order of a run: ``parameters.inject_parameters`` → ``prepare_for_run`` →
-(``mark_cell_started`` → ``mark_cell_finished``)* → ``finish_run`` (+ ``add_error_banner``
-on failure).
+(``mark_cell_queued`` → ``mark_cell_started`` → ``mark_cell_finished``)* → ``finish_run``
+(+ ``add_error_banner`` on failure).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ SKIP_TAG = "skip-execution"
 ERROR_MARKER_TAG = "papermill-error-cell-tag"
 
 CellStatus = Literal["completed", "failed", "skipped", "aborted"]
+RUNNER_KEY = "studio_runner"
 RunStatus = Literal["succeeded", "failed"]
 
 _CELL_STATUSES = {"completed", "failed", "skipped", "aborted"}
@@ -159,18 +164,33 @@ def prepare_for_run(
     )
 
 
+def runner_record(cell: NotebookNode) -> NotebookNode:
+    """The cell's ``metadata.studio_runner`` (created on first use)."""
+    meta = cell.setdefault("metadata", NotebookNode())
+    if RUNNER_KEY not in meta:
+        meta[RUNNER_KEY] = NotebookNode()
+    return meta[RUNNER_KEY]
+
+
+def mark_cell_queued(cell: NotebookNode) -> None:
+    """The cell's request is on its way to the kernel (or waits to be sent again)."""
+    runner_record(cell)["status"] = "queued"
+
+
 def mark_cell_started(cell: NotebookNode, when: datetime) -> None:
-    """The cell's request went to the kernel: status ``running``, ``exception`` False."""
+    """The kernel started the cell: status ``running``, ``exception`` False."""
     pm = cell.metadata.setdefault("papermill", _pending())
     pm.update(status="running", start_time=_iso(when), end_time=None, duration=None, exception=False)
+    runner_record(cell)["status"] = "running"
 
 
-def mark_cell_finished(cell: NotebookNode, status: CellStatus, when: datetime) -> None:
+def mark_cell_finished(cell: NotebookNode, status: CellStatus, when: datetime, **facts: Any) -> None:
     """Record how the cell ended: ``end_time``, ``duration`` in seconds since its start
-    (None if it never started), ``exception`` True only when it ``failed``.
+    (None if it never started), ``exception`` True only when it ``failed``; ``facts``
+    (JSON values: ``timed_out``, ``error``, ``output_lost``…) go into ``metadata.studio_runner``.
 
-    ``aborted``: the kernel refused a queued request after an earlier error;
-    ``skipped``: the run chose not to execute it.
+    ``aborted``: the kernel refused a queued request after an earlier error, or the run
+    ended before its result came; ``skipped``: the run chose not to execute it.
     """
     if status not in _CELL_STATUSES:
         raise ValueError(f"cell status must be one of {sorted(_CELL_STATUSES)}, not {status!r}")
@@ -182,6 +202,19 @@ def mark_cell_finished(cell: NotebookNode, status: CellStatus, when: datetime) -
         duration=(when - datetime.fromisoformat(start)).total_seconds() if start else None,
         exception=status == "failed",
     )
+    record = runner_record(cell)
+    record["status"] = status
+    record.update(facts)
+
+
+def mark_cell_kernel_died(cell: NotebookNode, when: datetime, kernel_state: str) -> None:
+    """The kernel died while running this cell: say so in its outputs (as nbclient's
+    ``DeadKernelError`` would end it) and mark it ``failed``."""
+    text = (f"The kernel died while this cell was running (kernel state: {kernel_state}); "
+            "the outputs above, if any, are all that was received.")
+    cell.setdefault("outputs", []).append(
+        nbformat.v4.new_output("error", ename="KernelDied", evalue=text, traceback=[f"KernelDied: {text}"]))
+    mark_cell_finished(cell, "failed", when, kernel_died=True, error={"ename": "KernelDied", "evalue": text})
 
 
 def finish_run(
@@ -261,27 +294,6 @@ def add_error_banner(nb: NotebookNode, cell_index: int, ename: str, evalue: str)
 def remove_error_banner(nb: NotebookNode) -> None:
     """Remove the cells ``add_error_banner`` (or papermill) added."""
     nb.cells = [cell for cell in nb.cells if ERROR_MARKER_TAG not in cell_tags(cell)]
-
-
-def mark_output_gap(cell: NotebookNode, start: datetime, end: datetime, reason: str) -> None:
-    """Say in the cell that its outputs between ``start`` and ``end`` may be incomplete.
-
-    For output the run could not capture (e.g. jupyter_server's IOPub rate limit dropped
-    messages): a stderr note in the outputs, where a reader sees it, and a structured
-    entry in ``cell.metadata.studio_runner.output_gaps``. A truncated output must not look
-    complete.
-    """
-    record = cell.metadata.setdefault("studio_runner", NotebookNode())
-    record.setdefault("output_gaps", []).append(
-        NotebookNode(start_time=_iso(start), end_time=_iso(end), reason=reason)
-    )
-    cell.setdefault("outputs", []).append(
-        nbformat.v4.new_output(
-            "stream",
-            name="stderr",
-            text=f"[studio-runner] output between {_iso(start)} and {_iso(end)} may be incomplete: {reason}\n",
-        )
-    )
 
 
 def notebook_name(path: str) -> str:

@@ -51,7 +51,7 @@ def budget(env: Env, monkeypatch: pytest.MonkeyPatch):
 def faults(env: Env) -> Iterator[Any]:
     """Set stand-in fault knobs for one test; reset them afterwards, also on failure."""
     yield env.standin.set_faults
-    env.standin.set_faults(drop_websockets_after_seconds=None)
+    env.standin.set_faults(drop_websockets_after_seconds=None, http_errors=[])
 
 
 def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -201,6 +201,25 @@ def test_cell_timeout_interrupts_the_kernel_and_fails_the_run(env: Env) -> None:
     assert slow.metadata.papermill["status"] == "failed"
     assert code_cells(nb)[2].execution_count is None and code_cells(nb)[2].outputs == []
     assert nb.metadata.studio_runner["status"] == "failed"
+    assert_nothing_running(env)
+
+
+def test_a_503_on_the_interrupt_is_still_cell_timeout_with_its_banner(env: Env, faults) -> None:
+    """Issue 9: a 503 on the interrupt (a proxy restarting) turned CellTimeout into
+    JupyterHTTPError and the timed-out cell got no banner; the interrupt is best effort."""
+    faults(http_errors=[{"path_regex": r"/interrupt$", "method": "POST", "status": 503, "count": 5}])
+    path = write_notebook(env.root, "timeouts/no_interrupt.ipynb", "x = 41", SLOW_CELL, "print('after')")
+    execution = env.run({"notebook": path, "timeouts": {"cell_seconds": 2}})
+
+    assert execution.error == "CellTimeout", (execution.error, execution.cause)
+    nb = env.output(execution)
+    banner = nb.cells[0]
+    assert banner.cell_type == "markdown" and 'href="#papermill-error-cell"' in banner.source
+    slow = code_cells(nb)[1]
+    assert nb.cells[nb.cells.index(slow) - 1].source.startswith('<span id="papermill-error-cell"')
+    assert stream_text(slow) == "started\n" and slow.metadata.papermill["status"] == "failed"
+    assert slow.metadata.studio_runner["timed_out"] is True
+    assert code_cells(nb)[2].execution_count is None
     assert_nothing_running(env)
 
 
@@ -395,6 +414,27 @@ def test_kernel_killed_mid_cell_is_kernel_died_within_seconds(env: Env) -> None:
     assert stream_text(killed) == "started\n"  # output received before the kill is saved
     assert never.execution_count is None and never.outputs == []
     assert nb.metadata.studio_runner["status"] == "failed"
+    # issue 9: the cell where the kernel died says so (it was left "aborted" without a word)
+    assert [e.ename for e in errors(killed)] == ["KernelDied"]
+    assert killed.metadata.papermill["status"] == "failed"
+    assert_nothing_running(env)
+
+
+def test_os_exit_in_a_cell_says_the_kernel_died_in_that_cell(env: Env) -> None:
+    """Issue 9: ``os._exit(1)``: the run said KernelDied but the cell stayed ``pending`` with
+    no output saying why (its execute_input never left the dying kernel)."""
+    path = write_notebook(env.root, "dead/exit.ipynb", "print('first cell')", "import os\nos._exit(1)",
+                          "print('never')")
+    execution = env.run({"notebook": path}, timeout=120)
+
+    assert execution.error == "KernelDied", (execution.error, execution.cause)
+    nb = env.output(execution)
+    first, exiting, never = code_cells(nb)
+    assert stream_text(first) == "first cell\n"
+    assert [e.ename for e in errors(exiting)] == ["KernelDied"]
+    assert exiting.metadata.papermill["status"] == "failed" and exiting.metadata.studio_runner["status"] == "failed"
+    assert nb.cells[0].cell_type == "markdown" and "KernelDied" in nb.cells[0].source  # the banner
+    assert never.execution_count is None and never.outputs == []
     assert_nothing_running(env)
 
 

@@ -18,7 +18,9 @@ import nbformat
 import pytest
 
 from studiorunner.errors import CellExecutionError, KernelDied
-from studiorunner.execution.executor import CellExecutor, Cursor
+from studiorunner.execution.cursor import Cursor
+from studiorunner.execution.executor import CellExecutor
+from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.kernel_protocol import new_session_id
 from tests.integration.kernel_server import JupyterServer, start_server
 
@@ -55,10 +57,10 @@ def execute(server: JupyterServer, name: str, **options: Any) -> tuple[Any, Any,
     session = new_session_id()
     try:
         with server.open(kid, session) as channel:
-            ex = CellExecutor(channel, nb, session=session, cell_timeout=options.pop("cell_timeout", None),
-                              allow_errors=options.pop("allow_errors", False),
-                              interrupt=lambda: server.interrupt(kid),
-                              kernel_state=lambda: server.kernel_state(kid), **options)
+            ex = CellExecutor(channel, nb, session=session,
+                              kernel=KernelControl(interrupt=lambda: server.interrupt(kid),
+                                                   state=lambda: server.kernel_state(kid)),
+                              options=ExecutorOptions(**options))
             cursor = ex.run(Cursor(), deadline=time.monotonic() + 60)
     except BaseException:
         server.shutdown_kernel(kid)

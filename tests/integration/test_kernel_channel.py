@@ -11,7 +11,9 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from studiorunner.errors import CellExecutionError, CellTimeout, JupyterHTTPError, KernelDied, LoginFailed
-from studiorunner.execution.executor import CellExecutor, Cursor
+from studiorunner.execution.cursor import Cursor
+from studiorunner.execution.executor import CellExecutor
+from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.kernel_protocol import V1_SUBPROTOCOL, kernel_info_request, new_session_id
 from studiorunner.jupyter.connection import KernelChannel
 from tests.integration.kernel_server import JupyterServer, start_server
@@ -43,8 +45,10 @@ def executor(server: JupyterServer, kid: str, nb: NotebookNode, channel: KernelC
              **kw: object) -> CellExecutor:
     options: dict[str, object] = dict(cell_timeout=30, allow_errors=False)
     options.update(kw)
-    return CellExecutor(channel, nb, session=session, interrupt=lambda: server.interrupt(kid),
-                        kernel_state=lambda: server.kernel_state(kid), **options)  # type: ignore[arg-type]
+    return CellExecutor(channel, nb, session=session,
+                        kernel=KernelControl(interrupt=lambda: server.interrupt(kid),
+                                             state=lambda: server.kernel_state(kid)),
+                        options=ExecutorOptions(**options))  # type: ignore[arg-type]
 
 
 def run(server: JupyterServer, kid: str, nb: NotebookNode, budget: float = 30, **kw: object) -> Cursor:

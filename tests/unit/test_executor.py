@@ -14,7 +14,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from studiorunner.errors import CellExecutionError, CellTimeout, KernelDied
-from studiorunner.execution.executor import CellExecutor, Cursor
+from studiorunner.execution.cursor import Cursor
+from studiorunner.execution.executor import CellExecutor
+from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.connection import ChannelClosed
 
 
@@ -44,12 +46,15 @@ class FakeKernel:
         self.interrupts = 0
         self.state = "idle"
         self.ran: list[str] = []
+        self.journal: list[dict[str, Any]] = []  # what the run's journal holds: every message to a request
 
     def _msg(self, channel: str, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None) -> None:
         self.outbox.append({"channel": channel, "msg_type": msg_type, "msg_id": f"k{len(self.outbox)}",
                             "header": {"msg_type": msg_type, "date": "2024-01-01T00:00:00Z"},
                             "parent_header": {"msg_id": parent["msg_id"]} if parent else {},
                             "metadata": {}, "content": content, "buffers": []})
+        if parent:
+            self.journal.append(self.outbox[-1])
 
     def interrupt(self) -> None:
         self.interrupts += 1
@@ -61,6 +66,12 @@ class FakeKernel:
             if not self.queue:
                 return False
             req = self.queue.pop(0)
+            if self.scripts.get(req["content"]["code"], [None])[0] == ("exit",):
+                # os._exit(): the process is gone before its IOPub thread sent anything
+                self.outbox.append({"channel": "iopub", "msg_type": "status", "header": {"msg_type": "status"},
+                                    "parent_header": {}, "metadata": {}, "content": {"execution_state": "restarting"}})
+                self.queue, self.state = [], "dead"
+                return True
             self._msg("iopub", "status", {"execution_state": "busy"}, req)
             self.count += 1
             self.current = req
@@ -165,6 +176,8 @@ class NumberedKernel(FakeKernel):
         msg = self.outbox[-1]
         msg["msg_id"] = msg["header"]["msg_id"] = f"0f1e2d3c-4b5a6978_4242_{self.sent}"
         self.sent += 1
+        if self.journal and self.journal[-1] is msg:
+            self.journal[-1] = dict(msg)  # the journal's own copy, as read back from the file
 
 
 def make(scripts: dict[str, list[tuple[Any, ...]]], *sources: str, reply_first: bool = True,
@@ -172,12 +185,19 @@ def make(scripts: dict[str, list[tuple[Any, ...]]], *sources: str, reply_first: 
     clock = Clock()
     kernel = kernel_cls(clock, scripts, reply_first=reply_first)
     nb = new_notebook(cells=[new_code_cell(s) if not s.startswith("#md") else new_markdown_cell(s) for s in sources])
-    options: dict[str, Any] = dict(cell_timeout=None, allow_errors=False)
-    options.update(kw)
-    ex = CellExecutor(FakeChannel(kernel), nb, session="s", interrupt=kernel.interrupt,  # type: ignore[arg-type]
-                      kernel_state=lambda: kernel.state, clock=clock, wall_clock=lambda: clock.t + 1.7e9,
-                      **options)
+    hooks = {k: kw.pop(k) for k in ("on_cell_start", "on_cell_end") if k in kw}
+    control = KernelControl(interrupt=kw.pop("interrupt", kernel.interrupt), state=lambda: kernel.state,
+                            reconnect=kw.pop("reconnect", None), journal=kw.pop("journal", None))
+    ex = CellExecutor(FakeChannel(kernel), nb, session="s", kernel=control,  # type: ignore[arg-type]
+                      options=ExecutorOptions(**kw), clock=clock, wall_clock=lambda: clock.t + 1.7e9, **hooks)
     return ex, kernel, nb
+
+
+def resume(kernel: FakeKernel, nb: Any, **kw: Any) -> CellExecutor:
+    """A new executor on a new channel to the same kernel, as the next RunCells invocation makes."""
+    control = KernelControl(interrupt=kernel.interrupt, state=lambda: kernel.state, journal=kw.pop("journal", None))
+    return CellExecutor(FakeChannel(kernel), nb, session="s", kernel=control,  # type: ignore[arg-type]
+                        options=ExecutorOptions(**kw), clock=kernel.clock, wall_clock=lambda: kernel.clock.t + 1.7e9)
 
 
 def run(ex: CellExecutor, budget: float = 600, cursor: Cursor | None = None) -> Cursor:
@@ -271,10 +291,28 @@ def test_restarting_kernel_raises_kernel_died() -> None:
     assert nb.cells[1].outputs[0].text == "bye\n"
 
 
+def test_the_cell_where_the_kernel_died_says_so() -> None:
+    """Bug: ``os._exit(1)`` left the cell ``pending`` (its execute_input never left the kernel)
+    and a SIGKILL left it ``aborted``, neither with a word; now it gets an error output and
+    ``failed``, and the run's error (KernelDied) names it."""
+    for script, outputs in (([("exit",)], []), ([("out", "stdout", "bye\n"), ("die",)], ["stream"])):
+        ex, kernel, nb = make({"die": script}, "a", "die", "b")
+        ended: list[tuple[int, str]] = []
+        ex.on_cell_end = lambda i, cell, status: ended.append((i, status))
+        with pytest.raises(KernelDied) as died:
+            run(ex)
+        assert isinstance(died.value, RuntimeError) and died.value.cell_index == 1
+        cell = nb.cells[1]
+        assert [o.output_type for o in cell.outputs] == outputs + ["error"]
+        assert cell.outputs[-1].ename == "KernelDied" and "kernel died" in cell.outputs[-1].evalue
+        assert cell.metadata.papermill.status == "failed" and cell.metadata.studio_runner.status == "failed"
+        assert ended == [(0, "completed"), (1, "failed")] and nb.cells[2].outputs == []
+
+
 def test_kernel_gone_while_waiting_raises_within_seconds() -> None:
     ex, kernel, nb = make({"long": [("hang",)]}, "long")
     start = ex.clock()
-    ex.kernel_state = lambda: "missing" if ex.clock() - start > 5 else "busy"
+    ex.kernel = KernelControl(interrupt=kernel.interrupt, state=lambda: "missing" if ex.clock() - start > 5 else "busy")
     with pytest.raises(KernelDied):
         run(ex)
     assert ex.clock() - start < 15
@@ -304,6 +342,32 @@ def test_timeout_interrupts_and_raises() -> None:
     assert nb.cells[0].outputs[1].ename == "KeyboardInterrupt" and kernel.ran == ["slow"]
 
 
+def test_a_failed_interrupt_on_timeout_is_still_cell_timeout() -> None:
+    """Bug: a 503 on the interrupt turned CellTimeout into JupyterHTTPError (and the run's
+    notebook got no banner, as the error named no cell). The interrupt is best effort."""
+    from studiorunner.errors import JupyterHTTPError
+
+    def refuse() -> None:
+        raise JupyterHTTPError("POST api/kernels/k/interrupt failed: HTTP 503", status=503)
+
+    ex, kernel, nb = make({"slow": [("hang",)]}, "slow", cell_timeout=3, interrupt=refuse)
+    start = ex.clock()
+    with pytest.raises(CellTimeout) as timed_out:
+        run(ex)
+    assert timed_out.value.cell_index == 0 and isinstance(timed_out.value, TimeoutError)
+    assert "did not stop when interrupted" in str(timed_out.value) and ex.clock() - start < 12
+    assert nb.cells[0].metadata.studio_runner.timed_out is True
+    assert nb.cells[0].metadata.studio_runner.status == "failed"
+
+
+def test_cell_execution_error_carries_its_fields() -> None:
+    ex, kernel, nb = make({"bad": [("error", "ValueError", "nope")]}, "bad")
+    with pytest.raises(CellExecutionError) as failed:
+        run(ex)
+    e = failed.value
+    assert (e.cell_index, e.execution_count, e.ename, e.evalue) == (0, 1, "ValueError", "nope")
+
+
 def test_timeout_with_allow_errors_carries_on() -> None:
     ex, kernel, nb = make({"slow": [("hang",)], "next": [("out", "stdout", "done\n")]}, "slow", "next",
                           cell_timeout=3, allow_errors=True)
@@ -329,8 +393,7 @@ def test_deadline_returns_pending_and_resume_collects_replayed_output() -> None:
     while kernel.step():
         pass
     saved = Cursor.from_dict(json.loads(json.dumps(cur.to_dict())))
-    ex2 = CellExecutor(FakeChannel(kernel), nb, session="s", cell_timeout=None, allow_errors=False,  # type: ignore[arg-type]
-                       interrupt=kernel.interrupt, kernel_state=lambda: kernel.state, clock=kernel.clock)
+    ex2 = resume(kernel, nb)
     cur = ex2.run(saved, deadline=kernel.clock() + 60)
     assert cur.done and cur.cells_executed == 3
     assert nb.cells[1].outputs[0].text == "before\nafter\n" and nb.cells[2].execution_count == 3
@@ -345,8 +408,7 @@ def test_lost_replay_is_marked_in_the_cell() -> None:
     while kernel.step():
         pass
     kernel.outbox.clear()  # the buffer went to someone else
-    ex2 = CellExecutor(FakeChannel(kernel), nb, session="s", cell_timeout=None, allow_errors=False,  # type: ignore[arg-type]
-                       interrupt=kernel.interrupt, kernel_state=lambda: kernel.state, clock=kernel.clock)
+    ex2 = resume(kernel, nb)
     start = kernel.clock()
     cur = ex2.run(Cursor.from_dict(cur.to_dict()), deadline=kernel.clock() + 60)
     assert cur.done and kernel.clock() - start < 5
@@ -383,9 +445,7 @@ def pause_and_resume(away: float, while_away: Any = None) -> tuple[Any, FakeKern
     if while_away is not None:
         while_away(kernel)
     saved = Cursor.from_dict(json.loads(json.dumps(cur.to_dict())))
-    ex2 = CellExecutor(FakeChannel(kernel), nb, session="s", cell_timeout=None, allow_errors=False,  # type: ignore[arg-type]
-                       interrupt=kernel.interrupt, kernel_state=lambda: kernel.state, clock=kernel.clock,
-                       wall_clock=lambda: kernel.clock.t + 1.7e9)
+    ex2 = resume(kernel, nb)
     return nb, kernel, ex2.run(saved, deadline=kernel.clock() + 60)
 
 
@@ -451,10 +511,110 @@ def test_reopened_socket_checks_the_numbers_too() -> None:
             return original_recv(timeout)
 
         first.recv = drop_at_eight  # type: ignore[method-assign]
-        ex.reconnect = lambda kernel=kernel: FakeChannel(kernel)
+        ex.kernel = KernelControl(interrupt=kernel.interrupt, state=lambda kernel=kernel: kernel.state,
+                                  reconnect=lambda kernel=kernel: FakeChannel(kernel))
         cur = run(ex)
         assert cur.done
         if taken:
             assert "may be incomplete" in stderr(nb.cells[0]) and nb.cells[0].metadata.studio_runner.output_lost
         else:
             assert nb.cells[0].outputs[0].text == "before\nduring\nafter\n" and stderr(nb.cells[0]) == ""
+
+
+# -- the run's journal: what the socket missed, recovered in order, nothing twice ----------
+
+def journal_of(kernel: FakeKernel) -> Any:
+    return lambda: list(kernel.journal)
+
+
+def test_journal_recovers_output_another_client_took() -> None:
+    def another_client_takes_the_buffer(kernel: FakeKernel) -> None:
+        kernel.outbox.clear()
+
+    ex, kernel, nb = make(LONG, "long", "next", kernel_cls=NumberedKernel)
+    cur = run(ex, budget=5)
+    ex.channel.close()
+    kernel.clock.t += 12  # 'during' is printed while away
+    while kernel.step():
+        pass
+    kernel.outbox.clear()  # no replay
+    cur = resume(kernel, nb, journal=journal_of(kernel)).run(
+        Cursor.from_dict(json.loads(json.dumps(cur.to_dict()))), deadline=kernel.clock() + 60)
+    assert cur.done and nb.cells[0].outputs[0].text == "before\nduring\nafter\n" and stderr(nb.cells[0]) == ""
+    assert "output_lost" not in nb.cells[0].metadata.studio_runner and nb.cells[1].execution_count == 2
+
+
+def test_journal_recovers_a_cell_that_ended_while_nobody_listened() -> None:
+    ex, kernel, nb = make(LONG, "long", "next", kernel_cls=NumberedKernel)
+    cur = run(ex, budget=5)
+    ex.channel.close()
+    kernel.clock.t += 40  # the cell finished while away: its reply and idle went nowhere
+    while kernel.step():
+        pass
+    kernel.outbox.clear()
+    cur = resume(kernel, nb, journal=journal_of(kernel)).run(Cursor.from_dict(cur.to_dict()),
+                                                             deadline=kernel.clock() + 60)
+    assert cur.done and cur.cells_executed == 2
+    assert nb.cells[0].outputs[0].text == "before\nduring\nafter\n" and stderr(nb.cells[0]) == ""
+    assert nb.cells[0].metadata.papermill.status == "completed"
+
+
+def test_journal_with_a_full_replay_adds_nothing_twice() -> None:
+    ex, kernel, nb = make(LONG, "long", kernel_cls=NumberedKernel)
+    cur = run(ex, budget=5)
+    ex.channel.close()
+    kernel.clock.t += 40
+    while kernel.step():
+        pass  # the server replays all of it
+    cur = resume(kernel, nb, journal=journal_of(kernel)).run(Cursor.from_dict(cur.to_dict()),
+                                                             deadline=kernel.clock() + 60)
+    assert cur.done and nb.cells[0].outputs[0].text == "before\nduring\nafter\n"
+    assert [o.output_type for o in nb.cells[0].outputs] == ["stream"]
+
+
+def test_dropped_sockets_without_replay_lose_nothing_with_a_journal() -> None:
+    """As behind a proxy that strips session_id: every reopened socket is a new session."""
+    scripts = {"tick": [e for i in range(6) for e in (("out", "stdout", f"{i}\n"), ("wait", 2 * (i + 1)))]}
+    ex, kernel, nb = make(scripts, "tick", kernel_cls=NumberedKernel)
+    drops = {"n": 0}
+
+    def dropping_recv(channel: Any, original: Any) -> Any:
+        def recv(timeout: float) -> Any:
+            if kernel.clock.t >= 1003 + 4 * drops["n"] and drops["n"] < 3:
+                drops["n"] += 1
+                channel.closed = True
+                kernel.clock.t += 1.5  # down while the cell prints
+                while kernel.step():
+                    pass
+                kernel.outbox.clear()  # a new session_id: nothing replayed
+            return original(timeout)
+        return recv
+
+    def reconnect() -> FakeChannel:
+        channel = FakeChannel(kernel)
+        channel.recv = dropping_recv(channel, channel.recv)  # type: ignore[method-assign]
+        return channel
+
+    ex.channel.recv = dropping_recv(ex.channel, ex.channel.recv)  # type: ignore[method-assign]
+    ex.kernel = KernelControl(interrupt=kernel.interrupt, state=lambda: kernel.state, reconnect=reconnect,
+                              journal=journal_of(kernel))
+    cur = run(ex)
+    assert drops["n"] == 3 and cur.done
+    assert nb.cells[0].outputs[0].text == "".join(f"{i}\n" for i in range(6)) and stderr(nb.cells[0]) == ""
+
+
+def test_a_journal_that_cannot_cover_the_gap_still_marks_it() -> None:
+    def unreadable() -> list[dict[str, Any]]:
+        raise FileNotFoundError("the run's journal is missing")
+
+    nb, kernel, cur = pause_and_resume(away=12, while_away=lambda kernel: kernel.outbox.clear())
+    assert "may be incomplete" in stderr(nb.cells[0])  # no journal at all
+    ex, kernel, nb = make(LONG, "long", "next", kernel_cls=NumberedKernel)
+    cur = run(ex, budget=5)
+    ex.channel.close()
+    kernel.clock.t += 12
+    while kernel.step():
+        pass
+    kernel.outbox.clear()
+    cur = resume(kernel, nb, journal=unreadable).run(Cursor.from_dict(cur.to_dict()), deadline=kernel.clock() + 60)
+    assert cur.done and "may be incomplete" in stderr(nb.cells[0]) and nb.cells[0].metadata.studio_runner.output_lost

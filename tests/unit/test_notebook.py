@@ -20,7 +20,8 @@ from studiorunner.notebook import (
     finish_run,
     mark_cell_finished,
     mark_cell_started,
-    mark_output_gap,
+    mark_cell_kernel_died,
+    mark_cell_queued,
     notebook_name,
     output_key,
     prepare_for_run,
@@ -250,14 +251,25 @@ def test_banner_on_a_v4_4_notebook_keeps_it_valid():
     nbformat.validate(nb)
 
 
-def test_output_gap_is_visible_and_recorded():
-    cell = new_code_cell("print('x' * 10**7)")
-    mark_output_gap(cell, at(1), at(2), "IOPub data rate exceeded")
-    assert cell.outputs[-1].name == "stderr"
-    assert "may be incomplete: IOPub data rate exceeded" in cell.outputs[-1].text
-    assert cell.metadata.studio_runner.output_gaps == [
-        {"start_time": at(1).isoformat(), "end_time": at(2).isoformat(), "reason": "IOPub data rate exceeded"}
-    ]
+def test_cell_marks_keep_papermill_and_runner_status_together():
+    """One writer for a cell's status: the papermill record and the runner's agree."""
+    cell = new_code_cell("x")
+    mark_cell_queued(cell)
+    assert cell.metadata.studio_runner.status == "queued" and "papermill" not in cell.metadata
+    mark_cell_started(cell, at(1))
+    assert cell.metadata.studio_runner.status == "running" == cell.metadata.papermill.status
+    mark_cell_finished(cell, "failed", at(2), timed_out=True)
+    assert cell.metadata.studio_runner == {"status": "failed", "timed_out": True}
+    assert cell.metadata.papermill.exception is True and cell.metadata.papermill.duration == 1.0
+
+
+def test_kernel_death_is_said_in_the_cell():
+    cell = new_code_cell("import os; os._exit(1)")
+    mark_cell_kernel_died(cell, at(2), "dead")
+    assert [o.output_type for o in cell.outputs] == ["error"] and cell.outputs[0].ename == "KernelDied"
+    assert "kernel died" in cell.outputs[0].evalue
+    assert cell.metadata.papermill.status == "failed" and cell.metadata.studio_runner.kernel_died is True
+    nbformat.validate(new_notebook(cells=[cell]))
 
 
 def test_whole_lifecycle_survives_a_save_and_load():

@@ -60,6 +60,21 @@ class JupyterClient:
         body = {"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))}
         self.http.put(f"api/contents/{quote_path(path)}", json=body)
 
+    def read_text(self, path: str) -> str | None:
+        """A text file's content, or None when it does not exist."""
+        try:
+            model = self.http.get(f"api/contents/{quote_path(path)}",
+                                  params={"type": "file", "format": "text", "content": 1}).json()
+        except JupyterHTTPError as exc:
+            if exc.facts.get("status") == 404:
+                return None
+            raise
+        return model.get("content") or ""
+
+    def delete_file(self, path: str) -> bool:
+        """Delete a file (or an empty folder) in the tree; False when it was already gone."""
+        return self._delete(f"api/contents/{quote_path(path)}")
+
     def ensure_directory(self, path: str) -> None:
         """Create ``path`` and its parents in the file tree if they are missing."""
         if not path:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
+
+from nbformat import NotebookNode
 
 from studiorunner import notebook as nbtools
 from studiorunner.errors import KernelDied, StudioRunnerError
@@ -13,9 +15,22 @@ from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
 from studiorunner.store import ThrottledSaver
 
-def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: float) -> dict[str, Any]:
+#: on_cell_start(index, cell) / on_cell_end(index, cell, status): called once the cell is marked.
+CellHook = Callable[[int, NotebookNode], None]
+CellEndHook = Callable[[int, NotebookNode, str], None]
+
+
+def _ignore(*_args: Any) -> None:
+    return None
+
+
+def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: float,
+              on_cell_start: CellHook = _ignore, on_cell_end: CellEndHook = _ignore) -> dict[str, Any]:
     """Execute cells from the cursor until done or the time budget is spent."""
-    from studiorunner.execution.executor import CellExecutor, Cursor
+    from studiorunner.execution import journal as run_journal
+    from studiorunner.execution.cursor import Cursor
+    from studiorunner.execution.executor import CellExecutor, mark_kernel_died
+    from studiorunner.execution.options import ExecutorOptions, KernelControl
     from studiorunner.jupyter.connection import KernelChannel
 
     ctx = StepContext.begin(state, services)
@@ -27,40 +42,57 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     saver = ThrottledSaver(store, run.output_uri)
     deadline = time.monotonic() + ctx.budget(remaining_seconds)
 
-    def on_start(index: int, cell) -> None:
-        nbtools.mark_cell_started(cell, datetime.now(timezone.utc))
+    def on_start(index: int, cell: NotebookNode) -> None:
+        on_cell_start(index, cell)
 
-    def on_end(index: int, cell, status: str) -> None:
-        nbtools.mark_cell_finished(cell, status, datetime.now(timezone.utc))
+    def on_end(index: int, cell: NotebookNode, status: str) -> None:
         saver.save_if_due(nb)
+        on_cell_end(index, cell, status)
+
+    journal_path = kernel.journal
+
+    def read_journal() -> list[dict[str, Any]]:
+        text = jupyter.read_text(journal_path) if journal_path else None
+        if text is None:
+            raise FileNotFoundError("the run's journal is missing")
+        return run_journal.parse(text)
 
     ws = jupyter.channels(kernel.id, kernel.client_session_id)
     try:
-        channel = KernelChannel.open(ws.url, headers=ws.headers)
-    except Exception as exc:
-        if jupyter.kernel_state(kernel.id) in ("dead", "missing"):
-            raise KernelDied(f"Kernel {kernel.name!r} is gone", kernel=kernel.name,
-                             output_notebook=run.output_uri) from exc
-        raise
-    executor = CellExecutor(
-        channel, nb, session=kernel.client_session_id,
-        cell_timeout=spec.timeouts.cell_seconds, allow_errors=spec.allow_errors,
-        interrupt=lambda: jupyter.interrupt_kernel(kernel.id),
-        kernel_state=lambda: jupyter.kernel_state(kernel.id),
-        on_cell_start=on_start, on_cell_end=on_end,
-        # A dropped socket is reopened with the same session_id, so jupyter_server replays what it buffered.
-        reconnect=lambda: KernelChannel.open(ws.url, headers=ws.headers),
-    )
-    try:
-        cursor = executor.run(cursor, deadline=deadline)
+        try:
+            channel = KernelChannel.open(ws.url, headers=ws.headers)
+        except Exception as exc:
+            state_now = jupyter.kernel_state(kernel.id)
+            if state_now not in ("dead", "missing"):
+                raise
+            # The kernel died between two invocations: the cell it was running says so.
+            index = mark_kernel_died(nb, cursor, state_now, datetime.now(timezone.utc))
+            raise KernelDied(f"Kernel {kernel.name!r} is gone", kernel=kernel.name, kernel_state=state_now,
+                             cell_index=index) from exc
+        executor = CellExecutor(
+            channel, nb, session=kernel.client_session_id,
+            kernel=KernelControl(
+                interrupt=lambda: jupyter.interrupt_kernel(kernel.id),
+                state=lambda: jupyter.kernel_state(kernel.id),
+                # A dropped socket is reopened with the same session_id, so jupyter_server replays
+                # what it buffered; where it does not (a proxy dropped the session_id, another
+                # client took the buffer), the run's journal supplies it.
+                reconnect=lambda: KernelChannel.open(ws.url, headers=ws.headers),
+                journal=read_journal if journal_path else None,
+            ),
+            options=ExecutorOptions(cell_timeout=spec.timeouts.cell_seconds, allow_errors=spec.allow_errors),
+            on_cell_start=on_start, on_cell_end=on_end,
+        )
+        try:
+            cursor = executor.run(cursor, deadline=deadline)
+        finally:
+            channel.close()
     except StudioRunnerError as exc:
         _record_failure(nb, exc)
         saver.flush(nb)
         # Where the executed notebook is, as a fact: Cleanup's cause names it (from the run record).
         exc.facts.setdefault("output_notebook", run.output_uri)
         raise
-    finally:
-        channel.close()
     if cursor.done:
         nbtools.finish_run(nb, "succeeded", datetime.now(timezone.utc), None)
     saver.flush(nb)
@@ -68,10 +100,11 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     return cursor.to_dict()
 
 
-def _record_failure(nb, exc: StudioRunnerError) -> None:
+def _record_failure(nb: NotebookNode, exc: StudioRunnerError) -> None:
     facts = exc.facts
     index = facts.get("cell_index")
     if index is not None:
         nbtools.add_error_banner(nb, index, facts.get("ename", type(exc).__name__), facts.get("evalue", exc.message))
     nbtools.finish_run(nb, "failed", datetime.now(timezone.utc),
-                       {"error": type(exc).__name__, "message": exc.message, **{k: v for k, v in facts.items() if isinstance(v, (str, int, float, type(None)))}})
+                       {"error": type(exc).__name__, "message": exc.message,
+                        **{k: v for k, v in facts.items() if isinstance(v, (str, int, float, type(None)))}})

@@ -95,6 +95,7 @@ class KernelProgress(Progress):
     id: str | None = None  # kernel id
     session_id: str | None = None  # the Jupyter session this run created
     client_session_id: str | None = None  # the WebSocket session_id (replay on reconnect)
+    journal: str | None = None  # the run's journal in the target's tree (execution/journal.py), once started
     # Studio Classic: a kernel POST starts a KernelGateway app; it may outlive one Lambda.
     posted: bool = False
     kernels_before: list[str] | None = None

@@ -1,0 +1,44 @@
+"""What a :class:`~studiorunner.execution.executor.CellExecutor` is given, and what a cell can answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from studiorunner.errors import StudioRunnerError
+from studiorunner.jupyter.connection import KernelChannel
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How cells are run; the same for every invocation of a run."""
+
+    cell_timeout: float | None = None  # seconds; None or <= 0: no limit
+    allow_errors: bool = False
+    window: int = 1  # execute_requests outstanding at once (1: nbclient's order)
+    poll_interval: float = 3.0  # how often a silent kernel's state is asked over REST
+    replay_grace: float = 1.0  # how long a reconnect waits for replayed messages
+    interrupt_grace: float = 5.0  # how long an interrupted cell has to stop
+    drain_timeout: float = 5.0  # how long requests queued behind a stop may take to be aborted
+
+    def __post_init__(self) -> None:
+        if self.cell_timeout is not None and self.cell_timeout <= 0:
+            object.__setattr__(self, "cell_timeout", None)
+        object.__setattr__(self, "window", max(1, self.window))
+
+
+@dataclass(frozen=True)
+class KernelControl:
+    """What the executor may ask of the kernel besides its socket (REST calls, best effort)."""
+
+    interrupt: Callable[[], None]
+    state: Callable[[], str]
+    reconnect: Callable[[], KernelChannel] | None = None  # a new socket to the same kernel
+    journal: Callable[[], list[dict[str, Any]]] | None = None  # the run's journal, in order
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A cell ended the run: raise ``error`` once what is queued is drained (None: a clean stop)."""
+
+    error: StudioRunnerError | None = None
