@@ -47,8 +47,22 @@ class JupyterHTTPError(StudioRunnerError):
     """A Jupyter REST call failed; carries method, path (no query string) and status."""
 
 
+class JupyterUnavailable(JupyterHTTPError):
+    """The Jupyter server (or Studio's proxy in front of it) could not be reached, or kept
+    answering 502/503/504 after the client's own retries: probably transient, so the state
+    machine retries the step by this name."""
+
+
 class NotebookNotFound(StudioRunnerError, FileNotFoundError):
     """The notebook (a path in the target's file tree, or an S3 object) does not exist."""
+
+
+class NotebookInvalid(StudioRunnerError, ValueError):
+    """The notebook exists but is not one we can run (not JSON, an unknown nbformat version…)."""
+
+
+class NotebookAccessDenied(StudioRunnerError, PermissionError):
+    """The notebook (an S3 object) exists or may exist, but this deployment may not read it."""
 
 
 class KernelSpecNotFound(StudioRunnerError, LookupError):
@@ -111,3 +125,8 @@ class CommandTimeout(StudioRunnerError, TimeoutError):
 
 class CleanupFailed(StudioRunnerError):
     """Cleanup could not remove something the run started (it may still be billing)."""
+
+
+class WriteBackFailed(StudioRunnerError):
+    """``write_back`` could not write the executed notebook beside the source (the run's
+    own output in S3 is complete; nothing is left running)."""

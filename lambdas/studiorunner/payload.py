@@ -7,6 +7,8 @@ Unknown keys are an error: a typo such as ``parmeters`` must not be silently ign
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,6 +29,15 @@ TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds
 CLEANUP_KEYS = {"app"}
 
 DEFAULT_START_SECONDS = 1200
+
+#: The largest payload accepted, as compact UTF-8 JSON. The validated payload rides in
+#: every state of the execution (``run.spec``), beside the kernel, cursor and command
+#: results, and Step Functions fails a state over 256 KiB with States.DataLimitExceeded,
+#: which no ``States.ALL`` Catch sees: so the payload gets a quarter of that, refused up
+#: front. Measured: 10,000 short parameters are ~148 KB.
+MAX_PAYLOAD_BYTES = 64 * 1024
+#: How many problems a PayloadInvalid message lists (the cause must stay small too).
+MAX_PROBLEMS_LISTED = 20
 
 
 @dataclass
@@ -67,7 +78,7 @@ class RunSpec:
 def _positive_number(value: Any, where: str, problems: list[str]) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         problems.append(f"{where} must be a positive number of seconds, got {value!r}")
         return None
     return value
@@ -78,11 +89,70 @@ def _unknown(keys: set[str], allowed: set[str], where: str, problems: list[str])
         problems.append(f"unknown key {where}{key!r} (allowed: {', '.join(sorted(allowed))})")
 
 
+def _text_problem(text: str) -> str | None:
+    """Why ``text`` cannot travel to the kernel or terminal, or None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        return f"contains U+{ord(bad):04X}, which cannot be encoded as UTF-8 (a lone surrogate)"
+    return None
+
+
+def _value_problems(value: Any, where: str, problems: list[str], depth: int = 0) -> None:
+    """A parameter value must be plain JSON that encodes as UTF-8 (it becomes Python source)."""
+    if depth > 32:
+        problems.append(f"{where} is nested more than 32 levels deep")
+    elif isinstance(value, str):
+        if (why := _text_problem(value)) and "NUL" not in why:
+            problems.append(f"{where} {why}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{where} is {value!r}, which JSON cannot carry")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(f"{where} has a non-string key {key!r}")
+            elif (why := _text_problem(key)) and "NUL" not in why:
+                problems.append(f"{where} has a key that {why}")
+            _value_problems(item, f"{where}[{key!r}]", problems, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _value_problems(item, f"{where}[{i}]", problems, depth + 1)
+    elif value is not None and not isinstance(value, (bool, int, float)):
+        problems.append(f"{where} is a {type(value).__name__}, not a JSON value")
+
+
+def _size_problem(raw: Mapping[str, Any]) -> str | None:
+    try:
+        size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError):
+        return None  # reported value by value
+    if size > MAX_PAYLOAD_BYTES:
+        return (
+            f"the payload is {size:,} bytes; at most {MAX_PAYLOAD_BYTES:,} ({MAX_PAYLOAD_BYTES // 1024} KiB) are "
+            f"accepted, because it travels in every state of the execution and Step Functions limits a state to "
+            f"256 KiB: put large inputs in a file the notebook reads (e.g. an S3 object) and pass its name"
+        )
+    return None
+
+
+def _invalid(problems: list[str]) -> PayloadInvalid:
+    listed = problems[:MAX_PROBLEMS_LISTED]
+    more = len(problems) - len(listed)
+    text = "; ".join(listed) + (f"; and {more} more problem(s)" if more else "")
+    return PayloadInvalid("Invalid payload: " + text, problems=listed, problem_count=len(problems))
+
+
 def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSpec:
     """Check ``raw`` against the payload schema; raise PayloadInvalid listing every problem."""
     if not isinstance(raw, Mapping):
         raise PayloadInvalid(f"The payload must be a JSON object, got {type(raw).__name__}")
     problems: list[str] = []
+    if size_problem := _size_problem(raw):
+        # Listing a huge payload's every problem would make a huge cause: the size is enough.
+        raise _invalid([size_problem])
     _unknown(set(raw), TOP_LEVEL_KEYS, "", problems)
 
     target = raw.get("target")
@@ -100,6 +170,8 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
             problems.append(f"'notebook' must be a path ending in .ipynb, got {notebook!r}")
         elif notebook.startswith("/") or ".." in notebook.split("/"):
             problems.append(f"'notebook' must be relative to the Jupyter root without '..', got {notebook!r}")
+        elif why := _text_problem(notebook):
+            problems.append(f"'notebook' {why}")
     if notebook_s3 is not None:
         if not isinstance(notebook_s3, str) or not S3_URI.match(notebook_s3) or not notebook_s3.endswith(".ipynb"):
             problems.append(f"'notebook_s3' must look like s3://bucket/key.ipynb, got {notebook_s3!r}")
@@ -108,9 +180,11 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
     if not isinstance(parameters, Mapping):
         problems.append("'parameters' must be an object of name → JSON value")
         parameters = {}
-    for name in parameters:
-        if not IDENTIFIER.match(name):
+    for name, value in parameters.items():
+        if not isinstance(name, str) or not IDENTIFIER.match(name):
             problems.append(f"parameter name {name!r} is not a valid identifier")
+        else:
+            _value_problems(value, f"parameter {name!r}", problems)
 
     kernel = raw.get("kernel", {})
     if not isinstance(kernel, Mapping):
@@ -155,9 +229,12 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
     if not isinstance(commands, list) or not all(isinstance(c, str) and c.strip() for c in commands):
         problems.append("'commands' must be a list of non-empty shell command strings")
         commands = []
+    for i, command in enumerate(commands):
+        if why := _text_problem(command):
+            problems.append(f"command {i + 1} {why}: a terminal cannot carry it")
 
     if problems:
-        raise PayloadInvalid("Invalid payload: " + "; ".join(problems), problems=problems)
+        raise _invalid(problems)
 
     return RunSpec(
         target=target,

@@ -29,12 +29,14 @@ from botocore.exceptions import ClientError
 from nbformat import NotebookNode
 from nbformat.v4 import nbjson
 
-from studiorunner.errors import NotebookNotFound, PayloadInvalid
+from studiorunner.errors import NotebookAccessDenied, NotebookInvalid, NotebookNotFound
 
 logger = logging.getLogger(__name__)
 
 IPYNB_CONTENT_TYPE = "application/x-ipynb+json"
 _MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+_DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "KMS.AccessDeniedException",
+                 "KMS.DisabledException", "InvalidObjectState"}
 
 
 # What nbformat's v4 writer does to a notebook before json.dumps (nbformat/v4/rwbase.py:
@@ -102,7 +104,7 @@ def notebook_from_bytes(data: bytes, *, source: str) -> NotebookNode:
     except (ValueError, KeyError, AttributeError, TypeError, nbformat.ValidationError) as e:
         # NotJSONError is a ValueError; JSON that is not a notebook fails with a
         # ValidationError (or KeyError/AttributeError) in nbformat's version conversion.
-        raise PayloadInvalid(f"{source} is not a Jupyter notebook: {e}", uri=source) from e
+        raise NotebookInvalid(f"{source} is not a Jupyter notebook: {str(e)[:300]}", uri=source) from e
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,14 @@ class S3NotebookStore:
             code = str(e.response.get("Error", {}).get("Code", ""))
             if code in _MISSING_CODES:
                 raise NotebookNotFound(f"Notebook not found: {loc}", uri=str(loc)) from e
+            if code in _DENIED_CODES:
+                # S3 also answers 403 for a missing key when s3:ListBucket is not granted.
+                raise NotebookAccessDenied(
+                    f"Access denied reading {loc} ({code}): the runner's role needs s3:GetObject on "
+                    f"arn:aws:s3:::{loc.bucket}/{loc.key} (and kms:Decrypt if the object is KMS-encrypted); "
+                    f"without s3:ListBucket on {loc.bucket}, S3 also says this for a key that does not exist",
+                    uri=str(loc), bucket=loc.bucket, key=loc.key, code=code,
+                ) from e
             raise
         return response["Body"].read()
 

@@ -77,3 +77,43 @@ def test_targets_come_only_from_config():
 def test_config_rejects_incomplete_targets():
     with pytest.raises(ValueError, match="needs space_name"):
         RunnerConfig.from_env({"STUDIO_RUNNER_TARGETS": '{"a": {"type": "studio-space", "domain_id": "d", "user_profile": "u"}}'})
+
+
+@pytest.mark.parametrize("payload, expected", [
+    ({"notebook": 42}, "'notebook' must be a path ending in .ipynb, got 42"),
+    ({"notebook_s3": ["s3://b/k.ipynb"]}, "'notebook_s3' must look like"),
+    ({"notebook": "a.ipynb", "parameters": {"x": "\ud800"}}, "parameter 'x' contains U+D800"),
+    ({"notebook": "a.ipynb", "parameters": {"x": {"deep": ["ok", "\udfff"]}}}, "contains U+DFFF"),
+    ({"notebook": "a.ipynb", "parameters": {"x": float("nan")}}, "parameter 'x' is nan"),
+    ({"notebook": "a.ipynb", "timeouts": {"cell_seconds": float("inf")}}, "'timeouts.cell_seconds' must be a positive"),
+    ({"commands": ["echo a\x00b"]}, "command 1 contains a NUL character"),
+    ({"commands": ["echo \ud800"]}, "command 1 contains U+D800"),
+    ({"notebook": "a\x00.ipynb"}, "'notebook' contains a NUL character"),
+])
+def test_values_that_cannot_travel_are_refused_up_front(payload, expected):
+    """Found by issue 9: these passed validation and failed after the app had started."""
+    with pytest.raises(PayloadInvalid) as info:
+        validate_payload(payload)
+    assert expected in str(info.value)
+
+
+def test_nul_in_a_parameter_value_is_fine():
+    # it becomes a '\x00' escape in the injected Python source
+    assert validate_payload({"notebook": "a.ipynb", "parameters": {"x": "a\x00b"}}).parameters == {"x": "a\x00b"}
+
+
+def test_a_payload_too_large_for_the_state_is_refused_naming_the_limit():
+    parameters = {f"p{i}": i for i in range(10_000)}  # ~148 KB: would ride in every state
+    with pytest.raises(PayloadInvalid) as info:
+        validate_payload({"notebook": "a.ipynb", "parameters": parameters})
+    message = str(info.value)
+    assert "64 KiB" in message and "256 KiB" in message
+    assert len(message) < 1000
+    validate_payload({"notebook": "a.ipynb", "parameters": {f"p{i}": i for i in range(2_000)}})
+
+
+def test_a_long_list_of_problems_is_cut_short():
+    with pytest.raises(PayloadInvalid) as info:
+        validate_payload({"notebook": "a.ipynb", "parameters": {f"bad name {i}": i for i in range(500)}})
+    assert "and 480 more problem(s)" in str(info.value)
+    assert info.value.facts["problem_count"] == 500

@@ -12,7 +12,9 @@ import pytest
 from moto import mock_aws
 from nbformat.v4 import new_code_cell, new_notebook
 
-from studiorunner.errors import NotebookNotFound, PayloadInvalid
+from botocore.exceptions import ClientError
+
+from studiorunner.errors import NotebookAccessDenied, NotebookInvalid, NotebookNotFound
 from studiorunner.store import (
     IPYNB_CONTENT_TYPE,
     NotebookStore,
@@ -59,13 +61,30 @@ def test_missing_object_raises_notebook_not_found_naming_the_uri(s3):
         store.read("s3://no-such-bucket/x.ipynb")
 
 
-def test_an_object_that_is_not_a_notebook_is_a_payload_error(s3):
+def test_an_object_that_is_not_a_notebook_is_notebook_invalid_with_the_reason(s3):
     store = S3NotebookStore(s3)
     store.write_bytes(f"s3://{BUCKET}/a.ipynb", b"not json", content_type="text/plain")
     store.write_bytes(f"s3://{BUCKET}/b.ipynb", json.dumps({"hello": 1}).encode())
-    for key in ("a.ipynb", "b.ipynb"):
-        with pytest.raises(PayloadInvalid, match=f"s3://{BUCKET}/{key} is not a Jupyter notebook"):
+    store.write_bytes(f"s3://{BUCKET}/c.ipynb", json.dumps({"nbformat": 5, "nbformat_minor": 0, "cells": [],
+                                                            "metadata": {}}).encode())
+    reasons = {"a.ipynb": "does not appear to be JSON", "b.ipynb": "missing a key", "c.ipynb": "nbformat version 5"}
+    for key, reason in reasons.items():
+        with pytest.raises(NotebookInvalid, match=f"s3://{BUCKET}/{key} is not a Jupyter notebook: .*{reason}"):
             store.read(f"s3://{BUCKET}/{key}")
+
+
+class _DeniedS3:
+    def get_object(self, **kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+
+def test_access_denied_is_a_named_error_naming_the_object_and_the_permission():
+    with pytest.raises(NotebookAccessDenied) as info:
+        S3NotebookStore(_DeniedS3()).read("s3://their-bucket/reports/x.ipynb")
+    message = str(info.value)
+    assert "s3://their-bucket/reports/x.ipynb" in message and "s3:GetObject" in message
+    assert "arn:aws:s3:::their-bucket/reports/x.ipynb" in message
+    assert info.value.facts["bucket"] == "their-bucket" and info.value.facts["code"] == "AccessDenied"
 
 
 def test_bytes_round_trip(s3):

@@ -15,7 +15,7 @@ from typing import Any
 
 import nbformat
 
-from studiorunner.errors import JupyterHTTPError, KernelSpecNotFound, NotebookNotFound
+from studiorunner.errors import JupyterHTTPError, KernelSpecNotFound, NotebookInvalid, NotebookNotFound
 from studiorunner.jupyter.http import JupyterHTTP, quote_path
 
 # Studio kernelspec names embed the image ARN, whose region and account differ between
@@ -48,10 +48,16 @@ class JupyterClient:
         try:
             model = self.http.get(f"api/contents/{quote_path(path)}", params={"type": "notebook", "content": 1}).json()
         except JupyterHTTPError as exc:
-            if exc.facts.get("status") in (404, 400):
+            if exc.facts.get("status") == 404:
                 raise NotebookNotFound(
                     f"Notebook {path!r} was not found in the target's file tree", path=path
                 ) from None
+            if exc.facts.get("status") == 400:
+                # jupyter_server answers 400 "Unreadable Notebook: <why>" for a file that is not
+                # JSON or not a notebook format it knows (nbformat 5…)
+                reason = str(exc).split(" answered 400 ", 1)[-1]
+                raise NotebookInvalid(f"{path!r} in the target's file tree is not a notebook Jupyter can read: "
+                                      f"{reason}", path=path) from None
             raise
         return nbformat.from_dict(model["content"])
 

@@ -6,21 +6,51 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from studiorunner import notebook as nbtools
 from studiorunner.errors import NotebookNotFound, StudioRunnerError
 from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.run.services import Services
+from studiorunner.run.start_kernel import SESSION_MARKER
 from studiorunner.run.state import RunState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Errors raised before the run could have written its output notebook.
+_BEFORE_OUTPUT = ("PayloadInvalid", "TargetNotAllowed")
+
 
 @dataclass
 class CleanupReport:
     actions: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    write_back_problem: str | None = None
+
+    def attempt(self, what: str, fn: Callable[[], T]) -> T | None:
+        """Run one cleanup action; a failure is recorded (``could not <what>: …``), never raised,
+        so one failed action never skips the next."""
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 — Cleanup must never raise
+            self.problems.append(f"could not {what}: {describe(exc)}")
+            return None
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free account of ``exc`` for a cause or a report.
+
+    Our errors and botocore's are written to be shown (no token, cookie or presigned URL);
+    anything else (requests, urllib3, sockets) may print a URL with its query string, so only
+    its kind is kept.
+    """
+    if isinstance(exc, (StudioRunnerError, BotoCoreError, ClientError)):
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return type(exc).__name__
 
 
 def error_message(error: dict[str, Any] | None) -> tuple[str, str]:
@@ -44,57 +74,64 @@ def write_back_path(source_path: str) -> str:
     return f"{stem}.output.ipynb"
 
 
-def release_resources(state: RunState, services: Services) -> CleanupReport:
+def release_resources(state: RunState, services: Services, *, output_exists: bool = True) -> CleanupReport:
     """Remove what this run started: its session and kernel, KernelGateway app, app/instance.
 
     Only what the state names as the run's own: ids it recorded, or its own session path
     (which carries the run id) when a session was created but its id never reached the
     state. Never anything found by the notebook's path, which a person may have open.
+    Never raises: what could not be done is in ``report.problems``.
     """
     report = CleanupReport()
     run, kernel, progress = state.run, state.kernel, state.target
     if run is None:
         return report
     spec = run.spec
-    target = services.target(run.target)
-    if not (progress.created or kernel.started_anything):
+    target = report.attempt("reach the target's configuration", lambda: services.target(run.target))
+    if target is None:
+        return report
+    # Once the target was ready, StartKernel may have created a session it never recorded.
+    maybe_session = run.has_notebook and progress.status == "ready"
+    if not (progress.created or kernel.started_anything or maybe_session):
         return report
     other_kernels = 0
+    jupyter = None
     try:
         jupyter = JupyterClient(target.login())
-    except StudioRunnerError as exc:
-        jupyter = None
+    except Exception as exc:  # noqa: BLE001
         if kernel.started_anything:
-            report.problems.append(f"could not log in to remove the kernel: {exc}")
+            report.problems.append(f"could not log in to remove the kernel: {describe(exc)}")
     if jupyter is not None:
-        if spec.write_back and kernel.path and run.output_uri:
+        if spec.write_back and kernel.path and run.output_uri and output_exists:
+            path = write_back_path(kernel.path)
             try:
-                path = write_back_path(kernel.path)
                 jupyter.write_notebook(path, services.notebooks().read(run.output_uri))
                 report.actions.append(f"wrote the executed notebook to {path} on the target")
-            except StudioRunnerError as exc:
-                report.problems.append(f"could not write the executed notebook back to the target: {exc}")
-        try:
-            for session_id in _own_sessions(jupyter, state):
-                if jupyter.delete_session(session_id):
-                    report.actions.append("deleted session and its kernel")
-            if kernel.id and jupyter.delete_kernel(kernel.id):
-                report.actions.append("shut down kernel")
-            if kernel.app_name and (kernel.app_created or spec.cleanup_app == "always") and spec.cleanup_app != "never":
-                if jupyter.delete_studio_app(kernel.app_name):
-                    report.actions.append(f"deleted KernelGateway app {kernel.app_name}")
-            elif kernel.app_name:
-                report.kept.append(f"KernelGateway app {kernel.app_name} (not started by this run)")
-            if progress.created or spec.cleanup_app == "always":
-                other_kernels = len(jupyter.list_kernels())
-        except StudioRunnerError as exc:
-            report.problems.append(str(exc))
-    try:
-        released = target.release(progress, spec.cleanup_app, other_kernels=other_kernels)
+            except Exception as exc:  # noqa: BLE001 — a failed write-back is not a cleanup failure
+                report.write_back_problem = f"could not write the executed notebook back to {path}: {describe(exc)}"
+        for session_id in report.attempt("list the run's sessions", lambda: _own_sessions(jupyter, state)) or []:
+            if report.attempt("delete the run's session", lambda: jupyter.delete_session(session_id)):
+                report.actions.append("deleted session and its kernel")
+        if kernel.id and report.attempt("shut down the run's kernel", lambda: jupyter.delete_kernel(kernel.id)):
+            report.actions.append("shut down kernel")
+        app_name = kernel.app_name
+        if app_name and (kernel.app_created or spec.cleanup_app == "always") and spec.cleanup_app != "never":
+            if report.attempt(f"delete KernelGateway app {app_name}", lambda: jupyter.delete_studio_app(app_name)):
+                report.actions.append(f"deleted KernelGateway app {app_name}")
+        elif app_name:
+            report.kept.append(f"KernelGateway app {app_name} (not started by this run)")
+        if progress.created or spec.cleanup_app == "always":
+            kernels = report.attempt("list the kernels left on the app", jupyter.list_kernels)
+            if kernels is None:
+                report.kept.append("the target's app (could not tell whether other kernels run on it)")
+                return report
+            # this run's own kernel, if its removal failed, is no reason to keep the app
+            other_kernels = len([k for k in kernels if k.get("id") != kernel.id])
+    released = report.attempt("stop the target's app", lambda: target.release(
+        progress, spec.cleanup_app, other_kernels=other_kernels))
+    if released is not None:
         report.actions += released.actions
         report.kept += released.kept
-    except Exception as exc:  # boto errors carry no secrets, but keep the message short
-        report.problems.append(f"could not stop the target's app: {type(exc).__name__}: {exc}")
     return report
 
 
@@ -103,23 +140,51 @@ def _own_sessions(jupyter: JupyterClient, state: RunState) -> list[str]:
     kernel = state.kernel
     if kernel.session_id:
         return [kernel.session_id]
-    if not kernel.session_path:
+    if kernel.session_path:
+        return [s["id"] for s in jupyter.list_sessions() if s.get("path") == kernel.session_path]
+    # StartKernel may have created a session whose id never reached the state (it crashed
+    # mid-call, or the execution was aborted): its name carries the run id.
+    marker = f"{SESSION_MARKER}{state.run.run_id}-" if state.run else None
+    if not marker:
         return []
-    return [s["id"] for s in jupyter.list_sessions() if s.get("path") == kernel.session_path]
+    return [s["id"] for s in jupyter.list_sessions() if str(s.get("path", "")).rpartition("/")[2].startswith(marker)]
 
 
 def cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
-    """Clean up on every path and decide the run's outcome (the execution's error and cause)."""
+    """Clean up on every path and decide the run's outcome (the execution's error and cause).
+
+    Never raises: an execution whose Cleanup crashed would lose its first error and say
+    nothing of what may still be running.
+    """
+    try:
+        return _cleanup(raw_state, services)
+    except Exception as exc:  # noqa: BLE001
+        log.error("cleanup could not finish: %s", describe(exc))
+        run = raw_state.get("run") if isinstance(raw_state.get("run"), dict) else {}
+        error_name, message = error_message(raw_state.get("error"))
+        note = f"cleanup could not finish ({describe(exc)}): something this run started may still be running"
+        message = f"{message} ({note})" if error_name else f"The run's cleanup failed: {note}"
+        return {"status": "FAILED", "error": error_name or "CleanupFailed", "cause": message,
+                "result": {"run_id": run.get("run_id"), "status": "FAILED", "target": run.get("target"),
+                           "output_notebook": None, "cleanup": {"actions": [], "kept": [], "problems": [note]}}}
+
+
+def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     state = RunState.from_dict(raw_state)
     run = state.run
     error_name, message = error_message(state.error)
     cursor = state.cursor_summary
     output_uri = run.output_uri if run else None
-    if error_name and output_uri and error_name not in ("PayloadInvalid", "TargetNotAllowed"):
-        _mark_notebook_failed(services, output_uri, error_name, message)
-    report = release_resources(state, services)
+    output_exists = False
+    if output_uri and error_name not in _BEFORE_OUTPUT:
+        output_exists = _finish_notebook(services, output_uri, error_name, message)
+    if not output_exists:
+        output_uri = None  # never point a person at a notebook that was never written
+    report = release_resources(state, services, output_exists=output_exists)
     for action in report.actions:
         log.info("cleanup: %s", action)
+    for problem in report.problems:
+        log.warning("cleanup: %s", problem)
     now = services.clock()
 
     result = {
@@ -133,12 +198,17 @@ def cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
         "duration_seconds": round(now - run.started_at, 3) if run and run.started_at else None,
         "cleanup": {"actions": report.actions, "kept": report.kept},
     }
+    if report.problems:
+        result["cleanup"]["problems"] = report.problems
     if cursor.exit:
         result["exit"] = cursor.exit
     if state.commands and state.commands.results:
         result["commands"] = state.commands.results
-    if state.kernel.warnings:
-        result["warnings"] = state.kernel.warnings
+    warnings = list(state.kernel.warnings)
+    if report.write_back_problem:
+        warnings.append(report.write_back_problem)
+    if warnings:
+        result["warnings"] = warnings
 
     if report.problems:
         problems = "; ".join(report.problems)
@@ -146,6 +216,13 @@ def cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
             error_name, message = "CleanupFailed", f"The run succeeded but cleanup failed: {problems}"
         else:
             message = f"{message} (cleanup also failed: {problems})"
+    if report.write_back_problem:
+        if not error_name:
+            error_name = "WriteBackFailed"
+            message = (f"Every cell ran, but {report.write_back_problem} "
+                       f"(nothing is left running; the executed notebook is in S3)")
+        else:
+            message = f"{message} (and {report.write_back_problem})"
     if error_name:
         if output_uri and output_uri not in message:
             message = f"{message}; output notebook: {output_uri}"
@@ -157,17 +234,23 @@ def cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     return {"status": "SUCCEEDED", "result": result}
 
 
-def _mark_notebook_failed(services: Services, uri: str, error_name: str, message: str) -> None:
-    """A step other than RunCells failed: say so in the output notebook, if it exists."""
+def _finish_notebook(services: Services, uri: str, error_name: str, message: str) -> bool:
+    """True if the output notebook exists; a step other than RunCells failed: say so in it."""
     try:
         nb = services.notebooks().read(uri)
     except NotebookNotFound:
-        return
-    except Exception as exc:
-        log.warning("could not read the output notebook to mark it failed: %s", type(exc).__name__)
-        return
+        return False
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not read the output notebook: %s", describe(exc))
+        return True  # it may well exist: still name it
+    if not error_name:
+        return True
     meta = nb.metadata.get("studio_runner", {})
     if meta.get("status") == "failed":
-        return
+        return True
     nbtools.finish_run(nb, "failed", datetime.now(timezone.utc), {"error": error_name, "message": message})
-    services.notebooks().write(uri, nb)
+    try:
+        services.notebooks().write(uri, nb)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not mark the output notebook failed: %s", describe(exc))
+    return True
