@@ -22,6 +22,8 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
+from localstudio.lambda_context import FakeLambdaContext
+
 ROOT = Path(__file__).resolve().parent.parent
 ASL_PATH = ROOT / "statemachine" / "runner.asl.json"
 REGION = "us-east-1"
@@ -57,23 +59,6 @@ def definition() -> str:
     if leftover:
         raise RuntimeError(f"unsubstituted placeholders in {ASL_PATH.name}: {sorted(set(leftover))}")
     return text
-
-
-class FakeLambdaContext:
-    """Enough of ``LambdaContext`` for Powertools and our handlers."""
-
-    def __init__(self, name: str, timeout_seconds: float) -> None:
-        self.function_name = name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
-        self.memory_limit_in_mb = 1024
-        self.aws_request_id = f"local-{time.time_ns()}"
-        self.log_group_name = f"/aws/lambda/{name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @dataclass

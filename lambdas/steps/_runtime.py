@@ -1,6 +1,7 @@
-"""What every step handler shares: Powertools logger/tracer/metrics and the deploy config.
+"""What every handler shares: Powertools logger/tracer/metrics, the deploy config, boto3 clients.
 
-Created once per Lambda container (module level), as Powertools recommends.
+Created once per Lambda container (module level), as Powertools recommends. Every handler
+(the six steps, ExecutionEnded, the S3 trigger) goes through :func:`step`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from studiorunner.config import RunnerConfig
 from studiorunner.errors import StudioRunnerError
 from studiorunner.run import Services
+from studiorunner.run.services import ClientCache
 
 logger = Logger(service="studio-runner")
 tracer = Tracer(service="studio-runner")
@@ -24,20 +26,29 @@ metrics = Metrics(namespace="StudioRunner", service="studio-runner")
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 _services: Services | None = None
+_clients: ClientCache | None = None
+
+
+def clients() -> ClientCache:
+    """The container's boto3 clients, created on first use."""
+    global _clients
+    if _clients is None:
+        _clients = ClientCache()
+    return _clients
 
 
 def services() -> Services:
-    """The step's view of the deployment (config from the environment, S3 store)."""
+    """The step's view of the deployment (config from the environment, S3 store, clients)."""
     global _services
     if _services is None:
-        _services = Services(config=RunnerConfig.from_env())
+        _services = Services(config=RunnerConfig.from_env(), clients=clients())
     return _services
 
 
 def reset_services() -> None:
-    """Forget the cached config (the local stack calls this when it changes the environment)."""
-    global _services
-    _services = None
+    """Forget the cached config and clients (the local stack calls this when it changes the environment)."""
+    global _services, _clients
+    _services = _clients = None
 
 
 def step(fn: Callable[[dict[str, Any], LambdaContext], Any]) -> Callable[[dict[str, Any], LambdaContext], Any]:

@@ -4,27 +4,23 @@ Invoked by an EventBridge rule on "Step Functions Execution Status Change"; such
 execution never reached its Cleanup state, so its kernel, terminal or app may still run.
 """
 
-import boto3
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from studiorunner import run
 from studiorunner.run import aborted
 
-from studiorunner import run
-
-from ._runtime import logger, services, step
-
-_sfn = None
+from ._runtime import clients, logger, services, step
 
 
 @step
-def handler(event: dict, context: LambdaContext) -> dict:
-    global _sfn
-    detail = event.get("detail") or {}
+@event_source(data_class=EventBridgeEvent)
+def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
+    detail = event.detail or {}
     arn, status = detail.get("executionArn"), detail.get("status")
     if not arn:
         return {"cleaned": False, "reason": "no executionArn in the event"}
-    _sfn = _sfn or boto3.client("stepfunctions")
-    state = aborted.state_from_history(aborted.history_events(_sfn, arn))
+    state = aborted.state_from_history(aborted.history_events(clients()("stepfunctions"), arn))
     if not aborted.needs_cleanup(state):
         return {"cleaned": False, "execution": arn, "reason": "nothing started or already cleaned up"}
     logger.append_keys(run_id=state["run"].get("run_id"), target=state["run"].get("target"))

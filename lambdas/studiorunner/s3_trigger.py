@@ -48,16 +48,24 @@ class InboxObject:
     version_id: str = ""
 
     @classmethod
+    def uploaded(cls, *, bucket: str, key: str, etag: str = "", sequencer: str = "", version_id: str = "") -> InboxObject:
+        """From the fields of an ``Object Created`` event; its key arrives URL-encoded."""
+        if not bucket or not key:
+            raise PayloadInvalid("not an S3 Object Created event: no bucket or key")
+        return cls(bucket=bucket, key=unquote_plus(key), etag=str(etag or ""), sequencer=str(sequencer or ""),
+                   version_id=str(version_id or ""))
+
+    @classmethod
     def from_event_detail(cls, detail: dict[str, Any]) -> InboxObject:
-        """From an EventBridge S3 ``Object Created`` event's ``detail`` (keys arrive URL-encoded)."""
+        """From an EventBridge S3 ``Object Created`` event's ``detail``."""
         try:
             bucket = detail["bucket"]["name"]
             obj = detail["object"]
-            key = unquote_plus(obj["key"])
+            key = obj["key"]
         except (KeyError, TypeError) as error:
             raise PayloadInvalid(f"not an S3 Object Created event: missing {error}") from error
-        return cls(bucket=bucket, key=key, etag=str(obj.get("etag", "")),
-                   sequencer=str(obj.get("sequencer", "")), version_id=str(obj.get("version-id") or ""))
+        return cls.uploaded(bucket=bucket, key=key, etag=obj.get("etag", ""), sequencer=obj.get("sequencer", ""),
+                            version_id=obj.get("version-id") or "")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ def _wait_for(predicate, timeout=30.0):
     return False
 
 
-def test_aborted_execution_is_cleaned_up(local_env):
-    from localstudio.local_stack import FakeLambdaContext
+def test_aborted_execution_is_cleaned_up(local_env, lambda_context, sample_event):
     from steps import execution_ended
 
     # a short RunCells budget: moto acts on stop_execution between states, as soon as RunCells returns
@@ -30,9 +29,9 @@ def test_aborted_execution_is_cleaned_up(local_env):
     assert _wait_for(lambda: env.stack.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED", timeout=10)
     assert env.running()["kernels"], "the kernel keeps running after the abort"
 
-    event = {"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
-             "detail": {"executionArn": arn, "status": "ABORTED"}}
-    result = execution_ended.handler(event, FakeLambdaContext("studio-runner-execution-ended", 60))
+    event = sample_event("execution_status_aborted")
+    event["detail"]["executionArn"] = arn
+    result = execution_ended.handler(event, lambda_context)
 
     assert result["cleaned"] is True
     assert any("kernel" in a for a in result["cleanup"]["actions"])
@@ -40,13 +39,13 @@ def test_aborted_execution_is_cleaned_up(local_env):
     assert _wait_for(lambda: env.running()["kernels"] == [] and env.running()["apps"] == [], timeout=10)
 
 
-def test_finished_execution_needs_no_cleanup(local_env):
-    from localstudio.local_stack import FakeLambdaContext
+def test_finished_execution_needs_no_cleanup(local_env, lambda_context, sample_event):
     from steps import execution_ended
 
     env = local_env("studio-space")
     execution = env.run({"notebook": write_notebook(env.root, "n.ipynb", "1")})
     assert execution.succeeded
-    result = execution_ended.handler({"detail": {"executionArn": execution.arn, "status": "TIMED_OUT"}},
-                                     FakeLambdaContext("studio-runner-execution-ended", 60))
+    event = sample_event("execution_status_aborted")
+    event["detail"].update(executionArn=execution.arn, status="TIMED_OUT")
+    result = execution_ended.handler(event, lambda_context)
     assert result["cleaned"] is False

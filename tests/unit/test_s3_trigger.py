@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -160,27 +159,17 @@ def test_event_keys_are_url_decoded_and_the_target_comes_from_the_path():
     assert target_from_key(obj.key, "inbox/") == "analytics-space"
 
 
-def test_handler_starts_a_run_from_an_eventbridge_event(aws, monkeypatch):
+def test_handler_starts_a_run_from_an_eventbridge_event(aws, monkeypatch, lambda_context, sample_event):
     s3, sfn, settings = aws
     s3.put_object(Bucket=BUCKET, Key="inbox/analytics-space/reports/daily report.ipynb", Body=b"{}")
     monkeypatch.setenv("STUDIO_RUNNER_STATE_MACHINE_ARN", settings.state_machine_arn)
     monkeypatch.setenv("STUDIO_RUNNER_INBOX_PREFIX", "inbox/")
     monkeypatch.setenv("STUDIO_RUNNER_BUCKET", BUCKET)
-    from steps import s3_trigger
+    from steps import _runtime, s3_trigger
+    from studiorunner.run.services import ClientCache
 
-    monkeypatch.setattr(s3_trigger, "_clients", {"s3": s3, "stepfunctions": sfn})
-    result = s3_trigger.handler(copy.deepcopy(EVENT), _Context())
+    monkeypatch.setattr(_runtime, "_clients", ClientCache({("s3", None): s3, ("stepfunctions", None): sfn}))
+    result = s3_trigger.handler(sample_event("s3_object_created"), lambda_context)
 
     assert result["status"] == "started"
     assert _inputs(sfn, settings)[0]["notebook_s3"].endswith("reports/daily report.ipynb")
-
-
-class _Context:
-    function_name = "s3-trigger"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:s3-trigger"
-    aws_request_id = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000

@@ -9,7 +9,7 @@ every time: no cookie, token or URL crosses a step boundary. The Lambda handlers
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from studiorunner.config import RunnerConfig
@@ -29,21 +29,41 @@ def _now() -> float:
     return time.time()
 
 
+class ClientCache:
+    """boto3 clients, each created on first use and then kept (for a Lambda container's life).
+
+    Creating a client costs tens of milliseconds; a step may be invoked many times in one
+    container (RunCells, the Wait loops), so every step shares one cache.
+    """
+
+    def __init__(self, clients: dict[tuple[str, str | None], Any] | None = None) -> None:
+        self._clients: dict[tuple[str, str | None], Any] = dict(clients or {})
+
+    def __call__(self, service: str, region: str | None = None) -> Any:
+        key = (service, region or None)
+        if key not in self._clients:
+            import boto3  # noqa: PLC0415  (only when a client is really needed)
+
+            self._clients[key] = boto3.client(service, region_name=region or None)
+        return self._clients[key]
+
+
 @dataclass
 class Services:
     """The outside world a step talks to; tests and the local stack swap parts of it."""
 
     config: RunnerConfig
     store: NotebookStore | None = None
-    target_factory: Callable[[Any], Target] = target_for
+    target_factory: Callable[..., Target] = target_for  # (TargetConfig, *, clients) -> Target
     clock: Callable[[], float] = _now
+    clients: ClientCache = field(default_factory=ClientCache)
 
     def notebooks(self) -> NotebookStore:
         if self.store is None:
-            self.store = S3NotebookStore()
+            self.store = S3NotebookStore(self.clients("s3"))
         return self.store
 
     def target(self, name: str | None) -> Target:
         """The configured target called ``name`` (TargetNotAllowed when there is none)."""
-        return self.target_factory(self.config.target(name))
+        return self.target_factory(self.config.target(name), clients=self.clients)
 

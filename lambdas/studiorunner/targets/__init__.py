@@ -18,6 +18,6 @@ _TYPES: dict[str, type[Target]] = {
 }
 
 
-def target_for(config: TargetConfig) -> Target:
-    """The Target implementation for a configured target."""
-    return _TYPES[config.type](config)
+def target_for(config: TargetConfig, *, clients=None) -> Target:
+    """The Target implementation for a configured target (``clients``: a (service, region) -> boto3 client cache)."""
+    return _TYPES[config.type](config, clients=clients)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 
@@ -21,6 +21,10 @@ from studiorunner.config import TargetConfig
 from studiorunner.errors import TargetNotReady
 from studiorunner.jupyter.http import JupyterHTTP
 
+
+
+def _new_client(service: str, region: str | None = None) -> Any:
+    return boto3.client(service, region_name=region or None)
 
 
 def next_wait(attempt: int, *, first: float = 5.0, factor: float = 1.5, cap: float = 60.0) -> int:
@@ -92,14 +96,17 @@ def _keep_reason(progress: TargetProgress, policy: str, other_kernels: int) -> s
 class Target(ABC):
     """One configured target. Subclasses talk to SageMaker; the steps only see this."""
 
-    def __init__(self, config: TargetConfig, *, sagemaker=None) -> None:
+    def __init__(self, config: TargetConfig, *, sagemaker=None,
+                 clients: Callable[[str, str | None], Any] | None = None) -> None:
         self.config = config
         self._sagemaker = sagemaker
+        # (service, region) -> boto3 client; the steps pass their per-container cache.
+        self._clients = clients or _new_client
 
     @property
     def sagemaker(self):
         if self._sagemaker is None:
-            self._sagemaker = boto3.client("sagemaker", region_name=self.config.region or None)
+            self._sagemaker = self._clients("sagemaker", self.config.region or None)
         return self._sagemaker
 
     @abstractmethod

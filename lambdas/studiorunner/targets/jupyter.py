@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import boto3
-
 from studiorunner.config import TargetConfig
 from studiorunner.errors import JupyterHTTPError, LoginFailed
 from studiorunner.jupyter.http import JupyterHTTP, new_session
@@ -16,8 +14,8 @@ from studiorunner.targets.base import Target, TargetProgress
 class JupyterTarget(Target):
     """Any Jupyter Server reached with a token kept in Secrets Manager."""
 
-    def __init__(self, config: TargetConfig, *, sagemaker=None, secrets=None) -> None:
-        super().__init__(config, sagemaker=sagemaker)
+    def __init__(self, config: TargetConfig, *, sagemaker=None, secrets=None, clients=None) -> None:
+        super().__init__(config, sagemaker=sagemaker, clients=clients)
         self._secrets = secrets
 
     def ensure_started(self, progress: TargetProgress, *, now: float, start_seconds: float) -> TargetProgress:
@@ -28,7 +26,7 @@ class JupyterTarget(Target):
     def _token(self) -> str | None:
         if not self.config.token_secret_arn:
             return os.environ.get("STUDIO_RUNNER_JUPYTER_TOKEN") or None
-        secrets = self._secrets or boto3.client("secretsmanager", region_name=self.config.region or None)
+        secrets = self._secrets or self._clients("secretsmanager", self.config.region or None)
         value = secrets.get_secret_value(SecretId=self.config.token_secret_arn)["SecretString"]
         try:
             parsed = json.loads(value)

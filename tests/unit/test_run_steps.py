@@ -1,0 +1,308 @@
+"""The steps' decisions, fast: run/ with a fake Services (a scripted target, an in-memory store).
+
+No server, no AWS: what Prepare decides, when StartTarget waits or gives up, what Cleanup
+removes (only what the run recorded as its own) and the outcome it reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nbformat
+import pytest
+
+from studiorunner.config import RunnerConfig, TargetConfig
+from studiorunner.errors import (JupyterHTTPError, KernelNotReady, LoginFailed, NotebookNotFound, PayloadInvalid,
+                                 RunTimeout, TargetNotAllowed, TargetNotReady)
+from studiorunner.run import cleanup, prepare, start_target
+from studiorunner.run.context import MIN_BUDGET_SECONDS, StepContext
+from studiorunner.run.services import SAFETY_MARGIN_SECONDS, Services
+from studiorunner.run.start_kernel import _pending, run_session_path
+from studiorunner.run.state import KernelProgress, RunState
+from studiorunner.targets import ReleaseReport, Target, TargetProgress
+
+T0 = 1_800_000_000.0
+BUCKET = "out-bucket"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, nbformat.NotebookNode] = {}
+
+    def read(self, uri: str) -> nbformat.NotebookNode:
+        if uri not in self.objects:
+            raise NotebookNotFound(f"{uri} not found", uri=uri)
+        return self.objects[uri]
+
+    def write(self, uri: str, nb: nbformat.NotebookNode) -> None:
+        self.objects[uri] = nb
+
+    def write_bytes(self, uri: str, data: bytes, **_: Any) -> None:
+        self.objects[uri] = data
+
+
+class _Response:
+    def __init__(self, body: Any) -> None:
+        self.body = body
+
+    def json(self) -> Any:
+        return self.body
+
+
+class FakeJupyter:
+    """The few REST calls Cleanup makes, against an in-memory server (sessions own kernels)."""
+
+    def __init__(self, sessions: dict[str, dict[str, Any]] | None = None) -> None:
+        self.sessions = sessions or {}
+        self.kernels = {s["kernel"]["id"] for s in self.sessions.values()}
+        self.calls: list[str] = []
+
+    def get(self, path: str, **_: Any) -> _Response:
+        self.calls.append(f"GET {path}")
+        if path == "api/sessions":
+            return _Response(list(self.sessions.values()))
+        if path == "api/kernels":
+            return _Response([{"id": k} for k in sorted(self.kernels)])
+        raise AssertionError(f"unexpected GET {path}")
+
+    def delete(self, path: str, **_: Any) -> _Response:
+        self.calls.append(f"DELETE {path}")
+        kind, _, ident = path.rpartition("/")
+        if kind == "api/sessions" and ident in self.sessions:
+            self.kernels.discard(self.sessions.pop(ident)["kernel"]["id"])
+            return _Response(None)
+        if kind == "api/kernels" and ident in self.kernels:
+            self.kernels.discard(ident)
+            return _Response(None)
+        raise JupyterHTTPError(f"DELETE {path} answered 404", status=404)
+
+
+class FakeTarget(Target):
+    """A target whose app is scripted: ``statuses`` are what successive checks see."""
+
+    def __init__(self, config: TargetConfig, *, statuses: list[str], jupyter: FakeJupyter | None,
+                 **_: Any) -> None:
+        super().__init__(config, sagemaker=object())
+        self.statuses, self.jupyter = statuses, jupyter
+        self.released: list[tuple[bool, str, int]] = []
+
+    def ensure_started(self, progress: TargetProgress, *, now: float, start_seconds: float) -> TargetProgress:
+        progress.begin(now)
+        status = self.statuses.pop(0)
+        if status == "InService":
+            progress.ready(status)
+            return progress
+        if status == "Deleted":
+            progress.created, status = True, "Pending"
+        return self._pending(progress, status, now=now, start_seconds=start_seconds)
+
+    def login(self):
+        if self.jupyter is None:
+            raise LoginFailed("the presigned URL was refused", target=self.config.name)
+        return self.jupyter
+
+    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
+        self.released.append((progress.created, policy, other_kernels))
+        if progress.created and policy != "never" and not other_kernels:
+            return ReleaseReport(actions=["deleted the app"])
+        return ReleaseReport(kept=["the app"])
+
+
+def make_services(*, statuses: list[str] | None = None, jupyter: FakeJupyter | None = None,
+                  bucket: str = BUCKET) -> tuple[Services, dict[str, FakeTarget]]:
+    config = RunnerConfig(
+        targets={"lab": TargetConfig.from_dict("lab", {"type": "studio-space", "domain_id": "d-abc",
+                                                       "user_profile": "alice", "space_name": "lab"})},
+        default_target="lab", bucket=bucket, max_run_seconds=3600,
+    )
+    made: dict[str, FakeTarget] = {}
+
+    def factory(cfg: TargetConfig, **_: Any) -> FakeTarget:
+        made.setdefault(cfg.name, FakeTarget(cfg, statuses=statuses if statuses is not None else ["InService"],
+                                             jupyter=jupyter))
+        return made[cfg.name]
+
+    return Services(config=config, store=MemoryStore(), target_factory=factory, clock=Clock()), made
+
+
+def prepared(services: Services, payload: dict[str, Any] | None = None, execution: str = "exec-1") -> dict[str, Any]:
+    return {"run": prepare({"payload": payload or {"notebook": "work/report.ipynb"}, "execution": execution},
+                           services)}
+
+
+# -- Prepare ----------------------------------------------------------------------------
+
+def test_prepare_decides_the_run_and_its_output_before_anything_starts():
+    services, _ = make_services()
+    state = prepared(services, {"notebook": "work/report.ipynb", "timeouts": {"run_seconds": 600}},
+                     execution="nightly run #3")
+    run = state["run"]
+    assert run["run_id"] == "nightly-run-3"
+    assert run["output_uri"] == f"s3://{BUCKET}/runs/nightly-run-3/report.ipynb"
+    assert run["deadline"] == T0 + 600 and run["started_at"] == T0
+    assert run["has_notebook"] is True and run["has_commands"] is False  # read by the ASL's Choice states
+    assert RunState.from_dict(state).run.spec.notebook == "work/report.ipynb"
+
+
+@pytest.mark.parametrize("payload, error, words", [
+    ({"notebook": "a.ipynb", "kernel": {"instance_type": "ml.m5.large"}}, PayloadInvalid, "only applies to studio-classic"),
+    ({"notebook": "a.ipynb", "target": "elsewhere"}, TargetNotAllowed, "'elsewhere' is not configured"),
+    ({"notebook_s3": "s3://inbox-bucket/missing.ipynb"}, NotebookNotFound, "missing.ipynb"),
+])
+def test_prepare_refuses_what_cannot_run(payload, error, words):
+    services, made = make_services()
+    with pytest.raises(error, match=words):
+        prepare({"payload": payload, "execution": "e"}, services)
+    assert made == {}  # no target was even looked at
+
+
+def test_prepare_needs_an_output_bucket():
+    services, _ = make_services(bucket="")
+    with pytest.raises(PayloadInvalid, match="no output bucket"):
+        prepared(services)
+
+
+# -- the step prologue ------------------------------------------------------------------
+
+def test_a_step_past_the_runs_deadline_stops_with_run_timeout():
+    services, made = make_services()
+    state = prepared(services, {"notebook": "a.ipynb", "timeouts": {"run_seconds": 60}})
+    services.clock.now = T0 + 61
+    with pytest.raises(RunTimeout, match="run_seconds=60"):
+        start_target(state, services)
+    assert made == {}
+
+
+def test_the_budget_keeps_the_safety_margin_and_never_passes_the_deadline():
+    services, _ = make_services()
+    state = prepared(services, {"notebook": "a.ipynb", "timeouts": {"run_seconds": 100}})
+    services.clock.now = T0 + 30
+    ctx = StepContext.begin(state, services)
+    assert ctx.budget(900) == 70  # the run's deadline comes first
+    assert ctx.budget(60) == 60 - SAFETY_MARGIN_SECONDS
+    assert ctx.budget(5) == MIN_BUDGET_SECONDS
+
+
+# -- StartTarget ------------------------------------------------------------------------
+
+def test_start_target_starts_once_then_waits_with_backoff_until_ready():
+    services, made = make_services(statuses=["Deleted", "Pending", "InService"])
+    state = prepared(services)
+    waits = []
+    while True:
+        state["target"] = start_target(state, services)
+        if state["target"]["status"] == "ready":
+            break
+        waits.append(state["target"]["wait_seconds"])
+        services.clock.now += state["target"]["wait_seconds"]
+    assert waits == [5, 7]
+    assert state["target"]["created"] is True and state["target"]["started_at"] == T0
+
+
+def test_start_target_gives_up_after_start_seconds():
+    services, _ = make_services(statuses=["Pending", "Pending"])
+    state = prepared(services, {"notebook": "a.ipynb", "timeouts": {"start_seconds": 30}})
+    state["target"] = start_target(state, services)
+    services.clock.now += 31
+    with pytest.raises(TargetNotReady, match="still Pending after 30 s"):
+        start_target(state, services)
+
+
+# -- StartKernel ------------------------------------------------------------------------
+
+def test_the_runs_session_path_is_its_own_beside_the_notebook():
+    assert run_session_path("work/report.ipynb", "run-1") == "work/.studio-runner-run-1-report.ipynb"
+    assert run_session_path("report.ipynb", "run-1") == ".studio-runner-run-1-report.ipynb"
+    assert run_session_path("a/b/report.ipynb", "r2") != run_session_path("a/b/report.ipynb", "r1")
+
+
+def test_a_kernel_that_never_answers_ends_with_kernel_not_ready():
+    services, _ = make_services()
+    state = prepared(services, {"notebook": "a.ipynb", "timeouts": {"start_seconds": 20}})
+    ctx = StepContext.begin(state, services)
+    kernel = KernelProgress(name="python3")
+    kernel.begin(ctx.now)
+    assert _pending(kernel, "not answering", ctx)["wait_seconds"] == 2
+    services.clock.now += 21
+    with pytest.raises(KernelNotReady, match="not ready after 20 s"):
+        _pending(kernel, "not answering", StepContext.begin(state, services))
+
+
+# -- Cleanup ----------------------------------------------------------------------------
+
+def _session(sid: str, path: str, kernel: str) -> dict[str, Any]:
+    return {"id": sid, "path": path, "kernel": {"id": kernel}}
+
+
+def test_cleanup_of_a_run_that_started_nothing_logs_in_nowhere():
+    services, made = make_services(jupyter=None)  # a login would fail
+    outcome = cleanup({**prepared(services), "target": {"status": "ready", "created": False}}, services)
+    assert outcome["status"] == "SUCCEEDED"
+    assert made == {} or made["lab"].released == []
+
+
+def test_cleanup_removes_the_runs_session_by_its_id_and_leaves_the_persons():
+    person = _session("s-person", "work/report.ipynb", "k-person")
+    ours = _session("s-run", "work/.studio-runner-exec-1-report.ipynb", "k-run")
+    jupyter = FakeJupyter({"s-person": person, "s-run": ours})
+    services, _ = make_services(jupyter=jupyter)
+    state = {**prepared(services), "target": {"status": "ready"},
+             "kernel": {"status": "ready", "id": "k-run", "session_id": "s-run", "session_path": ours["path"]}}
+    outcome = cleanup(state, services)
+    assert outcome["status"] == "SUCCEEDED"
+    assert list(jupyter.sessions) == ["s-person"] and jupyter.kernels == {"k-person"}
+    assert outcome["result"]["cleanup"]["actions"] == ["deleted session and its kernel"]
+
+
+def test_cleanup_finds_a_session_whose_id_never_reached_the_state_by_the_runs_own_path():
+    # StartKernel created the session, then failed before returning: only its path is known.
+    person = _session("s-person", "work/report.ipynb", "k-person")
+    ours = _session("s-run", "work/.studio-runner-exec-1-report.ipynb", "k-run")
+    jupyter = FakeJupyter({"s-person": person, "s-run": ours})
+    services, _ = make_services(jupyter=jupyter)
+    state = {**prepared(services), "target": {"status": "ready"},
+             "kernel": {"status": "pending", "name": "python3", "path": "work/report.ipynb",
+                        "session_path": ours["path"]},
+             "error": {"Error": "KernelDied", "Cause": '{"errorMessage": "probe failed"}'}}
+    outcome = cleanup(state, services)
+    assert outcome["error"] == "KernelDied"
+    assert list(jupyter.sessions) == ["s-person"] and jupyter.kernels == {"k-person"}
+    assert "DELETE api/sessions/s-person" not in jupyter.calls
+
+
+def test_cleanup_that_cannot_log_in_to_remove_a_kernel_says_so():
+    services, made = make_services(jupyter=None)
+    state = {**prepared(services), "target": {"status": "ready", "created": True},
+             "kernel": {"status": "ready", "id": "k-run", "session_id": "s-run"}, "cursor": {"done": True}}
+    outcome = cleanup(state, services)
+    assert outcome["error"] == "CleanupFailed"
+    assert "could not log in to remove the kernel" in outcome["cause"]
+    assert made["lab"].released == [(True, "if_created", 0)]  # the app is still released
+
+
+def test_cleanup_keeps_an_app_other_kernels_still_use():
+    person = _session("s-person", "other.ipynb", "k-person")
+    jupyter = FakeJupyter({"s-person": person, "s-run": _session("s-run", ".studio-runner-exec-1-a.ipynb", "k-run")})
+    services, made = make_services(jupyter=jupyter)
+    state = {**prepared(services), "target": {"status": "ready", "created": True},
+             "kernel": {"status": "ready", "id": "k-run", "session_id": "s-run"}}
+    outcome = cleanup(state, services)
+    assert made["lab"].released == [(True, "if_created", 1)]
+    assert outcome["result"]["cleanup"]["kept"] == ["the app"]
+
+
+def test_the_cause_names_the_output_notebook():
+    services, _ = make_services()
+    state = {**prepared(services), "error": {"Error": "CellExecutionError",
+                                             "Cause": '{"errorMessage": "Cell 2 raised ValueError: boom"}'}}
+    outcome = cleanup(state, services)
+    assert outcome["cause"] == ("Cell 2 raised ValueError: boom; output notebook: "
+                                f"s3://{BUCKET}/runs/exec-1/report.ipynb")
