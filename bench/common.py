@@ -344,3 +344,83 @@ def write_json(results: list[BenchResult], info: dict[str, Any]) -> Path:
     path.write_text(json.dumps(body, indent=1))
     (RESULTS_DIR / "latest.json").write_text(json.dumps(body, indent=1))
     return path
+
+
+# ---- nbclient through jupyter_server's WebSocket: the same-transport peer ---------------
+
+@contextmanager
+def nbclient_gateway_kernel(base_url: str, token: str) -> Iterator[Callable[[NotebookNode], float]]:
+    """nbclient driving a kernel of the Jupyter server at ``base_url`` through its WebSocket:
+    the path we take (REST to start the kernel, then ``/api/kernels/{id}/channels``).
+
+    jupyter_server's own gateway client does it: ``GatewayKernelManager`` starts the kernel
+    over REST, ``GatewayKernelClient`` speaks the legacy JSON protocol over one
+    websocket-client socket, read by a router thread into per-channel queues. Its
+    ``start_channels`` sends no credentials on the handshake (jupyter_server 2.x), so the
+    client below does the same thing with the token header — nothing else differs.
+
+    Yields ``execute(nb) -> seconds`` like :func:`nbclient_kernel`; ``execute.kernel_id``
+    names the kernel on the server.
+    """
+    import asyncio
+    from threading import Thread
+
+    import websocket
+    from jupyter_client.utils import ensure_async
+    from jupyter_server.gateway.gateway_client import GatewayClient
+    from jupyter_server.gateway.managers import GatewayKernelClient, GatewayKernelManager
+    from jupyter_server.utils import url_escape, url_path_join
+    from nbclient import NotebookClient
+
+    class TokenGatewayKernelClient(GatewayKernelClient):
+        async def start_channels(self, shell=True, iopub=True, stdin=True, hb=True, control=True):  # noqa: ANN001
+            gateway = GatewayClient.instance()
+            ws_url = url_path_join(gateway.ws_url or "", gateway.kernels_endpoint, url_escape(self.kernel_id),
+                                   "channels")
+            self.channel_socket = websocket.create_connection(
+                ws_url, timeout=gateway.KERNEL_LAUNCH_TIMEOUT, enable_multithread=True,
+                header={"Authorization": f"token {token}"})
+            await ensure_async(super(GatewayKernelClient, self).start_channels(
+                shell=shell, iopub=iopub, stdin=stdin, hb=hb, control=control))
+            self.response_router = Thread(target=self._route_responses)
+            self.response_router.start()
+
+    class TokenGatewayKernelManager(GatewayKernelManager):
+        def client(self, **kwargs: Any) -> TokenGatewayKernelClient:
+            kwargs.update(kernel_id=self.kernel_id, parent=self, log=self.log,
+                          connection_file=self.connection_file, session=self.session)
+            return TokenGatewayKernelClient(**kwargs)
+
+    gateway = GatewayClient.instance()
+    gateway.url = base_url.rstrip("/")
+    gateway.ws_url = gateway.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    gateway.auth_token = token
+    gateway.init_connection_args()
+
+    loop = asyncio.new_event_loop()
+    warm_up = code_notebook(["pass"])
+    km = TokenGatewayKernelManager(kernel_name="python3")
+    client = NotebookClient(warm_up, km=km, kernel_name="python3", timeout=600)
+    setup = client.async_setup_kernel()
+    try:
+        loop.run_until_complete(setup.__aenter__())
+        loop.run_until_complete(client.async_execute_cell(warm_up.cells[0], 0))
+
+        def execute(notebook: NotebookNode) -> float:
+            client.nb = notebook
+
+            async def cells() -> float:
+                started = time.perf_counter()
+                for index, cell in enumerate(notebook.cells):
+                    await client.async_execute_cell(cell, index)
+                return time.perf_counter() - started
+
+            return loop.run_until_complete(cells())
+
+        execute.kernel_id = km.kernel_id  # type: ignore[attr-defined]
+        yield execute
+    finally:
+        try:
+            loop.run_until_complete(setup.__aexit__(None, None, None))
+        finally:
+            loop.close()

@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 RETRY_STATUSES = frozenset({502, 503, 504})
-HANDSHAKE_RETRY_SECONDS = 15.0  # a proxy restarting; longer outages are the state machine's to wait out
+HANDSHAKE_RETRY_SECONDS = 10.0  # a proxy restarting; longer outages are the state machine's to wait out
 _BACKOFF_FIRST, _BACKOFF_CAP = 0.25, 4.0
 
 
