@@ -93,6 +93,7 @@ class FakeTarget(Target):
         super().__init__(config, sagemaker=object())
         self.statuses, self.jupyter = statuses, jupyter
         self.released: list[tuple[bool, str, int]] = []
+        self.logins = 0
 
     def ensure_started(self, progress: TargetProgress, *, now: float, start_seconds: float) -> TargetProgress:
         progress.begin(now)
@@ -105,6 +106,7 @@ class FakeTarget(Target):
         return self._pending(progress, status, now=now, start_seconds=start_seconds)
 
     def login(self):
+        self.logins += 1
         if self.jupyter is None:
             raise LoginFailed("the presigned URL was refused", target=self.config.name)
         return self.jupyter
@@ -244,9 +246,11 @@ def _session(sid: str, path: str, kernel: str) -> dict[str, Any]:
 
 def test_cleanup_of_a_run_that_started_nothing_logs_in_nowhere():
     services, made = make_services(jupyter=None)  # a login would fail
-    outcome = cleanup({**prepared(services), "target": {"status": "ready", "created": False}}, services)
-    assert outcome["status"] == "SUCCEEDED"
-    assert made == {} or made["lab"].released == []
+    state = {**prepared(services), "target": {"status": "pending", "created": False},
+             "error": {"Error": "TargetNotReady", "Cause": '{"errorMessage": "still Pending"}'}}
+    outcome = cleanup(state, services)
+    assert outcome["error"] == "TargetNotReady" and "cleanup also failed" not in outcome["cause"]
+    assert made == {} or (made["lab"].logins, made["lab"].released) == (0, [])
 
 
 def test_cleanup_removes_the_runs_session_by_its_id_and_leaves_the_persons():
@@ -301,6 +305,7 @@ def test_cleanup_keeps_an_app_other_kernels_still_use():
 
 def test_the_cause_names_the_output_notebook():
     services, _ = make_services()
+    services.store.write(f"s3://{BUCKET}/runs/exec-1/report.ipynb", nbformat.v4.new_notebook())
     state = {**prepared(services), "error": {"Error": "CellExecutionError",
                                              "Cause": '{"errorMessage": "Cell 2 raised ValueError: boom"}'}}
     outcome = cleanup(state, services)
