@@ -7,7 +7,21 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test unit integration e2e infra synth bench clean venv
+# The Lambda runtime's Python (infra.bundling.RUNTIME), from pyenv on every machine here.
+PYTHON313 ?= env PYENV_VERSION=3.13.0 python3.13
+VENV313 := .venv313
+BUNDLE := build/bundle
+LAMBDA_SOURCES := $(shell find lambdas -name '*.py' -o -name requirements.txt)
+# What `test-bundle` runs against the built bundle: the library's unit tests and the e2e runs
+# through the local state machine that cover success, a failed cell, a cell spanning RunCells
+# invocations, and ExecutionEnded's cleanup after an abort.
+BUNDLE_TESTS := tests/unit \
+	tests/e2e/test_run_notebook.py::test_success_saves_executed_notebook_and_leaves_nothing_running \
+	tests/e2e/test_run_notebook.py::test_cell_error_fails_run_saves_output_and_cleans_up \
+	tests/e2e/test_run_notebook.py::test_a_cell_longer_than_one_run_cells_invocation_keeps_all_its_output \
+	tests/e2e/test_aborted.py::test_aborted_execution_is_cleaned_up
+
+.PHONY: demo test test-bundle unit integration e2e infra synth bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -25,9 +39,25 @@ node_modules/.installed: package.json package-lock.json
 demo: venv
 	$(PY) -m localstudio run examples/demo.ipynb -p who='"Studio Runner"' -o build/demo-output.ipynb
 
-## The whole test suite.
+## The whole test suite, then the Lambda-side tests on the runtime's Python against the bundle.
 test: venv node_modules/.installed build/wheelhouse/.downloaded
 	$(PY) -m pytest -q tests
+	$(MAKE) test-bundle
+
+## The Lambda-side tests under Python 3.13 with the built bundle (not lambdas/) on sys.path;
+## .venv313 has only the test side (moto, jupyter_server, ipykernel, pytest…).
+test-bundle: $(VENV313)/.installed $(BUNDLE)/.built
+	STUDIO_RUNNER_LAMBDA_PATH=$(abspath $(BUNDLE)) $(VENV313)/bin/python -m pytest -q \
+		-p tests.infra.bundle_plugin -o pythonpath="$(abspath $(BUNDLE)) ." $(BUNDLE_TESTS)
+
+$(VENV313)/.installed: tests/infra/requirements-bundle.txt
+	test -x $(VENV313)/bin/python || $(PYTHON313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/infra/requirements-bundle.txt
+	touch $@
+
+$(BUNDLE)/.built: $(VENV)/.installed build/wheelhouse/.downloaded infra/bundling.py $(LAMBDA_SOURCES)
+	$(PY) -m infra.bundling bundle $(BUNDLE)
+	touch $@
 
 ## Synthesize the stack into cdk.out. Wheels for the Lambda runtime are fetched first (the one
 ## step that needs PyPI); `cdk synth` itself then runs offline.
@@ -42,4 +72,4 @@ bench: venv
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out build
+	rm -rf $(VENV) $(VENV313) node_modules cdk.out build

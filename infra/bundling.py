@@ -10,6 +10,7 @@ bundled again.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "lambdas"
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
 
-# The newest Python runtime aws-cdk-lib 2.275 offers (a test checks no newer one exists).
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+# The Python the Lambda-side tests run on (`make test` runs them under 3.13 against the built
+# bundle): the runtime we deploy is the one we test.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.X86_64
 PLATFORM = "manylinux2014_x86_64"
 
@@ -34,6 +36,18 @@ EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/*.egg-info", "*
 # The runtime ships boto3 and botocore; a bundled botocore (aws-xray-sdk pulls it in) would
 # shadow the runtime's and could mismatch its boto3.
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+# Parts of the installed packages no step imports, removed to keep the zip under 5 MB
+# (bench/README.md). `make test` runs the Lambda-side tests against the pruned bundle, so an
+# import of something pruned here fails there, not in a deployed run.
+PRUNED = (
+    "aws_lambda_powertools/event_handler",
+    *(f"aws_lambda_powertools/utilities/{name}" for name in (
+        "auth_alpha", "batch", "circuit_breaker", "data_masking", "feature_flags", "idempotency",
+        "kafka", "parameters", "parser", "streaming", "validation")),
+    "wrapt-stubs",
+)
+# Test suites and benchmarks that some wheels ship inside the package.
+PRUNED_DIR_NAMES = ("tests", "benchmarks")
 
 
 def runtime_python_version() -> str:
@@ -74,7 +88,7 @@ class PipLocalBundling:
                    *_pip_target_args(self.python_version)]
         if self.wheelhouse is not None and self.wheelhouse.is_dir():
             command += ["--no-index", "--find-links", str(self.wheelhouse)]
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, check=False, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(
                 f"pip could not install lambdas/requirements.txt for python{self.python_version}: "
@@ -85,26 +99,57 @@ class PipLocalBundling:
             for info in out.glob(f"{name}-*.dist-info"):
                 shutil.rmtree(info)
         shutil.rmtree(out / "bin", ignore_errors=True)
+        for relative in PRUNED:
+            shutil.rmtree(out / relative, ignore_errors=True)
+        for package in [p for p in out.iterdir() if p.is_dir() and not p.name.endswith(".dist-info")]:
+            for folder in [d for name in PRUNED_DIR_NAMES for d in package.rglob(name) if d.is_dir()]:
+                shutil.rmtree(folder, ignore_errors=True)
+            for stub in package.rglob("*.pyi"):
+                stub.unlink()
 
     def compile(self, out: Path) -> None:
-        """Write .pyc files (cold start: 0.36 s instead of 2.2 s) when a matching Python exists.
+        """Write .pyc files for the runtime's Python (cold start: 0.36 s instead of 2.2 s).
 
         A .pyc is only used by the interpreter version that wrote it, so this needs the
-        runtime's Python here. ``unchecked-hash`` because the asset zip carries fixed file
-        times and /var/task is read-only: timestamp-checked .pyc files would be ignored.
+        runtime's Python here; without it bundling fails rather than ship a bundle nobody
+        tested. ``unchecked-hash`` because the asset zip carries fixed file times and
+        /var/task is read-only: timestamp-checked .pyc files would be ignored.
         """
-        python = self.matching_python()
-        if python is None:
-            sys.stderr.write(f"studio-runner bundling: no python{self.python_version} on PATH; "
-                             "the Lambda bundle ships without .pyc files (slower cold starts)\n")
-            return
+        python = runtime_python(self.python_version)
         subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
                         str(out)], check=True, capture_output=True)
 
-    def matching_python(self) -> str | None:
-        if f"{sys.version_info.major}.{sys.version_info.minor}" == self.python_version:
-            return sys.executable
-        return shutil.which(f"python{self.python_version}")
+
+def runtime_python(version: str) -> str:
+    """A ``python<version>`` executable: this one, pyenv's, or on PATH (checked by running it).
+
+    pyenv's shim answers "command not found" unless that version is selected, so pyenv's
+    own install folders are looked at before PATH.
+    """
+    candidates = [sys.executable] if f"{sys.version_info.major}.{sys.version_info.minor}" == version else []
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates += sorted((str(p) for p in pyenv_root.glob(f"versions/{version}.*/bin/python{version}")),
+                         reverse=True)
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(on_path)
+    for candidate in candidates:
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               check=False, capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    raise RuntimeError(f"no python{version} found (pyenv: `pyenv install {version}`): the Lambda bundle "
+                       f"needs .pyc files compiled by the runtime's Python")
+
+
+def build_bundle(out: Path) -> Path:
+    """Bundle ``lambdas/`` into ``out`` exactly as the asset is built (for tests and bench)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    PipLocalBundling(source=LAMBDAS, python_version=runtime_python_version(),
+                     wheelhouse=wheelhouse_dir()).try_bundle(str(out))
+    return out
 
 
 def lambda_code(*, bundle: bool) -> lambda_.Code:
@@ -132,7 +177,14 @@ def download_wheels() -> Path:
     return target
 
 
+def main(argv: list[str]) -> None:
+    if argv == ["download"]:
+        sys.stdout.write(f"{download_wheels()}\n")
+    elif len(argv) == 2 and argv[0] == "bundle":
+        sys.stdout.write(f"{build_bundle(Path(argv[1]))}\n")
+    else:
+        sys.exit("usage: python -m infra.bundling download | bundle DIR")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["download"]:
-        sys.exit("usage: python -m infra.bundling download")
-    sys.stdout.write(f"{download_wheels()}\n")
+    main(sys.argv[1:])

@@ -34,3 +34,9 @@ def test_bundle_has_the_handlers_and_runtime_deps_for_the_lambda_platform(tmp_pa
     # The runtime's own boto3/botocore must not be shadowed; the Jupyter server never ships.
     for absent in ("botocore", "boto3", "jupyter_server", "ipykernel"):
         assert not (tmp_path / absent).exists(), absent
+    # .pyc files compiled by the runtime's Python, which is what the runtime will load.
+    assert (tmp_path / "studiorunner" / "__pycache__" / f"config.{tag}.pyc").is_file()
+    assert (tmp_path / "steps" / "__pycache__" / f"run_cells.{tag}.pyc").is_file()
+    # Pruned to keep the zip under 5 MB (make test-bundle proves nothing pruned is imported).
+    assert not (tmp_path / "aws_lambda_powertools" / "event_handler").exists()
+    assert not list(tmp_path.glob("*/tests"))
