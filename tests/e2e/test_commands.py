@@ -92,3 +92,19 @@ def test_failed_command_cause_names_it_without_output_secrets_or_escapes(local_e
     log = _log(env, execution)
     assert "printed 42" in log  # the output stays in the private bucket's log, redacted
     assert "tok123" not in log and "ghp_secret42" not in log and "\x1b" not in log
+
+
+def test_transient_websocket_handshake_failures_are_ridden_out(local_env):
+    # Issue 9: one 503 (or 401) on the kernel WebSocket handshake in StartKernel failed the
+    # run (REST calls were retried, the handshake was not). Terminal and kernel sockets
+    # now open through one connection module that retries them.
+    env = local_env("studio-space", faults={"http_errors": [
+        {"path_regex": r"/api/kernels/[^/]+/channels$", "status": 503, "count": 2},
+        {"path_regex": r"/api/kernels/[^/]+/channels$", "status": 401, "count": 1},
+        {"path_regex": r"/terminals/websocket/", "status": 502, "count": 1},
+    ]})
+    path = write_notebook(env.root, "n.ipynb", "print('ran')")
+    execution = env.run({"commands": ["echo ok"], "notebook": path})
+    assert execution.succeeded, (execution.error, execution.cause)
+    assert env.output(execution).cells[0].outputs[0].text == "ran\n"
+    assert all(rule["count"] == 0 for rule in env.standin.set_faults()["http_errors"])
