@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from jupyter_server.services.kernels.connection.base import (
     deserialize_msg_from_ws_v1,
     serialize_binary_message,
@@ -64,3 +66,54 @@ def test_legacy_binary_frame_with_buffers() -> None:
             "content": {"data": {}}, "channel": "iopub", "buffers": [b"abc", b"de"]}
     msg = protocol.decode_frame(serialize_binary_message(wire), None)
     assert msg["channel"] == "iopub" and msg["buffers"] == [b"abc", b"de"] and msg["msg_type"] == "display_data"
+
+
+# -- the handshake retry rule of the one connection module (no server) -----------------------
+
+def _refusing(monkeypatch, statuses: list[int]) -> list[str]:
+    """Make WebSocketConnection._connect answer ``statuses`` in turn, then succeed."""
+    from studiorunner.jupyter import connection
+
+    calls: list[str] = []
+
+    def connect(cls, url, **kw):
+        calls.append(url)
+        if len(calls) <= len(statuses):
+            raise connection._HandshakeRefused(statuses[len(calls) - 1], None)
+        return "connected"
+
+    monkeypatch.setattr(connection.WebSocketConnection, "_connect", classmethod(connect))
+    return calls
+
+
+def test_handshake_retries_transient_statuses_and_one_401(monkeypatch) -> None:
+    from studiorunner.jupyter.connection import WebSocketConnection
+
+    calls = _refusing(monkeypatch, [503, 502, 504, 401])
+    pauses: list[float] = []
+    assert WebSocketConnection.open("ws://h/p?session_id=s", headers={}, sleep=pauses.append) == "connected"
+    assert len(calls) == 5 and pauses == [0.25, 0.5, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("statuses, error, attempts", [
+    ([403], "LoginFailed", 1),          # a refused login is not transient
+    ([401, 401], "LoginFailed", 2),     # a second 401 is a login that does not work
+    ([404], "JupyterHTTPError", 1),     # no such kernel or terminal
+    ([503] * 50, "JupyterHTTPError", 6),  # the budget (10 s) runs out: 0.25+0.5+1+2+4 then give up
+])
+def test_handshake_gives_up_with_one_named_error(monkeypatch, statuses, error, attempts) -> None:
+    from studiorunner.jupyter import connection
+
+    calls = _refusing(monkeypatch, statuses)
+    clock = [0.0]
+    monkeypatch.setattr(connection.time, "monotonic", lambda: clock[0])
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    with pytest.raises(Exception) as caught:
+        connection.WebSocketConnection.open("ws://h/api/kernels/k/channels?session_id=secret", headers={},
+                                            what="kernel WebSocket", sleep=sleep)
+    assert type(caught.value).__name__ == error and len(calls) == attempts
+    assert caught.value.facts["status"] == statuses[0] and caught.value.facts["path"] == "ws://h/api/kernels/k/channels"
+    assert "secret" not in str(caught.value)
