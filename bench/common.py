@@ -28,7 +28,8 @@ from studiorunner.execution.cursor import Cursor
 from studiorunner.execution.executor import CellExecutor
 from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.http import JupyterHTTP
-from studiorunner.jupyter.rest import JupyterClient, new_client_session_id
+from studiorunner.jupyter.kernel_protocol import new_session_id
+from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.jupyter.connection import KernelChannel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +141,7 @@ class OurKernel:
         self.jupyter = JupyterClient(JupyterHTTP(base_url, token=token))
         self.channel_factory = channel_factory
         self.kernel_id = ""
-        self.session = new_client_session_id()
+        self.session = new_session_id()
         self.channel: KernelChannel | None = None
 
     def __enter__(self) -> OurKernel:

@@ -23,6 +23,7 @@ import boto3
 from moto import mock_aws
 
 from localstudio.lambda_context import FakeLambdaContext
+from studiorunner.run.state import STEPS as STEP_LIST
 
 ROOT = Path(__file__).resolve().parent.parent
 ASL_PATH = ROOT / "statemachine" / "runner.asl.json"
@@ -32,14 +33,7 @@ BUCKET = "studio-runner-local"
 TARGET_NAME = "local"
 
 #: state machine step → Lambda handler module (as deployed: ``steps.<module>.handler``)
-STEPS = {
-    "Prepare": "prepare",
-    "StartTarget": "start_target",
-    "RunCommands": "run_commands",
-    "StartKernel": "start_kernel",
-    "RunCells": "run_cells",
-    "Cleanup": "cleanup",
-}
+STEPS = {step.name: step.module for step in STEP_LIST}
 
 
 def function_name(step: str) -> str:

@@ -46,6 +46,7 @@ from studiorunner.execution.options import ExecutorOptions, KernelControl, Stop
 from studiorunner.execution.outputs import OutputRecorder
 from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
 from studiorunner.jupyter.kernel_protocol import execute_request, parent_msg_id
+from studiorunner.jupyter.rest import DEAD_STATES
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ SKIP_TAG = nbtools.SKIP_TAG
 RAISES_TAG = "raises-exception"
 #: SystemExit values that mean "stop here, successfully" (sys.exit(), sys.exit(0), raise SystemExit).
 CLEAN_EXIT_VALUES = ("", "0", "None")
-DEAD_STATES = ("dead", "missing")
 
 
 def _noop(*_args: Any) -> None:

@@ -14,7 +14,7 @@ channels below add only their message encoding (:mod:`~studiorunner.jupyter.kern
   restarting — REST calls ride these out in :mod:`~studiorunner.jupyter.http`) with a
   short backoff inside a time budget, and a 401 once (a login cookie the proxy has not
   accepted yet). A second 401, or a 403, is a login that does not work.
-* **The same socket for everyone** (DESIGN.md "Performance facts"): jupyter_server does
+* **The same socket for everyone** (measured in bench/, see bench/README.md): jupyter_server does
   not set TCP_NODELAY, so small frames stall ~40 ms behind our delayed ACK; re-arming
   TCP_QUICKACK after every receive removes the stall. websocket-client's pure-Python
   UTF-8 check caps text frames at ~5 MB/s, hence ``skip_utf8_validation`` (JSON parsing

@@ -187,6 +187,26 @@ class JupyterHTTP:
         return WebSocketTarget(url=url, headers=headers)
 
 
+def delete_if_present(http: Any, path: str) -> bool:
+    """DELETE ``path``; False when it was already gone (404), so cleanup can run twice.
+
+    ``http`` is anything with ``delete(path)`` raising an error that carries the HTTP status
+    as ``facts["status"]`` (:class:`JupyterHTTP` does) or ``response.status_code``
+    (requests' ``HTTPError``); other errors propagate.
+    """
+    try:
+        http.delete(path)
+    except Exception as exc:
+        facts = getattr(exc, "facts", None)
+        status = facts.get("status") if isinstance(facts, dict) else None
+        if status is None:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 404:
+            return False
+        raise
+    return True
+
+
 def quote_path(path: str) -> str:
     """Quote a contents path for use in a URL (keeps '/')."""
     return quote(path, safe="/")

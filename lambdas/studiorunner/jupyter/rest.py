@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import nbformat
 
 from studiorunner.errors import JupyterHTTPError, KernelSpecNotFound, NotebookInvalid, NotebookNotFound
-from studiorunner.jupyter.http import JupyterHTTP, quote_path
+from studiorunner.jupyter.http import JupyterHTTP, delete_if_present, quote_path
 
 # Studio kernelspec names embed the image ARN, whose region and account differ between
 # deployments: python3__SAGEMAKER_INTERNAL__arn:aws:sagemaker:us-east-1:081325390199:image/datascience-1.0
 _ARN_REGION_ACCOUNT = re.compile(r"arn:(aws[a-z-]*):sagemaker:[a-z0-9-]*:\d*:")
+
+
+#: What :meth:`JupyterClient.kernel_state` answers for a kernel that is gone for good.
+DEAD_STATES = ("dead", "missing")
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,9 @@ class JupyterClient:
             raise
 
     def kernel_state(self, kernel_id: str) -> str:
-        """The kernel's execution_state ("idle", "busy", "starting", "dead"…), or "missing"."""
+        """The kernel's execution_state ("idle", "busy", "starting", "dead"…), or "missing".
+
+        A state in :data:`DEAD_STATES` means the kernel will never answer again."""
         model = self.get_kernel(kernel_id)
         return "missing" if model is None else str(model.get("execution_state", "unknown"))
 
@@ -184,14 +189,7 @@ class JupyterClient:
         self.http.post(f"api/kernels/{kernel_id}/interrupt")
 
     def _delete(self, path: str) -> bool:
-        """DELETE ``path``; False when it was already gone (404), so cleanup can run twice."""
-        try:
-            self.http.delete(path)
-        except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
-                return False
-            raise
-        return True
+        return delete_if_present(self.http, path)
 
     def delete_kernel(self, kernel_id: str) -> bool:
         """Shut the kernel down; False when it was already gone."""
@@ -213,10 +211,6 @@ class JupyterClient:
         """WebSocket URL and headers for the kernel's channels (holds secrets: do not log)."""
         return self.http.websocket(f"api/kernels/{kernel_id}/channels", {"session_id": session_id})
 
-    # -- terminals ------------------------------------------------------------------
-    def delete_terminal(self, name: str) -> bool:
-        return self._delete(f"api/terminals/{name}")
-
     # -- Studio Classic KernelGateway apps -------------------------------------------
     def list_studio_apps(self) -> list[dict[str, Any]]:
         body = self.http.get("sagemaker/api/apps").json()
@@ -224,8 +218,3 @@ class JupyterClient:
 
     def delete_studio_app(self, app_name: str) -> bool:
         return self._delete(f"sagemaker/api/apps/{app_name}")
-
-
-def new_client_session_id() -> str:
-    """The WebSocket ``session_id``: reusing it on reconnect makes jupyter_server replay."""
-    return uuid.uuid4().hex

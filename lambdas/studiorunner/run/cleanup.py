@@ -16,6 +16,7 @@ from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.run.services import Services
 from studiorunner.run.start_kernel import SESSION_MARKER
 from studiorunner.run.state import RunState
+from studiorunner.targets import ReleaseReport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -25,9 +26,9 @@ _BEFORE_OUTPUT = ("PayloadInvalid", "TargetNotAllowed")
 
 
 @dataclass
-class CleanupReport:
-    actions: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
+class CleanupReport(ReleaseReport):
+    """What Cleanup did (``actions``), left on purpose (``kept``) and could not do (``problems``)."""
+
     problems: list[str] = field(default_factory=list)
     write_back_problem: str | None = None
 
@@ -130,8 +131,7 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
     released = report.attempt("stop the target's app", lambda: target.release(
         progress, spec.cleanup_app, other_kernels=other_kernels))
     if released is not None:
-        report.actions += released.actions
-        report.kept += released.kept
+        report.add(released)
     return report
 
 

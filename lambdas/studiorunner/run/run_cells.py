@@ -10,7 +10,7 @@ from nbformat import NotebookNode
 
 from studiorunner import notebook as nbtools
 from studiorunner.errors import KernelDied, StudioRunnerError
-from studiorunner.jupyter.rest import JupyterClient
+from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
 from studiorunner.store import ThrottledSaver
@@ -63,7 +63,7 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             channel = KernelChannel.open(ws.url, headers=ws.headers)
         except Exception as exc:
             state_now = jupyter.kernel_state(kernel.id)
-            if state_now not in ("dead", "missing"):
+            if state_now not in DEAD_STATES:
                 raise
             # The kernel died between two invocations: the cell it was running says so.
             index = mark_kernel_died(nb, cursor, state_now, datetime.now(timezone.utc))

@@ -18,7 +18,8 @@ from typing import Any
 
 from studiorunner import notebook as nbtools
 from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady
-from studiorunner.jupyter.rest import JupyterClient, new_client_session_id
+from studiorunner.jupyter.kernel_protocol import new_session_id
+from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.parameters import inject_parameters
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import KERNEL_POST_TIMEOUT_SECONDS, KERNEL_PROBE_SECONDS, UPLOAD_DIR, Services
@@ -93,10 +94,10 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
             session = jupyter.create_session(kernel.session_path, kernel_name=kernel.name)
         kernel.id = session["kernel"]["id"]
         kernel.session_id = session["id"]
-        kernel.client_session_id = new_client_session_id()
+        kernel.client_session_id = new_session_id()
 
     state_now = jupyter.kernel_state(kernel.id)
-    if state_now in ("dead", "missing"):
+    if state_now in DEAD_STATES:
         raise KernelDied(f"Kernel {kernel.name!r} died while starting (state: {state_now})", kernel=kernel.name)
     if not _kernel_answers(jupyter, kernel.id):
         return _pending(kernel, "kernel not answering kernel_info yet", ctx)
@@ -114,11 +115,11 @@ def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KER
     from studiorunner.jupyter.kernel_protocol import kernel_info_request
     from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
 
-    ws = jupyter.channels(kernel_id, new_client_session_id())
+    ws = jupyter.channels(kernel_id, new_session_id())
     deadline = time.monotonic() + timeout
     try:
         with KernelChannel.open(ws.url, headers=ws.headers, timeout=timeout) as channel:
-            request = kernel_info_request(session=new_client_session_id())
+            request = kernel_info_request(session=new_session_id())
             channel.send(request)
             while (left := deadline - time.monotonic()) > 0:
                 msg = channel.recv(left)

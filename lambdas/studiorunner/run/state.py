@@ -25,19 +25,42 @@ from studiorunner.payload import RunSpec
 from studiorunner.targets import TargetProgress
 from studiorunner.targets.base import Progress
 
-__all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "STEP_RESULT_PATHS",
-           "TargetProgress", "known_fields"]
+__all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "STEPS", "STEP_RESULT_PATHS",
+           "StepInfo", "TargetProgress", "known_fields"]
 
-#: Where each Task state's result lands in the state (its ResultPath in runner.asl.json, without "$.").
-#: Prepare's result becomes ``run`` through its ResultSelector. tests/infra checks the ASL against this.
-STEP_RESULT_PATHS: dict[str, str] = {
-    "Prepare": "run",
-    "StartTarget": "target",
-    "RunCommands": "commands",
-    "StartKernel": "kernel",
-    "RunCells": "cursor",
-    "Cleanup": "outcome",
-}
+@dataclass(frozen=True)
+class StepInfo:
+    """One Task state of ``statemachine/runner.asl.json`` and the Lambda handler behind it."""
+
+    name: str  # the state's name in the ASL; its Resource is ${<name>FunctionArn}
+    module: str  # the handler is ``steps.<module>.handler`` (lambdas/steps/<module>.py)
+    result_path: str  # where its result lands in the state ($.<result_path>)
+    uses_target: bool  # logs in to the target (so needs its permissions); Prepare only validates
+    description: str
+
+    @property
+    def handler(self) -> str:
+        return f"steps.{self.module}.handler"
+
+    @property
+    def placeholder(self) -> str:
+        return f"{self.name}FunctionArn"
+
+
+#: The state machine's steps, in the order a run meets them: the one list the local stack,
+#: ``aborted`` and ``infra/`` read; tests/unit/test_run_state.py checks runner.asl.json against it.
+STEPS: tuple[StepInfo, ...] = (
+    # Prepare's result becomes ``run`` through its ResultSelector (its ResultPath is "$").
+    StepInfo("Prepare", "prepare", "run", False, "validate the payload and plan the run"),
+    StepInfo("StartTarget", "start_target", "target", True, "start or poll the target"),
+    StepInfo("RunCommands", "run_commands", "commands", True, "run shell commands in a terminal"),
+    StepInfo("StartKernel", "start_kernel", "kernel", True, "start or poll the kernel"),
+    StepInfo("RunCells", "run_cells", "cursor", True, "execute the notebook's cells"),
+    StepInfo("Cleanup", "cleanup", "outcome", True, "remove what the run started"),
+)
+
+#: Where each step's result lands in the state (without "$.").
+STEP_RESULT_PATHS: dict[str, str] = {step.name: step.result_path for step in STEPS}
 
 T = TypeVar("T")
 

@@ -78,8 +78,14 @@ class TargetProgress(Progress):
 
 @dataclass
 class ReleaseReport:
+    """What was removed (``actions``) and what was left running on purpose (``kept``), and why."""
+
     actions: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+
+    def add(self, other: ReleaseReport) -> None:
+        self.actions += other.actions
+        self.kept += other.kept
 
 
 def _keep_reason(progress: TargetProgress, policy: str, other_kernels: int) -> str | None:

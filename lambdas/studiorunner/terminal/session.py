@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from studiorunner.errors import CommandFailed
 from studiorunner.jupyter.connection import ChannelClosed
+from studiorunner.jupyter.http import delete_if_present
 from studiorunner.jupyter.terminal_protocol import Marker, MarkerParser, idle_probe, new_nonce, setup_lines, wrap_command
 from studiorunner.terminal.ansi import OutputCleaner
 
@@ -92,14 +93,6 @@ class _Closed:
     """Queued after the last output when the terminal or its connection ends."""
 
     why: str
-
-
-def _http_status(exc: BaseException) -> int | None:
-    facts = getattr(exc, "facts", None)
-    if isinstance(facts, dict) and isinstance(facts.get("status"), int):
-        return facts["status"]
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
 
 
 @dataclass
@@ -228,11 +221,7 @@ class TerminalSession:
                 pass
         if delete and self.name is not None:
             name, self.name = self.name, None
-            try:
-                self.rest.delete(f"api/terminals/{name}")
-            except Exception as exc:
-                if _http_status(exc) != 404:
-                    raise
+            delete_if_present(self.rest, f"api/terminals/{name}")
 
     # -- commands -----------------------------------------------------------------------
     def run(

@@ -1,0 +1,63 @@
+"""The typed state (run/state.py): one (de)serialisation, and the ASL checked against the step list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from studiorunner.payload import validate_payload
+from studiorunner.run.state import STEPS, KernelProgress, RunRecord, RunState
+
+ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachine" / "runner.asl.json").read_text())
+
+
+def test_the_asl_has_exactly_the_steps_of_the_step_list():
+    tasks = {name: state for name, state in ASL["States"].items() if state["Type"] == "Task"}
+    assert sorted(tasks) == sorted(step.name for step in STEPS)
+    for step in STEPS:
+        task = tasks[step.name]
+        assert task["Resource"] == "${%s}" % step.placeholder
+        if step.name == "Prepare":  # the whole state is rebuilt around Prepare's result
+            assert task["ResultPath"] == "$" and task["ResultSelector"] == {"run.$": "$"}
+        else:
+            assert task["ResultPath"] == f"$.{step.result_path}"
+        assert (Path(__file__).resolve().parents[2] / "lambdas" / "steps" / f"{step.module}.py").exists()
+
+
+def test_the_asl_reads_only_what_the_state_types_write():
+    paths = set()
+    for state in ASL["States"].values():
+        for choice in state.get("Choices", []):
+            paths.add(choice["Variable"])
+        if "SecondsPath" in state:
+            paths.add(state["SecondsPath"])
+    run = RunRecord(run_id="r", target="t", target_type="jupyter", spec=validate_payload({"notebook": "a.ipynb"}))
+    written = {"run": run.to_dict(), "target": {"status": "ready", "wait_seconds": 0},
+               "kernel": KernelProgress().to_dict(), "cursor": {"done": True}, "outcome": {"status": "SUCCEEDED"}}
+    for path in paths:
+        part, key = path.removeprefix("$.").split(".")
+        assert key in written[part], path
+
+
+def test_a_state_round_trips_and_ignores_keys_it_does_not_know():
+    spec = validate_payload({"notebook": "work/a.ipynb", "parameters": {"n": 3}, "timeouts": {"run_seconds": 60}})
+    run = RunRecord(run_id="r-1", target="lab", target_type="studio-space", spec=spec,
+                    output_uri="s3://b/runs/r-1/a.ipynb", started_at=10.0, deadline=70.0)
+    raw = {"run": {**run.to_dict(), "from_an_older_deployment": 1},
+           "target": {"status": "ready", "created": True, "attempt": 2, "wait_seconds": 0, "started_at": 1.0},
+           "kernel": {"status": "ready", "id": "k", "session_id": "s", "session_path": "work/.studio-runner-r-1-a.ipynb",
+                      "name": "python3", "cells_total": 4, "terminal": None},
+           "commands": {"results": [{"command": "true", "exit_status": 0}], "log_uri": "s3://b/runs/r-1/commands.log"},
+           "cursor": {"next_cell": 2, "done": False, "cells_executed": 1, "pending": []}}
+    state = RunState.from_dict(raw)
+    assert state.run == run and state.run.spec.parameters == {"n": 3}
+    assert state.target.created and state.kernel.id == "k" and state.kernel.started_anything
+    assert state.cursor_summary.cells_executed == 1 and state.cursor == raw["cursor"]
+    assert RunState.from_dict({"run": state.run.to_dict(), "target": state.target.to_dict(),
+                               "kernel": state.kernel.to_dict(), "commands": state.commands.to_dict(),
+                               "cursor": state.cursor}) == state
+
+
+def test_an_empty_state_is_a_run_that_started_nothing():
+    state = RunState.from_dict({"payload": {}, "error": {"Error": "PayloadInvalid", "Cause": "x"}})
+    assert state.run is None and not state.kernel.started_anything and not state.target.created
