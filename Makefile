@@ -21,7 +21,7 @@ BUNDLE_TESTS := tests/unit \
 	tests/e2e/test_run_notebook.py::test_a_cell_longer_than_one_run_cells_invocation_keeps_all_its_output \
 	tests/e2e/test_aborted.py::test_aborted_execution_is_cleaned_up
 
-.PHONY: demo test test-bundle unit integration e2e infra synth bench clean venv
+.PHONY: demo install test test-bundle unit integration e2e infra synth bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -31,13 +31,22 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.t
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+## The `studio-runner` command, installed editable (the checkout's code; its dependencies are
+## requirements-dev's). Only `make demo` and `make install` need it, so `make test` never
+## re-installs the project into the venv.
+$(VENV)/bin/studio-runner: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(VENV)/bin/studio-runner
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 ## The demo: run examples/demo.ipynb through the state machine against the local Studio stand-in.
-demo: venv
-	$(PY) -m localstudio run examples/demo.ipynb -p who='"Studio Runner"' -o build/demo-output.ipynb
+demo: $(VENV)/bin/studio-runner
+	$(VENV)/bin/studio-runner run --local examples/demo.ipynb -p who "Studio Runner" -o build/demo-output.ipynb
 
 ## The whole test suite, then the Lambda-side tests on the runtime's Python against the bundle.
 test: venv node_modules/.installed build/wheelhouse/.downloaded

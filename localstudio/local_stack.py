@@ -10,9 +10,9 @@ import importlib
 import json
 import os
 import re
+import threading
 import time
 import traceback
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,13 @@ TARGET_NAME = "local"
 
 #: state machine step → Lambda handler module (as deployed: ``steps.<module>.handler``)
 STEPS = {step.name: step.module for step in STEP_LIST}
+
+
+#: Lambda function name → where the state machine puts its result (ResultPath in runner.asl.json)
+_RESULT_PATH = {
+    "studio-runner-start-target": "target", "studio-runner-run-commands": "commands",
+    "studio-runner-start-kernel": "kernel", "studio-runner-run-cells": "cursor",
+}
 
 
 def function_name(step: str) -> str:
@@ -86,6 +93,57 @@ def target_config(standin) -> dict[str, Any]:
     return {"type": "jupyter", "url": standin.jupyter_url}
 
 
+@dataclass
+class ExternalJupyter:
+    """A Jupyter server we did not start (``--jupyter URL``), in the place of a stand-in.
+
+    The token comes from ``JUPYTER_TOKEN`` (None: the server wants none); it is handed to the
+    run through moto's Secrets Manager, as a deployed ``jupyter`` target gets it.
+    """
+
+    jupyter_url: str
+    token: str | None = None
+    flavor: str = "jupyter"
+    sagemaker_endpoint: str | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
+
+
+_guard_lock = threading.Lock()
+_guarded = False
+
+
+def _keep_interpreter_inside_mocks() -> None:
+    """Make moto's Step Functions interpreter unable to reach anything but the in-process mocks.
+
+    moto builds a boto3 client for every Task state; when its mock is not active (a run's
+    worker thread outliving the ``with LocalStack``), it points that client at
+    ``http://localhost:5000`` (moto's server default) and sends the Lambda invocation, state
+    included, there. Patched for the life of the process, never undone: such a client
+    now fails instead of leaving the process.
+    """
+    global _guarded
+    with _guard_lock:
+        if _guarded:
+            return
+        import sys
+
+        from moto.core.models import botocore_stubber
+        from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
+
+        original = boto_client_module.boto_client_for
+
+        def boto_client_for(region: str, service: str, state_credentials: Any = None):
+            if not botocore_stubber.enabled:
+                raise RuntimeError(f"local run: no {service} call may leave this process's mocks")
+            return original(region, service, state_credentials)
+
+        for name, module in list(sys.modules.items()):
+            if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is original:
+                module.boto_client_for = boto_client_for
+        boto_client_module.boto_client_for = boto_client_for
+        _guarded = True
+
+
 class LocalStack:
     """Run payloads through the real state machine definition against a stand-in.
 
@@ -112,6 +170,10 @@ class LocalStack:
         self.invocations: list[str] = []
         self.sfn = self.s3 = None
         self.state_machine_arn = ""
+        self._in_flight = 0
+        self._stopping: set[str] = set()  # run ids (execution names) being stopped
+        self._idle = threading.Condition()
+        self.server_url: str | None = None
 
     # -- set-up --------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -123,7 +185,14 @@ class LocalStack:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        try:
+            # No execution may outlive the mocks: stop what still runs, clean up after it as
+            # the ExecutionEnded rule would, and let the interpreter's threads end.
+            for arn in self.running():
+                self.stop(arn, error="LocalStackClosed", cause="the local stack was shut down while the run was going on")
+            self._join_workers(timeout=30)
+        finally:
+            self._stack.close()
 
     def _env(self) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         """The Lambda environment, and the targets config (completed once moto is up)."""
@@ -134,7 +203,6 @@ class LocalStack:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
-            "AWS_ENDPOINT_URL_SAGEMAKER": self.standin.sagemaker_endpoint,
             "STUDIO_RUNNER_DEFAULT_TARGET": TARGET_NAME,
             "STUDIO_RUNNER_BUCKET": BUCKET,
             "STUDIO_RUNNER_MAX_RUN_SECONDS": "86400",
@@ -143,6 +211,8 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         }
+        if self.standin.sagemaker_endpoint:
+            env["AWS_ENDPOINT_URL_SAGEMAKER"] = self.standin.sagemaker_endpoint
         if self.run_cells_budget:
             env["STUDIO_RUNNER_RUN_CELLS_BUDGET_SECONDS"] = str(self.run_cells_budget)
         env.update(self.extra_env)
@@ -154,11 +224,12 @@ class LocalStack:
         self._stack.enter_context(
             mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
         )
-        if targets[TARGET_NAME]["type"] == "jupyter":
+        if targets[TARGET_NAME]["type"] == "jupyter" and self.standin.token:
             secrets = boto3.client("secretsmanager", region_name=REGION)
             arn = secrets.create_secret(Name="studio-runner/local-jupyter-token", SecretString=self.standin.token)["ARN"]
             targets[TARGET_NAME]["token_secret_arn"] = arn
         os.environ["STUDIO_RUNNER_TARGETS"] = json.dumps(targets)
+        _keep_interpreter_inside_mocks()
         self._stack.enter_context(self._route_lambda_invocations())
         self._stack.enter_context(self._shorten_waits())
         from steps import _runtime
@@ -189,15 +260,26 @@ class LocalStack:
             handler = handlers[name]
             event = json.loads(body) if body else {}
             timeout = stack.lambda_timeout
+            with stack._idle:
+                stack._in_flight += 1
             try:
                 result = handler(event, FakeLambdaContext(name, timeout))
             except Exception as exc:  # reported to Step Functions exactly as Lambda would
+                if stack._stopped(event):
+                    # Step Functions discards what a step of a stopped execution returns; moto
+                    # would instead take this error to the Catch and run Cleanup, ignoring the
+                    # stop. Give back the state as it was: the execution then ends ABORTED.
+                    return json.dumps(event.get(_RESULT_PATH.get(name), None) or {}).encode()
                 response_headers["x-amz-function-error"] = "Unhandled"
                 return json.dumps({
                     "errorType": type(exc).__name__,
                     "errorMessage": str(exc),
                     "stackTrace": traceback.format_tb(exc.__traceback__)[-3:],
                 }).encode()
+            finally:
+                with stack._idle:
+                    stack._in_flight -= 1
+                    stack._idle.notify_all()
             return json.dumps(result).encode()
 
         return mock.patch.object(LambdaSimpleBackend, "invoke", invoke)
@@ -213,25 +295,139 @@ class LocalStack:
 
         return mock.patch.object(WaitFunction, "_wait_interval", _wait_interval)
 
+    def serve(self, port: int = 0) -> str:
+        """Also answer AWS API calls over HTTP on 127.0.0.1 (``studio-runner local up``), so
+        other processes can start, list and download runs; returns the endpoint URL. The
+        mocks stay active in this process, so executions still run inside it."""
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+        if not port:
+            import socket
+
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        self._stack.callback(server.stop)
+        self.server_url = f"http://127.0.0.1:{port}"
+        return self.server_url
+
     # -- runs ------------------------------------------------------------------------
     def start(self, payload: Any, name: str | None = None) -> str:
-        # Step Functions names an execution with a UUID when the caller gives none; moto does not.
+        # Named as the CLI names runs (<notebook stem>-<UTC time>-<random>); the run id is this name.
+        from studiorunner.naming import run_name
+
+        if name is None:
+            source = payload.get("notebook") or payload.get("notebook_s3") if isinstance(payload, dict) else None
+            name = run_name(source if isinstance(source, str) else None)
         return self.sfn.start_execution(
-            stateMachineArn=self.state_machine_arn, input=json.dumps(payload), name=name or str(uuid.uuid4())
+            stateMachineArn=self.state_machine_arn, input=json.dumps(payload), name=name
         )["executionArn"]
 
-    def wait(self, execution_arn: str, *, timeout: float = 600.0, on_poll: Callable[[], None] | None = None) -> Execution:
+    def running(self) -> list[str]:
+        if self.sfn is None:
+            return []
+        try:
+            pages = self.sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")
+        except Exception:  # noqa: BLE001 - shutting down: nothing to list
+            return []
+        return [e["executionArn"] for e in pages.get("executions", [])]
+
+    def stop(self, execution_arn: str, *, error: str = "Stopped", cause: str = "stopped by the user",
+             timeout: float = 60.0) -> dict[str, Any] | None:
+        """Stop a run as ``stop-execution`` does, then clean up as the ExecutionEnded rule would.
+
+        Step Functions acts on a stop between states; the Lambda step running meanwhile (a
+        RunCells in a long cell) is not interrupted by it. Locally that step is in this
+        process, so its kernel is interrupted until the step returns (the interrupted cell
+        records the KeyboardInterrupt, and the partial notebook is saved); then the
+        ExecutionEnded handler removes what the run started. Returns its result.
+        """
+        self._stopping.add(execution_arn.rsplit(":", 1)[-1])
+        try:
+            self.sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause)
+        except Exception:  # noqa: BLE001 - already ended
+            pass
         deadline = time.monotonic() + timeout
+        last_interrupt = 0.0
+        while time.monotonic() < deadline:
+            with self._idle:
+                if self._in_flight == 0 and self._status(execution_arn) != "RUNNING":
+                    break
+            if time.monotonic() - last_interrupt > 1.0:
+                last_interrupt = time.monotonic()
+                self._interrupt_kernel(execution_arn)
+            with self._idle:
+                self._idle.wait(0.2)
+        return self.clean_up_after(execution_arn)
+
+    def clean_up_after(self, execution_arn: str) -> dict[str, Any] | None:
+        """What the EventBridge rule does for an ABORTED or TIMED_OUT execution: call ExecutionEnded."""
+        status = self._status(execution_arn)
+        if status not in ("ABORTED", "TIMED_OUT"):
+            return None
+        from steps import execution_ended
+
+        event = {"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+                 "detail": {"executionArn": execution_arn, "status": status}}
+        try:
+            return execution_ended.handler(event, FakeLambdaContext("studio-runner-execution-ended", 300))
+        except Exception as exc:  # noqa: BLE001 - reported, never raised into the user's Ctrl-C
+            return {"cleaned": False, "reason": f"{type(exc).__name__}: {exc}"}
+
+    def _stopped(self, event: Any) -> bool:
+        run = event.get("run") if isinstance(event, dict) else None
+        return isinstance(run, dict) and run.get("run_id") in self._stopping
+
+    def _status(self, execution_arn: str) -> str:
+        try:
+            return self.sfn.describe_execution(executionArn=execution_arn)["status"]
+        except Exception:  # noqa: BLE001
+            return "UNKNOWN"
+
+    def _interrupt_kernel(self, execution_arn: str) -> None:
+        """Interrupt the run's own kernel (found in the execution's history, never by guessing)."""
+        try:
+            from steps import _runtime
+            from studiorunner.jupyter.rest import JupyterClient
+            from studiorunner.run import aborted
+
+            state = aborted.state_from_history(aborted.history_events(self.sfn, execution_arn))
+            kernel_id = (state.get("kernel") or {}).get("id")
+            if not kernel_id or not state.get("run"):
+                return
+            JupyterClient(_runtime.services().target(state["run"]).login()).interrupt_kernel(kernel_id)
+        except Exception:  # noqa: BLE001 - best effort: the step returns at its budget anyway
+            pass
+
+    def _join_workers(self, timeout: float) -> None:
+        """Wait for the interpreter's execution threads (they must not outlive the mocks)."""
+        from moto.stepfunctions.parser.utils import TMP_THREADS as threads
+
+        deadline = time.monotonic() + timeout
+        for thread in list(threads):
+            if thread is threading.current_thread():
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if not thread.is_alive() and thread in threads:
+                threads.remove(thread)
+
+    def wait(self, execution_arn: str, *, timeout: float | None = None, on_poll: Callable[[], None] | None = None,
+             poll_seconds: float = 0.1) -> Execution:
+        """Until the execution ends. No time limit of its own (``timeouts.run_seconds`` is the
+        run's); ``timeout`` is for tests, which must not hang."""
+        deadline = time.monotonic() + timeout if timeout is not None else None
         while True:
             desc = self.sfn.describe_execution(executionArn=execution_arn)
             if desc["status"] != "RUNNING":
                 break
             if on_poll:
                 on_poll()
-            if time.monotonic() > deadline:
-                self.sfn.stop_execution(executionArn=execution_arn, error="LocalTimeout", cause="the local run took too long")
+            if deadline is not None and time.monotonic() > deadline:
+                self.stop(execution_arn, error="LocalTimeout", cause="the test's time limit passed")
                 raise TimeoutError(f"execution still RUNNING after {timeout} s")
-            time.sleep(0.1)
+            time.sleep(poll_seconds)
         if on_poll:
             on_poll()
         output = json.loads(desc["output"]) if desc.get("output") else None
@@ -240,7 +436,7 @@ class LocalStack:
             error=desc.get("error"), cause=desc.get("cause"), invocations=list(self.invocations),
         )
 
-    def run(self, payload: Any, *, timeout: float = 600.0, on_poll: Callable[[], None] | None = None) -> Execution:
+    def run(self, payload: Any, *, timeout: float | None = 600.0, on_poll: Callable[[], None] | None = None) -> Execution:
         self.invocations.clear()
         return self.wait(self.start(payload), timeout=timeout, on_poll=on_poll)
 

@@ -6,8 +6,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner import run
+from studiorunner.errors import StudioRunnerError
+from studiorunner.progress import reporter_for
 
-from ._runtime import metrics, services, step
+from ._runtime import logger, metrics, services, step
 
 
 def _remaining_seconds(context: LambdaContext) -> float:
@@ -19,9 +21,24 @@ def _remaining_seconds(context: LambdaContext) -> float:
     return remaining
 
 
+def _log_cell(record: dict) -> None:
+    # One line per finished cell makes CloudWatch Logs a progress view (index, status, seconds).
+    logger.info("cell finished", extra={"cell": record["cell"], "status": record["status"], "seconds": record["seconds"]})
+
+
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
     before = (event.get("cursor") or {}).get("cells_executed", 0)
-    cursor = run.run_cells(event, services(), remaining_seconds=_remaining_seconds(context))
+    # runs/<run id>/progress.json: what `studio-runner watch` polls instead of the notebook.
+    progress = reporter_for(event, services().notebooks(), on_cell_finished=_log_cell)
+    hooks = {"on_cell_start": progress.cell_started, "on_cell_end": progress.cell_finished} if progress else {}
+    try:
+        cursor = run.run_cells(event, services(), remaining_seconds=_remaining_seconds(context), **hooks)
+    except StudioRunnerError as exc:
+        if progress:
+            progress.finish("failed", {"name": type(exc).__name__, "message": exc.message})
+        raise
+    if progress:
+        progress.finish("done" if cursor.get("done") else "running")
     metrics.add_metric(name="CellsExecuted", unit=MetricUnit.Count, value=cursor.get("cells_executed", 0) - before)
     return cursor

@@ -1,0 +1,195 @@
+"""A run's progress in a few hundred bytes: ``runs/<run id>/progress.json`` beside the notebook.
+
+Who reads it: ``studio-runner watch`` / ``run --wait`` and the local CLI, several times a
+second. Before it existed they re-read and re-validated the whole output notebook on every
+poll (39 % of a 1,000-cell local run's CPU); this file costs a small ``put_object`` at most
+once a second (throttled like the notebook, by time and by the cost of the last write),
+whatever the number of cells.
+
+Shape (all times UTC ISO 8601)::
+
+    {"run_id": "...", "state": "running" | "done" | "failed", "updated_at": "...",
+     "cells_total": 6, "cells_finished": 3, "cells_failed": 0,
+     "current": {"cell": 4, "started_at": "...", "lines": ["last", "output", "lines"]} | null,
+     "finished": [{"n": 3, "cell": 3, "status": "completed", "seconds": 0.01}, ...],
+     "error": {"name": ..., "message": ...} | null}
+
+Cells are named by their index in the source notebook, as errors name them ("Cell 4");
+``finished`` keeps the last ``KEEP_FINISHED`` cells, each with its sequence number ``n``
+(1 = first cell to finish in the run), so a reader polling slower than cells finish can
+tell how many it missed.
+
+A progress write never fails a run: the notebook is what counts; a failed write is logged
+and retried at the next cell.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from nbformat import NotebookNode
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_NAME = "progress.json"
+KEEP_FINISHED = 100
+LAST_LINES = 5
+_LINE_CHARS = 300
+
+
+def progress_uri(output_uri: str) -> str:
+    """``s3://b/runs/<id>/report.ipynb`` → ``s3://b/runs/<id>/progress.json``."""
+    return output_uri.rsplit("/", 1)[0] + "/" + PROGRESS_NAME
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def last_lines(cell: NotebookNode | dict[str, Any], limit: int = LAST_LINES) -> list[str]:
+    """The last ``limit`` lines of text a cell printed (streams, text/plain, errors), newest last."""
+    lines: list[str] = []
+    for output in reversed(cell.get("outputs") or []):
+        kind = output.get("output_type")
+        if kind == "stream":
+            text = output.get("text", "")
+        elif kind == "error":
+            text = f"{output.get('ename', '')}: {output.get('evalue', '')}"
+        else:
+            text = (output.get("data") or {}).get("text/plain", "")
+        if isinstance(text, list):
+            text = "".join(text)
+        lines[:0] = [line[:_LINE_CHARS] for line in str(text).splitlines() if line.strip()]
+        if len(lines) >= limit:
+            break
+    return lines[-limit:]
+
+
+class ProgressReporter:
+    """Keeps ``progress.json`` for one RunCells invocation (it resumes the counts it finds in the cursor).
+
+    ``write(uri, data)`` stores bytes (the notebook store's ``write_bytes``);
+    ``on_cell_finished(record)`` is told each finished cell (the Lambda edge logs it).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[str, bytes], None],
+        uri: str,
+        *,
+        run_id: str,
+        cells_total: int,
+        cells_finished: int = 0,
+        cells_failed: int = 0,
+        finished: list[dict[str, Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        min_interval: float = 1.0,
+        cost_factor: float = 10.0,
+        on_cell_finished: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._write, self.uri, self._clock = write, uri, clock
+        self.min_interval, self.cost_factor = min_interval, cost_factor
+        self.on_cell_finished = on_cell_finished
+        self.data: dict[str, Any] = {
+            "run_id": run_id, "state": "running", "updated_at": _now_iso(),
+            "cells_total": cells_total, "cells_finished": cells_finished, "cells_failed": cells_failed,
+            "current": None, "finished": list(finished or [])[-KEEP_FINISHED:], "error": None,
+        }
+        self._current: tuple[int, NotebookNode] | None = None
+        self._started: dict[int, float] = {}
+        self._last_end: float | None = None
+        self._last_cost = 0.0
+        self.writes = 0
+
+    # -- the executor's callbacks -------------------------------------------------
+    def cell_started(self, index: int, cell: NotebookNode) -> None:
+        self._current = (index, cell)
+        self._started[index] = time.time()
+        self.data["current"] = {"cell": index, "started_at": _now_iso(), "lines": []}
+        self.save_if_due()
+
+    def cell_finished(self, index: int, cell: NotebookNode, status: str) -> None:
+        started = self._started.pop(index, None)
+        seconds = round(time.time() - started, 3) if started is not None else None
+        data = self.data
+        data["cells_finished"] += 1
+        if status == "failed":
+            data["cells_failed"] += 1
+        record = {"n": data["cells_finished"], "cell": index, "status": status, "seconds": seconds}
+        finished = data["finished"]
+        finished.append(record)
+        if len(finished) > KEEP_FINISHED:
+            del finished[: len(finished) - KEEP_FINISHED]
+        if self._current and self._current[0] == index:
+            self._current = None
+            data["current"] = None
+        if self.on_cell_finished:
+            self.on_cell_finished(record)
+        self.save_if_due()
+
+    # -- saving -------------------------------------------------------------------
+    def due(self) -> bool:
+        if self._last_end is None:
+            return True
+        return self._clock() - self._last_end >= max(self.min_interval, self.cost_factor * self._last_cost)
+
+    def save_if_due(self) -> bool:
+        if not self.due():
+            return False
+        self.flush()
+        return True
+
+    def finish(self, state: str, error: dict[str, Any] | None = None) -> None:
+        """The invocation ends: ``running`` (more to come), ``done`` or ``failed``; always written."""
+        self.data["state"] = state
+        self.data["error"] = error
+        if state != "running":
+            self.data["current"] = None
+            self._current = None
+        self.flush()
+
+    def flush(self) -> None:
+        if self._current is not None and self.data["current"] is not None:
+            # Read only now, at most once per write: the cell's outputs, never the notebook.
+            self.data["current"]["lines"] = last_lines(self._current[1])
+        self.data["updated_at"] = _now_iso()
+        started = self._clock()
+        try:
+            self._write(self.uri, json.dumps(self.data, separators=(",", ":")).encode())
+        except Exception as exc:  # noqa: BLE001 - progress is a convenience; the run must go on
+            logger.warning("could not write %s: %s", self.uri, type(exc).__name__)
+        ended = self._clock()
+        self._last_cost = max(0.0, ended - started)
+        self._last_end = ended
+        self.writes += 1
+
+
+def read_progress(data: bytes) -> dict[str, Any]:
+    """Parse a ``progress.json``; an unreadable one reads as empty (the next poll will do)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def reporter_for(state: dict[str, Any], store: Any, **options: Any) -> ProgressReporter | None:
+    """The reporter for a RunCells invocation, from the state alone (no notebook read); None if
+    the state has no output notebook (then there is nothing to report beside)."""
+    run, kernel, cursor = state.get("run") or {}, state.get("kernel") or {}, state.get("cursor") or {}
+    if not run.get("output_uri"):
+        return None
+
+    def write(uri: str, data: bytes) -> None:
+        store.write_bytes(uri, data, content_type="application/json")
+
+    return ProgressReporter(
+        write, progress_uri(run["output_uri"]), run_id=str(run.get("run_id", "")),
+        cells_total=int(kernel.get("cells_total") or 0),
+        cells_finished=int(cursor.get("cells_executed") or 0), cells_failed=int(cursor.get("cells_failed") or 0),
+        **options,
+    )

@@ -1,0 +1,107 @@
+"""What the CLI prints while a run goes on, read from ``progress.json`` (never the notebook).
+
+Cells are named as errors name them: ``Cell <index in the notebook>``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, TextIO
+
+from studiorunner_cli.runs import RunInfo, Runs
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.2f}s" if isinstance(value, (int, float)) else "-"
+
+
+def _since(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return (datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds()
+    except ValueError:
+        return None
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class ProgressPrinter:
+    """Prints each cell once as it finishes, and what the running cell is doing."""
+
+    def __init__(self, out: TextIO | None = None, *, live_every: float = 30.0) -> None:
+        self.out = out = out or sys.stdout
+        self.printed = 0  # sequence number (n) of the last finished cell printed
+        self.live_every = live_every
+        self._current: tuple[Any, float] | None = None  # (cell, when its line was last printed)
+        self._tty = getattr(out, "isatty", lambda: False)()
+        self._line_open = False
+
+    def _write(self, text: str) -> None:
+        if self._line_open:
+            self.out.write("\r\033[K")
+            self._line_open = False
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def update(self, progress: dict[str, Any]) -> None:
+        if not progress:
+            return
+        finished = [f for f in progress.get("finished") or [] if f.get("n", 0) > self.printed]
+        if finished and finished[0]["n"] > self.printed + 1:
+            self._write(f"  … {finished[0]['n'] - self.printed - 1} more cells finished")
+        total = progress.get("cells_total") or "?"
+        for record in finished:
+            self._write(f"  Cell {record['cell']:<4} {record['status']:<9} {_seconds(record.get('seconds')):>8}"
+                        f"   ({record['n']}/{total})")
+            self.printed = record["n"]
+        current = progress.get("current")
+        if not current:
+            self._current = None
+            return
+        running = _since(current.get("started_at")) or 0.0
+        lines = current.get("lines") or []
+        tail = f": {lines[-1][:80]}" if lines else ""
+        text = f"  Cell {current['cell']:<4} running for {duration_text(running)}{tail}"
+        if self._tty:
+            self.out.write("\r\033[K" + text)
+            self.out.flush()
+            self._line_open = True
+        elif self._current is None or self._current[0] != current["cell"] or time.monotonic() - self._current[1] >= self.live_every:
+            self._write(text)
+            for line in lines[:-1] if lines else []:
+                self._write(f"      {line[:120]}")
+        if self._current is None or self._current[0] != current["cell"]:
+            self._current = (current["cell"], time.monotonic())
+        elif not self._tty and time.monotonic() - self._current[1] >= self.live_every:
+            self._current = (current["cell"], time.monotonic())
+
+    def close(self) -> None:
+        if self._line_open:
+            self.out.write("\r\033[K")
+            self.out.flush()
+            self._line_open = False
+
+
+def follow(runs: Runs, run_id: str, printer: ProgressPrinter, *, poll: float = 1.0,
+           tick: Callable[[], None] | None = None) -> RunInfo:
+    """Until the run ends: print its progress; return how it ended."""
+    while True:
+        info = runs.describe(run_id)
+        printer.update(runs.progress(info))
+        if info.status != "RUNNING":
+            printer.close()
+            return info
+        if tick:
+            tick()
+        time.sleep(poll)

@@ -1,0 +1,161 @@
+"""The local stack behind ``--local``: embedded in this process, or long-lived (``local up``).
+
+Embedded (``run --local`` with no ``local up`` running): a Studio stand-in and the state
+machine in moto start with the command and stop with it, as ``make demo`` does; the
+executed notebook is copied out before they go. Long-lived: ``studio-runner local up``
+keeps one running and answers the AWS APIs on 127.0.0.1, so ``list``, ``status``,
+``download`` and ``stop --local`` work from other commands; it writes where to reach it in
+``~/.cache/studio-runner/local.json`` (no token or secret in it).
+
+Everything a local run does stays inside this machine: the stand-in and moto listen on
+127.0.0.1 only, and the state machine cannot send anything outside the process's mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from studiorunner_cli.runs import Runs
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "studio-runner"
+
+
+def state_file() -> Path:
+    return cache_dir() / "local.json"
+
+
+def quiet_logs() -> None:
+    """Failures are printed once by the CLI: keep the steps' and moto's own logs off the terminal."""
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
+    for name in ("moto", "werkzeug", "botocore", "urllib3", "websocket", "studiorunner", "localstudio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def studio_path() -> None:
+    """A Studio terminal has the image's ``python`` first on PATH; the stand-in's gets ours."""
+    bindir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != bindir:
+        os.environ["PATH"] = bindir + os.pathsep + path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def connect() -> Runs | None:
+    """The long-lived local stack, if one is up."""
+    try:
+        info = json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not _pid_alive(int(info.get("pid", 0))):
+        return None
+    import boto3
+
+    kwargs: dict[str, Any] = dict(endpoint_url=info["endpoint"], region_name=info["region"],
+                                  aws_access_key_id="testing", aws_secret_access_key="testing")
+    return Runs(boto3.client("stepfunctions", **kwargs), boto3.client("s3", **kwargs),
+                state_machine_arn=info["state_machine_arn"], bucket=info["bucket"])
+
+
+@contextmanager
+def embedded(*, root: Path, flavor: str = "studio-space", budget: float | None = None,
+             jupyter_url: str | None = None) -> Iterator[tuple[Runs, Any]]:
+    """A stand-in (or the server at ``jupyter_url``) and the state machine, for this command only."""
+    quiet_logs()
+    studio_path()
+    from localstudio.local_stack import BUCKET, ExternalJupyter, LocalStack
+    from localstudio.standin import StandIn
+
+    if jupyter_url:
+        # The token only from the environment, never from the command line (ps shows that).
+        server = _nullcontext(ExternalJupyter(jupyter_url.rstrip("/"), token=os.environ.get("JUPYTER_TOKEN") or None))
+    else:
+        server = StandIn(root=root, flavor=flavor)
+    with server as standin, LocalStack(standin, run_cells_budget=budget) as stack:
+        yield Runs(stack.sfn, stack.s3, state_machine_arn=stack.state_machine_arn, bucket=BUCKET,
+                   stopper=stack.stop), stack
+
+
+@contextmanager
+def _nullcontext(value: Any) -> Iterator[Any]:
+    yield value
+
+
+class _Stop(Exception):
+    pass
+
+
+def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
+    """Keep a local stack up until Ctrl-C or SIGTERM; clean up after runs stopped from elsewhere."""
+    from localstudio.local_stack import BUCKET, REGION
+
+    if connect() is not None:
+        print(f"a local stack is already up (see {state_file()})", file=sys.stderr)
+        return 1
+
+    def _term(signum, frame):
+        raise _Stop()
+
+    previous = signal.signal(signal.SIGTERM, _term)
+    path = state_file()
+    try:
+        with embedded(root=root, flavor=flavor) as (runs, stack):
+            endpoint = stack.serve(port)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"pid": os.getpid(), "endpoint": endpoint, "region": REGION,
+                                        "state_machine_arn": stack.state_machine_arn, "bucket": BUCKET,
+                                        "root": str(root), "flavor": flavor}))
+            print(f"Local stack up: {flavor} stand-in serving {root}; AWS APIs on {endpoint}", file=out)
+            print("Use `studio-runner --local …` from any shell; Ctrl-C to stop.", file=out, flush=True)
+            handled: set[str] = set()
+            try:
+                while True:
+                    # A stop from another command: interrupt its step and clean up, as the
+                    # ExecutionEnded rule does on AWS.
+                    for arn in _ended_without_cleanup(stack, handled):
+                        stack.stop(arn)
+                    time.sleep(0.5)
+            except (KeyboardInterrupt, _Stop):
+                print("Stopping the local stack (running runs are stopped and cleaned up)…", file=out, flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        try:
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+        except (OSError, ValueError):
+            pass
+    print("Local stack stopped.", file=out)
+    return 0
+
+
+def _ended_without_cleanup(stack: Any, handled: set[str]) -> list[str]:
+    found = []
+    for status in ("ABORTED", "TIMED_OUT"):
+        try:
+            page = stack.sfn.list_executions(stateMachineArn=stack.state_machine_arn, statusFilter=status)
+        except Exception:  # noqa: BLE001
+            continue
+        for item in page.get("executions", []):
+            if item["executionArn"] not in handled:
+                handled.add(item["executionArn"])
+                found.append(item["executionArn"])
+    return found

@@ -1,0 +1,274 @@
+"""``studio-runner run``: check everything that can be checked, start the run, follow it, fetch its output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studiorunner_cli.parameters import UsageError, collect
+
+TARGET_TYPES = ("studio-space", "studio-classic", "notebook-instance", "jupyter")
+LOCAL_ONLY = ("root", "budget", "jupyter")
+
+
+class Terminated(BaseException):
+    """SIGTERM: stop as cleanly as after Ctrl-C."""
+
+
+@dataclass
+class Plan:
+    """A checked run: where it goes and the payload (the notebook's place filled in at start)."""
+
+    mode: str  # "aws" | "local-up" | "embedded"
+    payload: dict[str, Any]
+    upload: Path | None = None  # a local notebook to put in the bucket (notebook_s3)
+    root: Path | None = None
+    flavor: str = "studio-space"
+    stem: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_input(name: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(name).expanduser().read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read --input {name}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--input {name} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--input {name} must hold a JSON object (the payload)")
+    return data
+
+
+def check_run_args(args: argparse.Namespace) -> Plan:
+    """Every usage error, before anything starts (no AWS call, no server)."""
+    given = [f"--{name}" for name in LOCAL_ONLY if getattr(args, name, None) is not None]
+    if given and not args.local:
+        raise UsageError(f"{', '.join(given)} only apply with --local")
+    if args.local and args.stack:
+        raise UsageError("--local and --stack name two different stacks: give one")
+    has_params = args.parameters or args.parameters_raw or args.parameters_file or args.parameters_yaml
+    if args.input and (args.notebook or has_params or args.commands):
+        raise UsageError("--input is the whole payload: put the notebook, parameters and commands in it")
+    if args.jupyter:
+        if args.target not in (None, "jupyter"):
+            raise UsageError("--jupyter runs on that server: --target does not apply")
+        if not args.jupyter.startswith(("http://", "https://")):
+            raise UsageError(f"--jupyter takes the server's base URL (http://…), got {args.jupyter!r}")
+        if args.root:
+            raise UsageError("--jupyter runs on that server's files: --root does not apply")
+    if args.local and args.target and args.target not in TARGET_TYPES:
+        raise UsageError(f"with --local, --target is what the stand-in plays: one of {', '.join(TARGET_TYPES)}")
+    if not args.local and args.output and not args.wait:
+        raise UsageError("-o needs --wait (or download the notebook later: studio-runner download RUN -o OUT)")
+    if args.remote and args.notebook and args.notebook.startswith("s3://"):
+        raise UsageError("--remote names a path in the target, not an s3:// URI")
+
+    payload = _read_input(args.input) if args.input else {}
+    params = collect(args.parameters_file, args.parameters_yaml, args.parameters, args.parameters_raw)
+    mode = "aws"
+    if args.local:
+        mode = "embedded" if (args.jupyter or args.root or args.budget or args.target) else "local-up"
+    plan = Plan(mode=mode, payload=payload, flavor="jupyter" if args.jupyter else (args.target if args.local and args.target else "studio-space"))
+
+    if args.notebook:
+        nb = args.notebook
+        if nb.startswith("s3://"):
+            payload["notebook_s3"] = nb
+        elif args.remote or args.jupyter:
+            payload["notebook"] = nb
+        else:
+            path = Path(nb).expanduser()
+            path = path if path.is_absolute() else Path.cwd() / path
+            if not path.is_file():
+                raise UsageError(f"no such notebook: {nb}")
+            if path.suffix.lower() != ".ipynb":
+                raise UsageError(f"{nb} is not a .ipynb file")
+            plan.upload = path.resolve()
+        plan.stem = nb
+    elif not args.input and not args.commands:
+        raise UsageError("give a NOTEBOOK, a --command, or an --input payload")
+    if args.root:
+        plan.root = Path(args.root).expanduser().resolve()
+        if not plan.root.is_dir():
+            raise UsageError(f"--root {args.root}: no such folder")
+
+    if params:
+        payload["parameters"] = {**payload.get("parameters", {}), **params}
+    if args.commands:
+        payload["commands"] = list(args.commands)
+    if args.target and not args.local:
+        payload["target"] = args.target
+    for flag, key in ((args.cell_timeout, "cell_seconds"), (args.run_timeout, "run_seconds")):
+        if flag is not None:
+            payload.setdefault("timeouts", {})[key] = flag
+    if args.allow_errors:
+        payload["allow_errors"] = True
+    if args.kernel:
+        payload["kernel"] = {**payload.get("kernel", {}), "name": args.kernel}
+    if args.html:
+        payload["output_formats"] = ["notebook", "html"]
+    if plan.stem is None:
+        source = payload.get("notebook") or payload.get("notebook_s3")
+        plan.stem = source if isinstance(source, str) else None
+    _validate(payload, plan)
+    return plan
+
+
+def _validate(payload: dict[str, Any], plan: Plan) -> None:
+    """The payload's own checks (the Prepare step runs them again): a bad payload is a usage error."""
+    from studiorunner.errors import PayloadInvalid
+    from studiorunner.payload import validate_payload
+
+    probe = dict(payload)
+    if plan.upload is not None:
+        probe["notebook_s3"] = "s3://studio-runner-check/uploads/x.ipynb"
+    try:
+        validate_payload(probe)
+    except PayloadInvalid as exc:
+        raise UsageError(f"PayloadInvalid: {exc.message}") from None
+
+
+# -- running ---------------------------------------------------------------------------
+def run(args: argparse.Namespace, plan: Plan) -> int:
+    from studiorunner.naming import run_name
+
+    run_id = run_name(plan.stem, default_stem="commands" if plan.payload.get("commands") else "run")
+    if plan.mode == "embedded":
+        from studiorunner_cli.local import cache_dir, embedded
+
+        if plan.upload is not None:
+            # The stand-in serves the notebook's own folder (or --root): relative paths in the
+            # notebook behave as in Jupyter, and nothing is copied into the user's folders.
+            plan.root = plan.root or plan.upload.parent
+            if _inside(plan.upload, plan.root):
+                plan.payload["notebook"] = plan.upload.relative_to(plan.root).as_posix()
+                plan.upload = None
+        plan.root = plan.root or Path.cwd()
+
+        with embedded(root=plan.root, flavor=plan.flavor, budget=args.budget, jupyter_url=args.jupyter) as (runs, _):
+            if args.jupyter:
+                print(f"Jupyter server at {args.jupyter} (no stand-in)", flush=True)
+            else:
+                print(f"Studio stand-in ({plan.flavor}) serving {plan.root}", flush=True)
+            return _start_and_follow(args, plan, runs, run_id, wait=True, poll=0.25,
+                                     default_dir=cache_dir() / "runs" / run_id)
+    if plan.mode == "local-up":
+        from studiorunner_cli.local import cache_dir, connect
+
+        runs = connect()
+        if runs is None:
+            # No long-lived stack: an embedded one for this command, as `make demo` runs.
+            plan.mode = "embedded"
+            return run(args, plan)
+        return _start_and_follow(args, plan, runs, run_id, wait=args.wait, poll=0.5,
+                                 default_dir=cache_dir() / "runs" / run_id)
+    from studiorunner_cli.runs import DEFAULT_STACK, from_stack
+
+    runs = from_stack(args.stack or DEFAULT_STACK, profile=args.profile, region=args.region)
+    return _start_and_follow(args, plan, runs, run_id, wait=args.wait, poll=2.0, default_dir=None)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _start_and_follow(args, plan: Plan, runs, run_id: str, *, wait: bool, poll: float, default_dir) -> int:
+    from studiorunner_cli.display import ProgressPrinter, follow
+
+    payload = dict(plan.payload)
+    if plan.upload is not None:
+        from studiorunner_cli.runs import UPLOAD_PREFIX
+
+        payload["notebook_s3"] = runs.put(f"{UPLOAD_PREFIX}/{run_id}/{plan.upload.name}", plan.upload.read_bytes())
+    started = time.monotonic()
+    runs.start(payload, run_id)
+    if not wait:
+        print(run_id)
+        return 0
+    print(f"Run {run_id} started", flush=True)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        info = follow(runs, run_id, ProgressPrinter(), poll=poll)
+    except (KeyboardInterrupt, Terminated) as exc:
+        return _stop(args, runs, run_id, default_dir, started, 143 if isinstance(exc, Terminated) else 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return report(args, runs, info, default_dir, time.monotonic() - started)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _stop(args, runs, run_id: str, default_dir, started: float, code: int) -> int:
+    """Ctrl-C / SIGTERM: stop the run, let it be cleaned up, keep the partial notebook, say so."""
+    from studiorunner_cli.outputs import write_outputs
+
+    def _still(signum, frame):
+        print("  (still stopping the run and cleaning up; one moment)", file=sys.stderr, flush=True)
+
+    old_int, old_term = signal.signal(signal.SIGINT, _still), signal.signal(signal.SIGTERM, _still)
+    try:
+        print(f"\nStopping run {run_id}…", file=sys.stderr, flush=True)
+        result = runs.stop(run_id)
+        info = runs.describe(run_id)
+        if isinstance(result, dict) and result.get("cleaned"):
+            done = "; ".join(result.get("cleanup", {}).get("actions", [])) or "nothing was left running"
+            print(f"Stopped after {time.monotonic() - started:.1f}s and cleaned up: {done}", file=sys.stderr)
+        elif isinstance(result, dict):
+            print(f"Stopped after {time.monotonic() - started:.1f}s; nothing to clean up"
+                  + (f" ({result['reason']})" if result.get("reason") else ""), file=sys.stderr)
+        else:
+            print(f"Stopped ({info.status}); the stack cleans up after it as after any aborted run", file=sys.stderr)
+        written = write_outputs(runs, info, getattr(args, "output", None), default_dir) if default_dir or args.output else []
+        if written:
+            print(f"Partial notebook: {written[0]}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    return code
+
+
+def report(args, runs, info, default_dir, elapsed: float) -> int:
+    """How the run ended: printed once; the outputs copied where asked."""
+    from studiorunner_cli.outputs import write_outputs
+    from studiorunner_cli.runs import error_text
+
+    written = write_outputs(runs, info, args.output, default_dir) if (default_dir or args.output) else []
+    if getattr(args, "log_output", False):
+        from studiorunner_cli.verbs import logs_text
+
+        print(logs_text(runs, info), end="")
+    out = info.output or {}
+    log = next((p for p in written if p.name == "commands.log"), None)
+    if log is not None:
+        lines = log.read_text(errors="replace").splitlines()
+        shown = lines[-200:]
+        print("Commands:" + (f" (last {len(shown)} of {len(lines)} lines)" if len(lines) > len(shown) else ""))
+        for line in shown:
+            print(f"  | {line}")
+    if info.status == "SUCCEEDED":
+        print(f"SUCCEEDED in {elapsed:.1f}s: {out.get('cells_executed', 0)}/{out.get('cells_total', 0)} cells executed")
+        for command in out.get("commands", []):
+            print(f"  $ {command.get('command')}  → exit {command.get('exit_status')}")
+        for path in written:
+            print(f"{'Executed notebook' if path.suffix == '.ipynb' else 'Written'}: {path}")
+        if not written and runs.output_uri(info):
+            print(f"Executed notebook: {runs.output_uri(info)}")
+        return 0
+    print(f"{info.status} in {elapsed:.1f}s: {error_text(info.error, info.cause)}", file=sys.stderr)
+    notebooks = [p for p in written if p.suffix == ".ipynb"]
+    if notebooks:
+        print(f"Executed notebook (with the error marked): {notebooks[0]}", file=sys.stderr)
+    return 1

@@ -1,0 +1,208 @@
+"""``status``, ``watch``, ``logs``, ``stop``, ``download`` and ``list``: the same against AWS and locally."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from studiorunner_cli.display import ProgressPrinter, duration_text, follow
+from studiorunner_cli.parameters import UsageError
+from studiorunner_cli.runs import DEFAULT_STACK, RunInfo, Runs, RunsError, error_text, from_stack
+
+_AGE = re.compile(r"^(\d+)([mhd])$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def check_since(since: str | None) -> datetime | None:
+    """``--since``: an ISO date/time (UTC unless it says otherwise) or an age (30m, 12h, 7d)."""
+    if not since:
+        return None
+    match = _AGE.match(since.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(timezone.utc) - timedelta(**{unit: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(since.strip())
+    except ValueError:
+        raise UsageError(f"--since takes an ISO date/time or an age like 30m, 12h, 7d; got {since!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def runs_for(args: argparse.Namespace) -> Runs:
+    if args.local:
+        if args.stack:
+            raise UsageError("--local and --stack name two different stacks: give one")
+        from studiorunner_cli.local import connect, state_file
+
+        runs = connect()
+        if runs is None:
+            raise RunsError(f"no local stack is up: start one with `studio-runner local up` (looked for {state_file()})")
+        return runs
+    return from_stack(args.stack or DEFAULT_STACK, profile=args.profile, region=args.region)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    runs = runs_for(args)
+    return {"status": status, "watch": watch, "logs": logs, "stop": stop,
+            "download": download, "list": listing}[args.verb](args, runs)
+
+
+def status(args: argparse.Namespace, runs: Runs) -> int:
+    info = runs.describe(args.run)
+    rows = [("run", info.run_id), ("status", info.status), ("notebook", info.notebook or "-"),
+            ("target", str(info.payload.get("target") or "(default)")),
+            ("parameters", _params(info)),
+            ("started", f"{_when(info.started)} ({duration_text(info.duration)})")]
+    progress = runs.progress(info)
+    if progress:
+        text = f"{progress.get('cells_finished', 0)}/{progress.get('cells_total', '?')} cells finished"
+        if progress.get("cells_failed"):
+            text += f", {progress['cells_failed']} failed"
+        current = progress.get("current")
+        if current and info.status == "RUNNING":
+            text += f"; Cell {current['cell']} running since {current.get('started_at')}"
+        rows.append(("progress", text))
+    if info.status not in ("RUNNING", "SUCCEEDED"):
+        rows.append(("error", error_text(info.error, info.cause)))
+    uri = runs.output_uri(info)
+    if uri:
+        rows.append(("notebook out", uri))
+    for key, value in rows:
+        print(f"{key:<13}{value}")
+    return 0
+
+
+def watch(args: argparse.Namespace, runs: Runs) -> int:
+    info = runs.describe(args.run)
+    print(f"Watching {info.run_id} ({info.notebook or 'commands'}), {info.status}", flush=True)
+    try:
+        info = follow(runs, args.run, ProgressPrinter(), poll=2.0 if not args.local else 0.5)
+    except KeyboardInterrupt:
+        print(f"\nStopped watching; the run goes on (studio-runner stop {info.run_id} to stop it).", file=sys.stderr)
+        return 130
+    if info.status == "SUCCEEDED":
+        print(f"SUCCEEDED in {duration_text(info.duration)}; notebook: {runs.output_uri(info)}")
+        return 0
+    print(f"{info.status} after {duration_text(info.duration)}: {error_text(info.error, info.cause)}", file=sys.stderr)
+    return 1
+
+
+def logs_text(runs: Runs, info: RunInfo) -> str:
+    """The cells' outputs as text (and the commands' log), from the executed notebook."""
+    import nbformat
+
+    parts: list[str] = []
+    uri = runs.output_uri(info)
+    body = runs.get_uri(uri) if uri else None
+    if body is not None:
+        nb = nbformat.reads(body.decode("utf-8"), as_version=4)
+        # Cells named as errors name them: the index in the notebook as run, before the
+        # error banner was inserted (banner cells are not counted).
+        cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+        for index, cell in enumerate(cells):
+            if cell.get("cell_type") != "code":
+                continue
+            pm = cell.metadata.get("papermill", {})
+            header = f"── Cell {index} [{pm.get('status', '-')}"
+            if isinstance(pm.get("duration"), (int, float)):
+                header += f", {pm['duration']:.2f}s"
+            parts.append(header + "]\n")
+            for output in cell.get("outputs", []):
+                kind = output.get("output_type")
+                if kind == "stream":
+                    parts.append(output.get("text", ""))
+                elif kind == "error":
+                    parts.append(_ANSI.sub("", "\n".join(output.get("traceback") or [f"{output.get('ename')}: {output.get('evalue')}"])) + "\n")
+                else:
+                    text = output.get("data", {}).get("text/plain")
+                    if text:
+                        parts.append(text + "\n")
+    log = runs.get_uri(f"s3://{runs.bucket}/runs/{info.run_id}/commands.log")
+    if log is not None:
+        parts.append("── commands.log\n" + log.decode("utf-8", "replace"))
+    text = "".join(parts)
+    return text if text.endswith("\n") or not text else text + "\n"
+
+
+def logs(args: argparse.Namespace, runs: Runs) -> int:
+    info = runs.describe(args.run)
+    text = logs_text(runs, info)
+    if not text:
+        print(f"{info.run_id}: no output yet", file=sys.stderr)
+        return 0 if info.status in ("RUNNING", "SUCCEEDED") else 1
+    sys.stdout.write(text)
+    return 0
+
+
+def stop(args: argparse.Namespace, runs: Runs) -> int:
+    info = runs.describe(args.run)
+    if info.status != "RUNNING":
+        print(f"{info.run_id} is not running ({info.status})", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a stop half-done is worse than a slow one
+    runs.stop(info.run_id)
+    print(f"Stopped {info.run_id}; what it started is cleaned up as after any aborted run.")
+    return 0
+
+
+def download(args: argparse.Namespace, runs: Runs) -> int:
+    from studiorunner_cli.outputs import write_outputs
+
+    info = runs.describe(args.run)
+    written = write_outputs(runs, info, args.output, None)
+    if not written:
+        print(f"{info.run_id} has no output notebook ({info.status})", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+def listing(args: argparse.Namespace, runs: Runs) -> int:
+    since = check_since(args.since)
+    rows = []
+    for info in runs.list(status=args.status, limit=max(args.max, 1) * (5 if (args.target or args.notebook or since) else 1)):
+        if since and info.started and info.started < since:
+            continue
+        if args.target and info.payload.get("target") != args.target:
+            continue
+        if args.notebook and not _matches(info.notebook, args.notebook):
+            continue
+        rows.append((info.run_id, info.status, _when(info.started), duration_text(info.duration),
+                     info.notebook or "(commands)", _params(info)))
+        if len(rows) >= args.max:
+            break
+    if not rows:
+        print("no runs", file=sys.stderr)
+        return 0
+    header = ("RUN", "STATUS", "STARTED (UTC)", "DURATION", "NOTEBOOK", "PARAMETERS")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(widths[i]) for i, v in enumerate(row[:5])) + "  " + row[5])
+    return 0
+
+
+def _matches(notebook: str | None, wanted: str) -> bool:
+    if not notebook:
+        return False
+    stem = Path(notebook.rsplit("/", 1)[-1]).stem
+    return wanted in (notebook, Path(wanted).stem, stem) or notebook.endswith("/" + wanted)
+
+
+def _when(when: Any) -> str:
+    if not isinstance(when, datetime):
+        return "-"
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _params(info: RunInfo) -> str:
+    import json
+
+    params = info.payload.get("parameters") or {}
+    text = " ".join(f"{k}={json.dumps(v)}" for k, v in params.items()) if isinstance(params, dict) else "-"
+    return text if len(text) <= 60 else text[:59] + "…"

@@ -1,0 +1,252 @@
+"""``studio-runner`` against AWS, with moto's Step Functions (its interpreter runs a stand-in
+definition) and S3; CloudFormation's ``describe_stacks`` is stubbed with botocore's Stubber
+(moto's CloudFormation needs openapi_spec_validator, not in requirements-dev)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import nbformat
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from studiorunner_cli.main import main  # noqa: E402
+
+REGION = "eu-west-1"
+BUCKET = "studio-runner-out"
+RUN_ID = "report-20261130T120000Z-abc123"
+# Stands in for the real state machine: a result, a named failure, or a long wait.
+DEFINITION = {
+    "StartAt": "Mode",
+    "States": {
+        "Mode": {"Type": "Choice", "Choices": [
+            {"Variable": "$.parameters.mode", "IsPresent": True, "Next": "ByMode"}], "Default": "Done"},
+        "ByMode": {"Type": "Choice", "Choices": [
+            {"Variable": "$.parameters.mode", "StringEquals": "fail", "Next": "Failed"},
+            {"Variable": "$.parameters.mode", "StringEquals": "wait", "Next": "Wait"}], "Default": "Done"},
+        "Wait": {"Type": "Wait", "Seconds": 120, "Next": "Done"},
+        "Failed": {"Type": "Fail", "Error": "CellExecutionError",
+                   "Cause": "Cell 1 (In [2]) raised ZeroDivisionError: division by zero; executed notebook: s3://x/runs/y/report.ipynb"},
+        "Done": {"Type": "Pass", "Parameters": {"run_id.$": "$$.Execution.Name", "status": "succeeded",
+                                                "cells_total": 2, "cells_executed": 2}, "End": True},
+    },
+}
+
+
+class _Session:
+    """boto3.Session as the CLI uses it: moto clients, and CloudFormation stubbed with the stack's outputs."""
+
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+
+    def client(self, service: str):
+        client = boto3.client(service, region_name=REGION)
+        if service == "cloudformation":
+            stub = Stubber(client)
+            stub.add_response("describe_stacks", {"Stacks": [{
+                "StackName": "StudioRunner", "CreationTime": "2026-11-30T00:00:00Z", "StackStatus": "CREATE_COMPLETE",
+                "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]}]},
+                {"StackName": "StudioRunner"})
+            stub.activate()
+        return client
+
+
+@pytest.fixture
+def aws(monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = sfn.create_state_machine(name="StudioRunnerStateMachine", definition=json.dumps(DEFINITION),
+                                       roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+        outputs = {"StateMachineArn": arn, "BucketName": BUCKET}
+        monkeypatch.setattr(boto3, "Session", lambda **kw: _Session(outputs))
+        work = tmp_path / "work"
+        (work / "reports").mkdir(parents=True)
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+        nbformat.write(nb, work / "reports" / "report.ipynb")
+        monkeypatch.chdir(work)
+        yield sfn, s3, arn
+
+
+def _fixed_name(monkeypatch, name=RUN_ID):
+    import studiorunner.naming
+
+    monkeypatch.setattr(studiorunner.naming, "run_name", lambda *a, **k: name)
+
+
+def _executed(s3, run_id=RUN_ID, outputs=("hello\n",)):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=t) for t in outputs])])
+    nb.cells[0].metadata["papermill"] = {"status": "completed", "duration": 0.5}
+    s3.put_object(Bucket=BUCKET, Key=f"runs/{run_id}/report.ipynb", Body=nbformat.writes(nb).encode())
+
+
+def test_run_prints_the_run_id_and_uploads_the_notebook_with_papermill_typed_parameters(aws, capsys):
+    sfn, s3, arn = aws
+    before = sorted(p.name for p in Path.cwd().iterdir())
+    code = main(["run", "reports/report.ipynb", "-p", "n", "3", "-p", "ratio", "0.5", "-p", "on", "True",
+                 "-p", "nothing", "None", "-p", "when", "2026-11-22", "-r", "raw", "3", "--target", "analytics"])
+    out = capsys.readouterr().out.strip()
+
+    assert code == 0
+    assert re.fullmatch(r"report-\d{8}T\d{6}Z-[0-9a-f]{6}", out), out
+    desc = sfn.describe_execution(executionArn=arn.replace(":stateMachine:", ":execution:") + ":" + out)
+    payload = json.loads(desc["input"])
+    assert payload["parameters"] == {"n": 3, "ratio": 0.5, "on": True, "nothing": None, "when": "2026-11-22", "raw": "3"}
+    assert payload["target"] == "analytics"
+    assert payload["notebook_s3"] == f"s3://{BUCKET}/uploads/{out}/report.ipynb"
+    body = s3.get_object(Bucket=BUCKET, Key=f"uploads/{out}/report.ipynb")["Body"].read()
+    assert body == (Path("reports") / "report.ipynb").read_bytes()
+    assert sorted(p.name for p in Path.cwd().iterdir()) == before  # nothing left in the user's folder
+
+
+def test_run_wait_follows_and_writes_into_an_output_folder(aws, monkeypatch, capsys):
+    sfn, s3, _ = aws
+    _fixed_name(monkeypatch)
+    _executed(s3)
+    s3.put_object(Bucket=BUCKET, Key=f"runs/{RUN_ID}/commands.log", Body=b"$ pip list\nok\n")
+    code = main(["run", "reports/report.ipynb", "--wait", "-o", "out/"])
+    out, err = capsys.readouterr()
+
+    assert code == 0, out + err
+    assert "SUCCEEDED" in out and "2/2 cells executed" in out
+    assert nbformat.read(Path("out/report.ipynb"), as_version=4).cells[0].outputs[0]["text"] == "hello\n"
+    assert Path("out/commands.log").read_text() == "$ pip list\nok\n"
+    assert "| ok" in out  # the commands' output is shown
+
+
+def test_failed_run_exits_1_and_says_why_once(aws, monkeypatch, capsys):
+    _fixed_name(monkeypatch)
+    code = main(["run", "reports/report.ipynb", "--wait", "-p", "mode", "fail"])
+    captured = capsys.readouterr()
+
+    assert code == 1
+    assert captured.err.count("CellExecutionError: Cell 1 (In [2]) raised ZeroDivisionError") == 1, captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert "FAILED" in captured.err
+
+
+def test_status_list_logs_download_and_stop(aws, monkeypatch, capsys, tmp_path):
+    sfn, s3, arn = aws
+    _fixed_name(monkeypatch)
+    assert main(["run", "reports/report.ipynb", "-p", "mode", "wait", "-p", "region", "eu"]) == 0
+    _fixed_name(monkeypatch, "other-20261130T120001Z-def456")
+    assert main(["run", "reports/report.ipynb"]) == 0
+    capsys.readouterr()
+    _executed(s3, outputs=("first line\n", "second line\n"))
+    s3.put_object(Bucket=BUCKET, Key=f"runs/{RUN_ID}/progress.json", Body=json.dumps({
+        "state": "running", "cells_total": 4, "cells_finished": 1, "cells_failed": 0,
+        "current": {"cell": 2, "started_at": "2026-11-30T12:00:05+00:00", "lines": ["working"]}, "finished": []}).encode())
+
+    assert main(["status", RUN_ID]) == 0
+    out = capsys.readouterr().out
+    assert "RUNNING" in out and "1/4 cells finished" in out and "Cell 2 running" in out and 'region="eu"' in out
+
+    assert main(["list", "--status", "running"]) == 0
+    out = capsys.readouterr().out
+    assert RUN_ID in out and "other-" not in out and "reports/report.ipynb" not in out
+    assert main(["list", "--since", "1h", "--notebook", "report"]) == 0
+    assert main(["list", "--since", "2999-01-01"]) == 0
+    captured = capsys.readouterr()
+    assert RUN_ID in captured.out and "no runs" in captured.err
+
+    assert main(["logs", RUN_ID]) == 0
+    out = capsys.readouterr().out
+    assert "── Cell 0 [completed, 0.50s]" in out and "first line\nsecond line\n" in out
+
+    assert main(["download", RUN_ID, "-o", str(tmp_path / "dl.ipynb")]) == 0
+    assert nbformat.read(tmp_path / "dl.ipynb", as_version=4).cells[0].source == "print('hello')"
+
+    assert main(["stop", RUN_ID]) == 0
+    assert sfn.describe_execution(executionArn=arn.replace(":stateMachine:", ":execution:") + ":" + RUN_ID)["status"] == "ABORTED"
+    assert main(["stop", RUN_ID]) == 1  # not running any more
+    assert main(["status", "no-such-run"]) == 1
+    assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2_before_anything_starts(tmp_path):
+    """Decided without AWS, boto3, a server or moto: each case in one interpreter, which must not import them."""
+    (tmp_path / "nb.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "forty-two.json").write_text('{"notebook": 42}')
+    cases = [
+        ["run", "missing.ipynb"],
+        ["run", "nb.ipynb", "--no-such-flag"],
+        ["run", "nb.ipynb", "--input", "bad.json"],
+        ["run", "--input", "unreadable.json"],
+        ["run", "nb.ipynb", "--input", "forty-two.json"],
+        ["run", "--input", "forty-two.json"],
+        ["run", "nb.ipynb", "--local", "--stack", "Other"],
+        ["run", "nb.ipynb", "-o", "out.ipynb"],
+        ["run", "nb.ipynb", "--jupyter", "http://127.0.0.1:1/"],
+        ["run", "nb.ipynb", "-p", "bad name", "1"],
+        ["run", "nb.ipynb", "-f", "missing.yaml"],
+        ["run", "nb.ipynb", "-p", "x"],
+        ["list", "--since", "yesterday"],
+        ["bogus-verb"],
+    ]
+    script = (
+        "import json, sys, time\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from studiorunner_cli.main import main\n"
+        "results = []\n"
+        f"for argv in {cases!r}:\n"
+        "    t = time.perf_counter()\n"
+        "    try:\n"
+        "        code = main(argv)\n"
+        "    except SystemExit as e:\n"
+        "        code = e.code\n"
+        "    results.append((argv, code, time.perf_counter() - t))\n"
+        "heavy = [m for m in ('boto3', 'moto', 'jupyter_server', 'localstudio') if m in sys.modules]\n"
+        "print(json.dumps({'results': results, 'heavy': heavy}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    for argv, code, seconds in report["results"]:
+        assert code == 2, (argv, done.stderr)
+    assert report["heavy"] == [], "usage errors must be decided before AWS or a server is touched"
+    assert "PayloadInvalid" in done.stderr and "'notebook' must be a path ending in .ipynb" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_parameters_as_papermill_takes_them(tmp_path):
+    from studiorunner_cli.parameters import UsageError, collect, resolve_type
+
+    assert [resolve_type(v) for v in ("True", "False", "None", "7", "-2", "1e3", "0.5", "true", "x y")] == \
+        [True, False, None, 7, -2, 1000.0, 0.5, "true", "x y"]
+    (tmp_path / "p.yaml").write_text("alpha: 0.1\nname: base\nitems: [1, 2]\n")
+    params = collect([str(tmp_path / "p.yaml")], ["name: from-y"], [["alpha", "0.2"]], [["raw", "0.3"]])
+    assert params == {"alpha": 0.2, "name": "from-y", "items": [1, 2], "raw": "0.3"}
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(UsageError, match="mapping"):
+        collect([str(tmp_path / "list.yaml")], [], [], [])
+
+
+def test_run_names_are_readable_and_fit_step_functions():
+    from datetime import datetime, timezone
+
+    from studiorunner.naming import is_valid_name, run_name
+
+    when = datetime(2026, 11, 30, 17, 45, 1, tzinfo=timezone.utc)
+    assert run_name("reports/daily.ipynb", when=when, suffix="a1b2c3") == "daily-20261130T174501Z-a1b2c3"
+    assert run_name("s3://b/inbox/x/Q3 report (final).ipynb", when=when, suffix="a1b2c3") == \
+        "Q3-report-final-20261130T174501Z-a1b2c3"
+    long = run_name("d/" + "x" * 200 + ".ipynb", when=when)
+    assert len(long) == 80 and long.endswith(long[-24:]) and is_valid_name(long)
+    assert run_name("ünïcødé.ipynb", when=when, suffix="ff").startswith("n-c-d-2026") or is_valid_name(
+        run_name("ünïcødé.ipynb", when=when, suffix="ff"))
+    assert run_name(None, when=when, suffix="ff", default_stem="commands") == "commands-20261130T174501Z-ff"
+    assert run_name("reports/daily.ipynb") != run_name("reports/daily.ipynb")
