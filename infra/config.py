@@ -205,7 +205,13 @@ def _target(name: str, spec: Any, key: str) -> Target:
     if kind not in _TARGET_FIELDS:
         raise ConfigError(f"{key}.type", f"{kind!r} is not one of {sorted(_TARGET_FIELDS)}")
     required, optional = _TARGET_FIELDS[kind]
-    _reject_unknown(spec, required | optional | {"type", "region"}, key)
+    _reject_unknown(spec, required | optional | {"type", "region", "max_concurrent_runs"}, key)
+    # Runs at once on this target (run/slots.py); absent: 1 for a space or notebook instance, no
+    # limit otherwise (studiorunner.config.DEFAULT_MAX_CONCURRENT_RUNS); null: no limit.
+    limit = spec.get("max_concurrent_runs")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000):
+        raise ConfigError(f"{key}.max_concurrent_runs",
+                          f"must be an integer from 1 to 1000, or null for no limit, got {limit!r}")
     for field_name in sorted(required):
         if not isinstance(spec.get(field_name), str) or not spec[field_name]:
             raise ConfigError(f"{key}.{field_name}", f"required for a {kind} target (a non-empty string)")

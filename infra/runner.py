@@ -34,6 +34,8 @@ class Step:
 
 STEPS = (
     Step("Prepare", "steps.prepare.handler", "PrepareFunctionArn", "validate the payload and plan the run"),
+    Step("AcquireSlot", "steps.acquire_slot.handler", "AcquireSlotFunctionArn",
+         "take one of the target's concurrency slots, or wait for one"),
     Step("StartTarget", "steps.start_target.handler", "StartTargetFunctionArn", "start or poll the target"),
     Step("RunCommands", "steps.run_commands.handler", "RunCommandsFunctionArn", "run shell commands in a terminal"),
     Step("StartKernel", "steps.start_kernel.handler", "StartKernelFunctionArn", "start or poll the kernel"),

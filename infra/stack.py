@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.concurrency import TABLE_ENV, Concurrency
 from infra.config import StudioRunnerConfig
 from infra.nag import acknowledge_wildcard_resources
 from infra.notifications import Notifications
@@ -34,12 +35,14 @@ class StudioRunnerStack(Stack):
         super().__init__(scope, id_, env=env, description=description)
         storage = Storage(self, "Storage", runs_retention_days=config.runs_retention_days)
         bucket = storage.bucket
+        concurrency = Concurrency(self, "Concurrency")
 
         step_environment = {
             "STUDIO_RUNNER_TARGETS": json.dumps(config.targets_context, sort_keys=True, separators=(",", ":")),
             "STUDIO_RUNNER_DEFAULT_TARGET": config.default_target,
             "STUDIO_RUNNER_BUCKET": bucket.bucket_name,
             "STUDIO_RUNNER_MAX_RUN_SECONDS": str(config.max_run_seconds),
+            TABLE_ENV: concurrency.table.table_name,
             "POWERTOOLS_SERVICE_NAME": "studio-runner",
             "POWERTOOLS_METRICS_NAMESPACE": "StudioRunner",
         }
@@ -60,6 +63,11 @@ class StudioRunnerStack(Stack):
                 role.add_to_principal_policy(statement)
             acknowledge_wildcard_resources(role, statements(), _TARGET_WILDCARD_REASON)
 
+        # AcquireSlot takes slots (and checks on holders); Cleanup and ExecutionEnded give them back.
+        for step in ("AcquireSlot", "Cleanup"):
+            concurrency.grant_slots(runner.functions[step].role)
+        concurrency.grant_check_holders(runner.functions["AcquireSlot"].role, runner.state_machine)
+
         Schedules(self, "Schedules", schedules=config.schedules, state_machine=runner.state_machine,
                   retry_attempts=config.schedule_retry_attempts)
         S3Trigger(self, "S3Trigger", code=code, bucket=bucket, inbox_prefix=config.inbox_prefix,
@@ -68,6 +76,7 @@ class StudioRunnerStack(Stack):
                        environment=step_environment, target_statements=statements(),
                        bucket=bucket, log_retention_days=config.log_retention_days)
         acknowledge_wildcard_resources(ended.function.role, statements(), _TARGET_WILDCARD_REASON)
+        concurrency.grant_slots(ended.function.role)
         notifications = Notifications(self, "Notifications", state_machine=runner.state_machine,
                                       email=config.notification_email)
 
@@ -80,4 +89,5 @@ class StudioRunnerStack(Stack):
         self.bucket = bucket
         self.runner = runner
         self.notifications = notifications
+        self.concurrency = concurrency
 

@@ -31,6 +31,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 BUCKET = "studio-runner-local"
 TARGET_NAME = "local"
+SLOTS_TABLE = "studio-runner-slots"
 
 #: state machine step → Lambda handler module (as deployed: ``steps.<module>.handler``)
 STEPS = {step.name: step.module for step in STEP_LIST}
@@ -160,12 +161,14 @@ class LocalStack:
         run_cells_budget: float | None = None,
         lambda_timeout: float = 900.0,
         extra_env: dict[str, str] | None = None,
+        max_concurrent_runs: int | None = None,
     ) -> None:
         self.standin = standin
         self.wait_scale = wait_scale
         self.run_cells_budget = run_cells_budget
         self.lambda_timeout = lambda_timeout
         self.extra_env = extra_env or {}
+        self.max_concurrent_runs = max_concurrent_runs  # None: the target type's default
         self._stack = ExitStack()
         self.invocations: list[str] = []
         self.sfn = self.s3 = None
@@ -197,6 +200,8 @@ class LocalStack:
     def _env(self) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         """The Lambda environment, and the targets config (completed once moto is up)."""
         targets = {TARGET_NAME: target_config(self.standin)}
+        if self.max_concurrent_runs is not None:
+            targets[TARGET_NAME]["max_concurrent_runs"] = self.max_concurrent_runs
         env = {
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
@@ -206,6 +211,7 @@ class LocalStack:
             "STUDIO_RUNNER_DEFAULT_TARGET": TARGET_NAME,
             "STUDIO_RUNNER_BUCKET": BUCKET,
             "STUDIO_RUNNER_MAX_RUN_SECONDS": "86400",
+            "STUDIO_RUNNER_SLOTS_TABLE": SLOTS_TABLE,
             "POWERTOOLS_SERVICE_NAME": "studio-runner",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
@@ -232,6 +238,7 @@ class LocalStack:
         _keep_interpreter_inside_mocks()
         self._stack.enter_context(self._route_lambda_invocations())
         self._stack.enter_context(self._shorten_waits())
+        self._stack.enter_context(self._atomic_dynamodb_writes())
         from steps import _runtime
 
         _runtime.reset_services()
@@ -239,6 +246,11 @@ class LocalStack:
 
         self.s3 = boto3.client("s3", region_name=REGION)
         self.s3.create_bucket(Bucket=BUCKET)
+        # The concurrency slots' table, as infra/concurrency.py deploys it.
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=SLOTS_TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}])
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.state_machine_arn = self.sfn.create_state_machine(
             name="studio-runner",
@@ -312,6 +324,25 @@ class LocalStack:
         self._stack.callback(server.stop)
         self.server_url = f"http://127.0.0.1:{port}"
         return self.server_url
+
+    def _atomic_dynamodb_writes(self):
+        """DynamoDB applies a conditional write atomically; moto does not when several threads
+        (executions) write the same item at once, so serialise its writes, as DynamoDB does per item."""
+        import threading
+
+        from moto.dynamodb.models import DynamoDBBackend
+
+        lock = threading.RLock()
+        stack = ExitStack()
+        for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+            original = getattr(DynamoDBBackend, name)
+
+            def atomic(self, *args, _original=original, **kwargs):
+                with lock:
+                    return _original(self, *args, **kwargs)
+
+            stack.enter_context(mock.patch.object(DynamoDBBackend, name, atomic))
+        return stack
 
     # -- runs ------------------------------------------------------------------------
     def start(self, payload: Any, name: str | None = None) -> str:

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner import run
-from studiorunner.run import aborted
+from studiorunner.run import aborted, slots
 
 from ._runtime import clients, logger, services, step
 
@@ -21,11 +21,16 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     if not arn:
         return {"cleaned": False, "reason": "no executionArn in the event"}
     state = aborted.state_from_history(aborted.history_events(clients()("stepfunctions"), arn))
+    # Always (Cleanup may have run and released it already: releasing is idempotent).
+    slot = slots.release_slot(state, services(), execution_arn=arn)
     if not aborted.needs_cleanup(state):
-        return {"cleaned": False, "execution": arn, "reason": "nothing started or already cleaned up"}
+        return {"cleaned": False, "execution": arn, "reason": "nothing started or already cleaned up",
+                "slot": slot}
     logger.append_keys(run_id=state["run"].get("run_id"), target=state["run"].get("target"))
     state["error"] = {"Error": f"Execution{str(status).title().replace('_', '')}",
                       "Cause": f"The execution ended {status} before its Cleanup state ran"}
+    state.pop("slot", None)  # released above, by this execution's ARN
     outcome = run.cleanup(state, services())
     logger.info("cleaned up after %s execution", status, extra={"actions": outcome["result"]["cleanup"]})
-    return {"cleaned": True, "execution": arn, "status": status, "cleanup": outcome["result"]["cleanup"]}
+    return {"cleaned": True, "execution": arn, "status": status, "cleanup": outcome["result"]["cleanup"],
+            "slot": slot}

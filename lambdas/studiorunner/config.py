@@ -64,6 +64,19 @@ TARGET_SCHEMA: Mapping[str, TargetType] = {
 }
 TARGET_TYPES = tuple(TARGET_SCHEMA)
 
+#: ``max_concurrent_runs`` when a target sets none (None: no limit, no slot is taken). A space
+#: and a notebook instance are one machine, often with a person working on it; each Classic
+#: run gets a KernelGateway app of its own; a plain Jupyter server's size is unknown to us.
+#: Any target may set a positive integer, or null for no limit. (See run/slots.py.)
+DEFAULT_MAX_CONCURRENT_RUNS: Mapping[str, int | None] = {
+    "studio-space": 1,
+    "notebook-instance": 1,
+    "studio-classic": None,
+    "jupyter": None,
+}
+#: Keys every type accepts that are not strings (checked on their own, below).
+_NUMBER_KEYS = ("max_concurrent_runs",)
+
 #: How each key's value is checked (a message when it is wrong, None when it is right).
 _KEY_CHECKS: Mapping[str, Callable[[str], str | None]] = {
     "domain_id": _check(_DOMAIN_ID, "a SageMaker domain id like 'd-abc123'"),
@@ -89,6 +102,7 @@ class TargetConfig:
     url: str | None = None
     token_secret_arn: str | None = None
     region: str | None = None
+    max_concurrent_runs: int | None = None  # None: no limit (no slot is taken)
 
     @classmethod
     def from_dict(cls, name: str, raw: Any) -> TargetConfig:
@@ -102,9 +116,9 @@ class TargetConfig:
         if kind not in TARGET_SCHEMA:
             raise TargetConfigError(name, "type", f"must be one of {', '.join(TARGET_TYPES)}, got {kind!r}")
         schema = TARGET_SCHEMA[kind]
-        unknown = sorted(set(raw) - set(schema.required) - set(schema.optional) - {"type"})
+        unknown = sorted(set(raw) - set(schema.required) - set(schema.optional) - {"type", *_NUMBER_KEYS})
         if unknown:
-            allowed = ", ".join(sorted({"type", *schema.required, *schema.optional}))
+            allowed = ", ".join(sorted({"type", *schema.required, *schema.optional, *_NUMBER_KEYS}))
             raise TargetConfigError(name, unknown[0], f"is not a key of a {kind} target (allowed: {allowed})")
         missing = [k for k in schema.required if not raw.get(k)]
         if missing:
@@ -118,6 +132,10 @@ class TargetConfig:
             problem = _KEY_CHECKS[key](value)
             if problem:
                 raise TargetConfigError(name, key, problem)
+        limit = raw.get("max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS[kind])
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise TargetConfigError(name, "max_concurrent_runs",
+                                    f"must be a positive integer, or null for no limit, got {limit!r}")
         return cls(
             name=name,
             type=kind,
@@ -128,16 +146,20 @@ class TargetConfig:
             url=(raw.get("url") or "").rstrip("/") or None,
             token_secret_arn=raw.get("token_secret_arn"),
             region=raw.get("region"),
+            max_concurrent_runs=limit,
         )
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """The configuration form (``cdk.json`` / ``STUDIO_RUNNER_TARGETS``); ``from_dict`` reads it back."""
         keys = {"domain_id": self.domain_id, "user_profile": self.user_profile, "space_name": self.space_name,
                 "name": self.instance_name, "url": self.url, "token_secret_arn": self.token_secret_arn,
                 "region": self.region}
         schema = TARGET_SCHEMA[self.type]
-        return {"type": self.type, **{k: v for k, v in keys.items()
+        form = {"type": self.type, **{k: v for k, v in keys.items()
                                       if v is not None and k in (*schema.required, *schema.optional)}}
+        if self.max_concurrent_runs != DEFAULT_MAX_CONCURRENT_RUNS[self.type]:
+            form["max_concurrent_runs"] = self.max_concurrent_runs
+        return form
 
 
 @dataclass(frozen=True)
@@ -148,6 +170,7 @@ class RunnerConfig:
     default_target: str | None
     bucket: str
     max_run_seconds: int = 86400
+    slots_table: str | None = None  # the DynamoDB table of concurrency slots (run/slots.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerConfig:
@@ -159,6 +182,7 @@ class RunnerConfig:
             default_target=env.get("STUDIO_RUNNER_DEFAULT_TARGET") or None,
             bucket=env.get("STUDIO_RUNNER_BUCKET", ""),
             max_run_seconds=int(env.get("STUDIO_RUNNER_MAX_RUN_SECONDS") or 86400),
+            slots_table=env.get("STUDIO_RUNNER_SLOTS_TABLE") or None,
         )
 
     def target(self, name: str | None) -> TargetConfig:

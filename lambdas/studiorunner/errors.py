@@ -35,6 +35,10 @@ class TargetFailed(StudioRunnerError):
     """The target (Studio app, notebook instance) went to Failed or could not be started."""
 
 
+class TargetBusy(StudioRunnerError, TimeoutError):
+    """Every slot of the target (``max_concurrent_runs``) stayed taken for ``timeouts.queue_seconds``."""
+
+
 class TargetNotReady(StudioRunnerError, TimeoutError):
     """The target did not become ready before the start deadline."""
 

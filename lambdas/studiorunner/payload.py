@@ -25,7 +25,7 @@ TOP_LEVEL_KEYS = {
     "allow_errors", "write_back", "commands", "allow_command_errors",
 }
 KERNEL_KEYS = {"name", "instance_type"}
-TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds"}
+TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds", "queue_seconds"}
 CLEANUP_KEYS = {"app"}
 
 DEFAULT_START_SECONDS = 1200
@@ -46,6 +46,7 @@ class Timeouts:
     run_seconds: float | None = None
     command_seconds: float | None = None
     start_seconds: float = DEFAULT_START_SECONDS
+    queue_seconds: float | None = None  # waiting for a free slot on the target (None: until the run's own limit)
 
 
 @dataclass
@@ -206,6 +207,7 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
         command_seconds=_positive_number(raw_timeouts.get("command_seconds"), "'timeouts.command_seconds'", problems),
         start_seconds=_positive_number(raw_timeouts.get("start_seconds"), "'timeouts.start_seconds'", problems)
         or DEFAULT_START_SECONDS,
+        queue_seconds=_positive_number(raw_timeouts.get("queue_seconds"), "'timeouts.queue_seconds'", problems),
     )
     if max_run_seconds and timeouts.run_seconds and timeouts.run_seconds > max_run_seconds:
         problems.append(

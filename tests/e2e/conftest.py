@@ -18,11 +18,12 @@ def local_env(tmp_path: Path) -> Iterator[Callable[..., Env]]:
     """Factory: ``local_env(flavor="studio-space", faults=..., run_cells_budget=..., **standin options)``."""
     with ExitStack() as stack:
         def make(flavor: str = "studio-space", *, run_cells_budget: float | None = None,
-                 wait_scale: float = 0.05, **options: Any) -> Env:
+                 wait_scale: float = 0.05, max_concurrent_runs: int | None = None, **options: Any) -> Env:
             root = tmp_path / "home"
             root.mkdir(exist_ok=True)
             standin = stack.enter_context(StandIn(root=root, flavor=flavor, **options))
-            local = stack.enter_context(LocalStack(standin, run_cells_budget=run_cells_budget, wait_scale=wait_scale))
+            local = stack.enter_context(LocalStack(standin, run_cells_budget=run_cells_budget, wait_scale=wait_scale,
+                                                        max_concurrent_runs=max_concurrent_runs))
             return Env(standin, local, root)
 
         yield make

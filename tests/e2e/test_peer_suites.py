@@ -41,7 +41,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     previous = os.environ.get(PARALLEL_ENV)
     os.environ[PARALLEL_ENV] = str(parallel_dir)
     try:
-        with StandIn(root=root, flavor="studio-space") as standin, LocalStack(standin, wait_scale=0.05) as stack:
+        with StandIn(root=root, flavor="studio-space") as standin, LocalStack(standin, wait_scale=0.05,
+                                                                                     # the parallel-execute pair must run at once
+                                                                                     max_concurrent_runs=2) as stack:
             yield Env(standin, stack, root)
     finally:
         if previous is None:

@@ -14,6 +14,7 @@ from studiorunner import notebook as nbtools
 from studiorunner.errors import NotebookNotFound, StudioRunnerError
 from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.run.services import Services
+from studiorunner.run.slots import release_slot
 from studiorunner.run.start_kernel import SESSION_MARKER
 from studiorunner.run.state import RunState
 from studiorunner.targets import ReleaseReport
@@ -181,6 +182,9 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     if not output_exists:
         output_uri = None  # never point a person at a notebook that was never written
     report = release_resources(state, services, output_exists=output_exists)
+    slot = release_slot(raw_state, services)  # after the app is gone: the next run may start it
+    if slot:
+        report.actions.append(slot)
     for action in report.actions:
         log.info("cleanup: %s", action)
     for problem in report.problems:

@@ -51,7 +51,7 @@ class StepContext:
 
     def check_deadline(self) -> None:
         run = self.run
-        if run.deadline and self.now > run.deadline:
+        if self.state.deadline and self.now > self.state.deadline:
             raise RunTimeout(
                 f"The run went past timeouts.run_seconds={run.spec.timeouts.run_seconds:g}",
                 run_id=run.run_id,
@@ -61,6 +61,6 @@ class StepContext:
         """Seconds this invocation may work: the Lambda's time left less the safety margin,
         never past the run's deadline, never below MIN_BUDGET_SECONDS."""
         budget = remaining_seconds - SAFETY_MARGIN_SECONDS
-        if self.run.deadline:
-            budget = min(budget, self.run.deadline - self.now)
+        if self.state.deadline:
+            budget = min(budget, self.state.deadline - self.now)
         return max(budget, MIN_BUDGET_SECONDS)

@@ -57,11 +57,21 @@ class Services:
     target_factory: Callable[..., Target] = target_for  # (TargetConfig, *, clients) -> Target
     clock: Callable[[], float] = _now
     clients: ClientCache = field(default_factory=ClientCache)
+    slots: Any = None  # run.slots.SlotTable, made on first use when the deployment has a table
 
     def notebooks(self) -> NotebookStore:
         if self.store is None:
             self.store = S3NotebookStore(self.clients("s3"))
         return self.store
+
+    def slot_table(self) -> Any:
+        """The concurrency slots' table, or None when the deployment has none (no limits)."""
+        if self.slots is None and self.config.slots_table:
+            from studiorunner.run.slots import SlotTable  # run.slots imports this module
+
+            self.slots = SlotTable(self.config.slots_table, dynamodb=self.clients("dynamodb"),
+                                   stepfunctions=self.clients("stepfunctions"))
+        return self.slots
 
     def target(self, name: str | None) -> Target:
         """The configured target called ``name`` (TargetNotAllowed when there is none)."""

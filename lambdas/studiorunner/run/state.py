@@ -4,6 +4,7 @@ The state machine carries a JSON object; each step reads it whole and returns th
 it owns (the ResultPath in ``statemachine/runner.asl.json``)::
 
     run     – Prepare:     RunRecord       (ResultSelector wraps Prepare's result as $.run)
+    slot    – AcquireSlot: run.slots.SlotState (status acquired | waiting | unlimited, message, …)
     target  – StartTarget: TargetProgress
     commands– RunCommands: CommandsReport
     kernel  – StartKernel: KernelProgress
@@ -52,6 +53,7 @@ class StepInfo:
 STEPS: tuple[StepInfo, ...] = (
     # Prepare's result becomes ``run`` through its ResultSelector (its ResultPath is "$").
     StepInfo("Prepare", "prepare", "run", False, "validate the payload and plan the run"),
+    StepInfo("AcquireSlot", "acquire_slot", "slot", False, "take one of the target's concurrency slots, or wait"),
     StepInfo("StartTarget", "start_target", "target", True, "start or poll the target"),
     StepInfo("RunCommands", "run_commands", "commands", True, "run shell commands in a terminal"),
     StepInfo("StartKernel", "start_kernel", "kernel", True, "start or poll the kernel"),
@@ -82,7 +84,7 @@ class RunRecord:
     output_uri: str | None = None  # s3://bucket/runs/<run_id>/<name>.ipynb, None for a commands-only run
     commands_log_uri: str | None = None
     started_at: float = 0.0  # epoch seconds when Prepare ran
-    deadline: float | None = None  # epoch seconds: started_at + timeouts.run_seconds
+    deadline: float | None = None  # epoch seconds: started_at + timeouts.run_seconds (+ time queued: RunState)
 
     @property
     def has_notebook(self) -> bool:
@@ -179,6 +181,14 @@ class RunState:
     cursor: dict[str, Any] = field(default_factory=dict)  # RunCells parses it with execution's Cursor
     error: dict[str, Any] | None = None
     outcome: dict[str, Any] | None = None
+    slot: dict[str, Any] = field(default_factory=dict)  # run.slots.SlotState as AcquireSlot left it
+
+    @property
+    def deadline(self) -> float | None:
+        """The run's deadline, counted from when it got its slot: time queued is not run time."""
+        if self.run is None or not self.run.deadline:
+            return None
+        return self.run.deadline + float(self.slot.get("waited_seconds") or 0)
 
     @property
     def cursor_summary(self) -> CursorSummary:
@@ -195,4 +205,5 @@ class RunState:
             cursor=dict(raw.get("cursor") or {}),
             error=raw.get("error"),
             outcome=raw.get("outcome"),
+            slot=dict(raw.get("slot") or {}),
         )
