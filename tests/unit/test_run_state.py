@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from studiorunner.payload import validate_payload
+from studiorunner.run.slots import SlotState
 from studiorunner.run.state import STEPS, KernelProgress, RunRecord, RunState
 
 ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachine" / "runner.asl.json").read_text())
@@ -33,7 +34,8 @@ def test_the_asl_reads_only_what_the_state_types_write():
             paths.add(state["SecondsPath"])
     run = RunRecord(run_id="r", target="t", target_type="jupyter", spec=validate_payload({"notebook": "a.ipynb"}))
     written = {"run": run.to_dict(), "target": {"status": "ready", "wait_seconds": 0},
-               "kernel": KernelProgress().to_dict(), "cursor": {"done": True}, "outcome": {"status": "SUCCEEDED"}}
+               "kernel": KernelProgress().to_dict(), "cursor": {"done": True}, "outcome": {"status": "SUCCEEDED"},
+               "slot": SlotState(status="waiting").to_dict()}
     for path in paths:
         part, key = path.removeprefix("$.").split(".")
         assert key in written[part], path
