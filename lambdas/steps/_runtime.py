@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner.config import RunnerConfig
+from studiorunner.clients import ClientCache
 from studiorunner.errors import StudioRunnerError
-from studiorunner.run import Services
-from studiorunner.run.services import ClientCache
+
+if TYPE_CHECKING:
+    from studiorunner.run import Services
 
 logger = Logger(service="studio-runner")
 tracer = Tracer(service="studio-runner")
@@ -41,6 +42,10 @@ def services() -> Services:
     """The step's view of the deployment (config from the environment, S3 store, clients)."""
     global _services
     if _services is None:
+        # Imported here: the S3 trigger shares this module and needs none of the run's code.
+        from studiorunner.config import RunnerConfig
+        from studiorunner.run import Services
+
         _services = Services(config=RunnerConfig.from_env(), clients=clients())
     return _services
 

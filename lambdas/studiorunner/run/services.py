@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from studiorunner.clients import ClientCache
 from studiorunner.config import RunnerConfig
 from studiorunner.store import NotebookStore, S3NotebookStore
 from studiorunner.targets import Target, target_for
@@ -27,25 +28,6 @@ UPLOAD_DIR = "studio-runner/uploads"  # hidden folders are refused by jupyter_se
 
 def _now() -> float:
     return time.time()
-
-
-class ClientCache:
-    """boto3 clients, each created on first use and then kept (for a Lambda container's life).
-
-    Creating a client costs tens of milliseconds; a step may be invoked many times in one
-    container (RunCells, the Wait loops), so every step shares one cache.
-    """
-
-    def __init__(self, clients: dict[tuple[str, str | None], Any] | None = None) -> None:
-        self._clients: dict[tuple[str, str | None], Any] = dict(clients or {})
-
-    def __call__(self, service: str, region: str | None = None) -> Any:
-        key = (service, region or None)
-        if key not in self._clients:
-            import boto3  # noqa: PLC0415  (only when a client is really needed)
-
-            self._clients[key] = boto3.client(service, region_name=region or None)
-        return self._clients[key]
 
 
 @dataclass
