@@ -618,3 +618,18 @@ def test_a_journal_that_cannot_cover_the_gap_still_marks_it() -> None:
     kernel.outbox.clear()
     cur = resume(kernel, nb, journal=unreadable).run(Cursor.from_dict(cur.to_dict()), deadline=kernel.clock() + 60)
     assert cur.done and "may be incomplete" in stderr(nb.cells[0]) and nb.cells[0].metadata.studio_runner.output_lost
+
+
+def test_journal_finds_a_lost_reply_that_came_before_the_last_message_received() -> None:
+    """The shell channel is not ordered with iopub: a reply lost in a drop may precede the
+    idle that was received (seen behind a proxy that strips session_id)."""
+    from studiorunner.execution.journal import recoverable
+
+    def msg(msg_id: str, channel: str, msg_type: str) -> dict[str, Any]:
+        return {"msg_id": msg_id, "channel": channel, "msg_type": msg_type, "parent_header": {"msg_id": "req"}}
+
+    journal = [msg("k_1_1", "iopub", "stream"), msg("k_1_2", "shell", "execute_reply"), msg("k_1_3", "iopub", "status")]
+    found = recoverable(journal, after="k_1_3", cells={"req"}, until=None, received=set(), replied=set())
+    assert [m["msg_id"] for m in found or []] == ["k_1_2"]
+    assert recoverable(journal, after="k_1_3", cells={"req"}, until=None, received=set(), replied={"req"}) == []
+    assert recoverable(journal, after="k_9_9", cells={"req"}, until=None, received=set(), replied=set()) is None

@@ -131,6 +131,9 @@ def recoverable(journal: list[dict[str, Any]], *, after: str | None, cells: set[
     ``after``: the last iopub message received before the gap (None: none received yet);
     ``until``: the first message received after it (where the socket took over again);
     ``received``: messages already in hand; ``replied``: cells whose execute_reply is in.
+    A missing execute_reply is looked for in the whole journal: the shell channel is not
+    ordered with iopub (a reply may precede the last iopub message received), and a reply
+    carries no output, so applying it first changes nothing in the cell.
     None when the journal cannot tell (``after`` is not in it, or it overflowed first).
     """
     start = 0
@@ -139,6 +142,8 @@ def recoverable(journal: list[dict[str, Any]], *, after: str | None, cells: set[
         if after not in ids:
             return None
         start = ids.index(after) + 1
+    replies = [m for m in journal[:start] if m.get("channel") == "shell"
+               and parent_msg_id(m) in cells and parent_msg_id(m) not in replied]
     found = []
     for msg in journal[start:]:
         if msg.get("overflow"):
@@ -152,4 +157,46 @@ def recoverable(journal: list[dict[str, Any]], *, after: str | None, cells: set[
         if msg.get("channel") == "shell" and parent in replied:
             continue
         found.append(msg)
-    return found
+    return replies + found
+
+
+def start(jupyter: Any, kernel_id: str, *, run_id: str, session_path: str, run_session: str,
+          timeout: float = 10.0) -> str | None:
+    """Start the run's journal in the kernel (one silent execute_request on a socket of its
+    own); its path in the tree, or None when it could not be started (the run goes on: a gap
+    it cannot cover is then marked in the cell, as without a journal)."""
+    import time
+
+    from studiorunner.jupyter.connection import KernelChannel
+    from studiorunner.jupyter.kernel_protocol import execute_request, new_session_id
+
+    path = journal_path(run_id)
+    code = setup_code(path, kernel_cwd=session_path.rpartition("/")[0], run_session=run_session)
+    request = execute_request(code, session=new_session_id(), stop_on_error=False, silent=True, store_history=False)
+    status = None
+    try:
+        ws = jupyter.channels(kernel_id, new_session_id())
+        with KernelChannel.open(ws.url, headers=ws.headers, timeout=timeout) as channel:
+            channel.send(request)
+            deadline = time.monotonic() + timeout
+            while status is None and (left := deadline - time.monotonic()) > 0:
+                msg = channel.recv(left)
+                if msg and msg.get("msg_type") == "execute_reply" and parent_msg_id(msg) == request["msg_id"]:
+                    status = (msg.get("content") or {}).get("status")
+        if status == "ok" and jupyter.read_text(path) is not None:
+            return path
+    except Exception as e:  # noqa: BLE001 - the journal is a safety net, never a reason to fail the run
+        logger.warning("could not start the run's journal: %s", type(e).__name__)
+        return None
+    logger.warning("could not start the run's journal (setup answered %s)", status or "nothing")
+    return None
+
+
+def remove(jupyter: Any, path: str) -> str | None:
+    """Delete the journal and its folder (the run's own); a note of what is left, or None."""
+    try:
+        jupyter.delete_file(path)
+        jupyter.delete_file(path.rpartition("/")[0])  # empty now: only the journal was in it
+    except Exception as e:  # noqa: BLE001 - a file left behind bills nothing: report, never raise
+        return f"the run's journal {path} ({type(e).__name__})"
+    return None

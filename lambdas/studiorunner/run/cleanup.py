@@ -116,6 +116,14 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
                 report.actions.append("deleted session and its kernel")
         if kernel.id and report.attempt("shut down the run's kernel", lambda: jupyter.delete_kernel(kernel.id)):
             report.actions.append("shut down kernel")
+        if kernel.journal:  # the run's own file (execution/journal.py), once its kernel is gone
+            from studiorunner.execution import journal
+
+            left = journal.remove(jupyter, kernel.journal)
+            if left:
+                report.kept.append(left)
+            else:
+                report.actions.append("removed the run's journal")
         app_name = kernel.app_name
         if app_name and (kernel.app_created or spec.cleanup_app == "always") and spec.cleanup_app != "never":
             if report.attempt(f"delete KernelGateway app {app_name}", lambda: jupyter.delete_studio_app(app_name)):

@@ -101,6 +101,11 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
         raise KernelDied(f"Kernel {kernel.name!r} died while starting (state: {state_now})", kernel=kernel.name)
     if not _kernel_answers(jupyter, kernel.id):
         return _pending(kernel, "kernel not answering kernel_info yet", ctx)
+    if kernel.journal is None and kernel.session_path and kernel.client_session_id:
+        from studiorunner.execution import journal  # the kernel's record of the run's output (issue 8.7)
+
+        kernel.journal = journal.start(jupyter, kernel.id, run_id=ctx.run.run_id,
+                                       session_path=kernel.session_path, run_session=kernel.client_session_id)
     kernel.ready()
     return kernel.to_dict()
 
