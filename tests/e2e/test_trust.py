@@ -339,11 +339,11 @@ def test_output_taken_by_another_client_is_marked_never_silently_lost(env: Env, 
     real_run_cells = run.run_cells
     calls: list[int] = []
 
-    def run_cells(state, services, *, remaining_seconds):
+    def run_cells(state, services, *, remaining_seconds, **hooks):
         calls.append(1)
         if len(calls) == 2:  # between two RunCells invocations, mid-cell
             calls.append(take_over_kernel_socket(env, state["kernel"]["id"], 1.5))
-        return real_run_cells(state, services, remaining_seconds=remaining_seconds)
+        return real_run_cells(state, services, remaining_seconds=remaining_seconds, **hooks)
 
     monkeypatch.setattr(run, "run_cells", run_cells)  # the RunCells handler calls run.run_cells
     every, n = 0.1, 100
