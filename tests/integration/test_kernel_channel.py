@@ -285,3 +285,46 @@ def test_a_transient_handshake_failure_is_retried_for_kernels_and_terminals(stan
     finally:
         standin.set_faults(http_errors=[])
         jupyter.delete_kernel(kid)
+
+
+def _exchange(channel: KernelChannel, request: dict, timeout: float = 30) -> list[dict]:
+    """Send ``request``; every message until its reply and idle (in arrival order)."""
+    channel.send(request)
+    got: list[dict] = []
+    deadline = time.monotonic() + timeout
+    reply = idle = False
+    while not (reply and idle) and time.monotonic() < deadline:
+        msg = channel.recv(deadline - time.monotonic())
+        if msg is None or msg.get("parent_header", {}).get("msg_id") != request["msg_id"]:
+            continue
+        got.append(msg)
+        reply = reply or msg["msg_type"] == "execute_reply"
+        idle = idle or (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle")
+    assert reply and idle, got
+    return got
+
+
+def test_the_journal_holds_the_runs_messages_in_the_order_they_arrive(server: JupyterServer, kernel: str) -> None:
+    """The kernel side of the run's journal (execution/journal.py) on a real ipykernel: the run's
+    own messages, in arrival order, nothing of another session's, the user's namespace untouched."""
+    from studiorunner.execution import journal
+    from studiorunner.jupyter.kernel_protocol import execute_request
+
+    run_session, other = new_session_id(), new_session_id()
+    path = "studio-runner/runs/it-journal/journal.jsonl"
+    setup = execute_request(journal.setup_code(path, kernel_cwd="", run_session=run_session),
+                            session=new_session_id(), silent=True, store_history=False, stop_on_error=False)
+    code = ("import sys\nfor i in range(40):\n    print(i, flush=True)\n    print('e', i, file=sys.stderr)\n"
+            "    if i % 10 == 0:\n        display(i)\nprint(sorted(k for k in globals() if 'studio_runner' in k))")
+    with server.open(kernel, run_session) as channel:
+        assert [m for m in _exchange(channel, setup) if m["msg_type"] == "execute_reply"][0]["content"]["status"] == "ok"
+        ours = _exchange(channel, execute_request(code, session=run_session))
+        theirs = _exchange(channel, execute_request("print('not the run')", session=other))
+    entries = journal.parse((server.root / path).read_text())
+    iopub = [m["msg_id"] for m in ours if m["channel"] == "iopub"]
+    assert [e["msg_id"] for e in entries if e["channel"] == "iopub"] == iopub
+    assert [e["msg_type"] for e in entries if e["channel"] == "shell"] == ["execute_reply"]
+    assert not {m["msg_id"] for m in theirs} & {e["msg_id"] for e in entries}
+    stdout = "".join(m["content"]["text"] for m in ours if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+    assert stdout.endswith("39\n[]\n")  # the setup left nothing in the user's namespace
+    assert [m for m in ours if m["msg_type"] == "execute_input"][0]["content"]["execution_count"] == 1

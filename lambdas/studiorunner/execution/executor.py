@@ -2,31 +2,27 @@
 
 It can stop before a deadline and be resumed by a later process from a small JSON
 :class:`~studiorunner.execution.cursor.Cursor`: the kernel keeps running the cells already
-sent, jupyter_server buffers their messages while no socket is open, and a new
-:class:`CellExecutor` on a new channel (same kernel, same WebSocket ``session_id``) collects
-them. Where the server replays nothing (another client took the buffer, or a proxy dropped
-the ``session_id``), the run's journal supplies what was missed (:mod:`.journal`), and
-what nothing can supply is marked in the cell (:mod:`.gaps`).
+sent, jupyter_server buffers their messages while no socket is open, and a new executor on
+a new channel (same kernel, same WebSocket ``session_id``) collects them. Where the server
+replays nothing, the run's journal supplies what was missed, and what nothing can supply is
+marked in the cell (:mod:`.gaps`, :mod:`.journal`).
 
 Semantics follow nbclient (``NotebookClient.async_execute_cell``), in its small steps:
-send, poll output (a cell is finished when both its shell ``execute_reply`` and its iopub
-``status: idle`` have arrived, matched by ``parent_header.msg_id``), check the kernel is
-alive when the socket is silent, handle timeouts (interrupt, then give up). Outputs are
-recorded by :class:`~studiorunner.execution.outputs.OutputRecorder`; a cell's status and
-timing are written by :mod:`studiorunner.notebook` alone.
+send; poll output (a cell is finished when both its shell ``execute_reply`` and its iopub
+``status: idle`` have arrived, matched by ``parent_header.msg_id``); check the kernel is
+alive when the socket is silent; handle timeouts (interrupt, then give up). Outputs are
+recorded by :class:`~.outputs.OutputRecorder`; a cell's status and timing are written by
+:mod:`studiorunner.notebook` alone.
 
-Pipelining (opt-in, ``window`` > 1): up to ``window`` execute_requests are outstanding,
-so the kernel never waits for a network round trip between cells. The default is 1, as in
-nbclient: a cell is sent only once the previous one has finished. Pipelining is not the
-default because ipykernel's ``stop_on_error`` only aborts requests already queued when
-the error happens; one still in transit (behind Studio's proxy and TLS, a large cell)
-runs after the failure — user code with side effects, which a run must never do. Every
-request is sent with ``stop_on_error=True``: after an error the kernel aborts what is
-queued behind it. When the error is allowed (``allow_errors`` or the ``raises-exception``
-tag) the aborted cells are sent again, in order, once nothing is outstanding; otherwise
-(and after a clean ``sys.exit()``) they stay unexecuted. Known limit of pipelining: a
-request that reaches the kernel after it finished aborting (a cell that fails within one
-network round trip) runs; such a cell is marked ``metadata.studio_runner.ran_after_stop``.
+Pipelining (opt-in, ``window`` > 1) keeps up to ``window`` execute_requests outstanding.
+The default is 1, as in nbclient: ipykernel's ``stop_on_error`` only aborts requests
+already queued when an error happens, so one still in transit (behind Studio's proxy and
+TLS) would run after the failure — user code with side effects. Every request carries
+``stop_on_error=True``; after an allowed error (``allow_errors`` or the
+``raises-exception`` tag) the aborted cells are sent again, in order, once nothing is
+outstanding; otherwise (and after a clean ``sys.exit()``) they stay unexecuted. A request
+that reaches the kernel after it finished aborting runs; such a cell is marked
+``metadata.studio_runner.ran_after_stop``, never hidden.
 """
 
 from __future__ import annotations
