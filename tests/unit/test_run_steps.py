@@ -311,3 +311,13 @@ def test_the_cause_names_the_output_notebook():
     outcome = cleanup(state, services)
     assert outcome["cause"] == ("Cell 2 raised ValueError: boom; output notebook: "
                                 f"s3://{BUCKET}/runs/exec-1/report.ipynb")
+
+
+def test_a_failed_commands_cause_names_the_command_log():
+    # RunCommands no longer rebuilds the error to append the log's location: Cleanup says it.
+    services, _ = make_services()
+    state = {**prepared(services, {"commands": ["false"]}),
+             "error": {"Error": "CommandFailed", "Cause": '{"errorMessage": "Command 1 exited with status 1"}'}}
+    outcome = cleanup(state, services)
+    assert outcome["error"] == "CommandFailed"
+    assert outcome["cause"] == f"Command 1 exited with status 1; command log: s3://{BUCKET}/runs/exec-1/commands.log"
