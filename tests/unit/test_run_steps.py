@@ -17,7 +17,7 @@ from studiorunner.errors import (JupyterHTTPError, KernelNotReady, LoginFailed, 
 from studiorunner.run import cleanup, prepare, start_target
 from studiorunner.run.context import MIN_BUDGET_SECONDS, StepContext
 from studiorunner.run.services import SAFETY_MARGIN_SECONDS, Services
-from studiorunner.run.start_kernel import _pending, run_session_path
+from studiorunner.run.start_kernel import _pending, _start_classic_kernel, run_session_path
 from studiorunner.run.state import KernelProgress, RunState
 from studiorunner.targets import ReleaseReport, Target, TargetProgress
 
@@ -236,6 +236,40 @@ def test_a_kernel_that_never_answers_ends_with_kernel_not_ready():
     services.clock.now += 21
     with pytest.raises(KernelNotReady, match="not ready after 20 s"):
         _pending(kernel, "not answering", StepContext.begin(state, services))
+
+
+class FakeClassic:
+    """Studio Classic's kernel POST: it blocks while a KernelGateway app starts, then times out."""
+
+    def __init__(self) -> None:
+        self.kernels = [{"id": "k-person", "name": "python3"}]
+        self.apps = [{"app_name": "kg-person", "kernels": ["k-person"]}]
+        self.posts = 0
+
+    def list_kernels(self):
+        return list(self.kernels)
+
+    def list_studio_apps(self):
+        return list(self.apps)
+
+    def create_kernel(self, name, *, instance_type=None, timeout=30.0):
+        self.posts += 1
+        # The server goes on starting the app and the kernel after our request gave up.
+        self.kernels.append({"id": "k-run", "name": name})
+        self.apps.append({"app_name": "kg-run", "kernels": ["k-run"]})
+        raise JupyterHTTPError("POST api/kernels timed out", timeout=True)
+
+
+def test_a_classic_kernel_post_that_times_out_is_adopted_never_posted_twice():
+    services, _ = make_services()
+    ctx = StepContext.begin(prepared(services), services)
+    jupyter, kernel = FakeClassic(), KernelProgress(name="python3")
+    _start_classic_kernel(jupyter, kernel, ctx)
+    assert (kernel.posted, kernel.id) == (True, None)  # pending: the state machine waits
+    kernel = KernelProgress.from_dict(kernel.to_dict())  # across the Wait, through the state
+    _start_classic_kernel(jupyter, kernel, ctx)
+    assert jupyter.posts == 1
+    assert (kernel.id, kernel.app_name, kernel.app_created) == ("k-run", "kg-run", True)
 
 
 # -- Cleanup ----------------------------------------------------------------------------
