@@ -59,3 +59,48 @@ class Concurrency(Construct):
         acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource_finding(self, executions)}]",
                     "DescribeExecution on this state machine's executions, whose names are chosen "
                     "per run: to reclaim the slot of a holder that is no longer running.")
+
+
+class FanOut(Construct):
+    """What a batch needs: the state machine starts executions of itself (one child run per
+    item, ``states:startExecution.sync:2``; a Distributed Map's child workflows) and waits for
+    them; SummarizeBatch reads how each child ended.
+
+    Policies of their own, not the roles' default ones: the state machine depends on its
+    role's default policy (and on the functions, which depend on theirs), so naming the state
+    machine there would be a cycle.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, state_machine: sfn.StateMachine,
+                 summarize_role: iam.IRole) -> None:
+        super().__init__(scope, id_)
+        stack = Stack.of(self)
+        name = state_machine.state_machine_name
+        itself = stack.format_arn(service="states", resource="stateMachine",
+                                  arn_format=ArnFormat.COLON_RESOURCE_NAME, resource_name=name)
+        executions = stack.format_arn(service="states", resource="execution",
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME, resource_name=f"{name}:*")
+        # A Distributed Map's child workflows: execution:<name>/<map run label>:<id>.
+        map_runs = stack.format_arn(service="states", resource="execution",
+                                    arn_format=ArnFormat.COLON_RESOURCE_NAME, resource_name=f"{name}/*")
+        # The rule Step Functions manages to learn when a .sync child execution ends.
+        sync_rule = stack.format_arn(service="events", resource="rule",
+                                     resource_name="StepFunctionsGetEventsForStepFunctionsExecutionRule")
+        self.policy = iam.Policy(self, "StartChildren", statements=[
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[itself]),
+            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"],
+                                resources=[executions, map_runs]),
+            iam.PolicyStatement(actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                                resources=[sync_rule]),
+        ])
+        self.policy.attach_to_role(state_machine.role)  # type: ignore[arg-type]
+        for resource in (executions, map_runs):
+            acknowledge(self.policy, f"AwsSolutions-IAM5[Resource::{resource_finding(self, resource)}]",
+                        "Child runs of a batch are executions of this same state machine, named per "
+                        "batch item (and a Distributed Map's child workflows, named per map run).")
+
+        summarize = iam.Policy(self, "ReadChildren", statements=[
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])])
+        summarize.attach_to_role(summarize_role)  # type: ignore[arg-type]
+        acknowledge(summarize, f"AwsSolutions-IAM5[Resource::{resource_finding(self, executions)}]",
+                    "SummarizeBatch describes the batch's child executions, whose names are chosen per item.")

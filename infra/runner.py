@@ -41,6 +41,10 @@ STEPS = (
     Step("StartKernel", "steps.start_kernel.handler", "StartKernelFunctionArn", "start or poll the kernel"),
     Step("RunCells", "steps.run_cells.handler", "RunCellsFunctionArn", "execute the notebook's cells"),
     Step("Cleanup", "steps.cleanup.handler", "CleanupFunctionArn", "remove what the run started"),
+    Step("PlanBatch", "steps.plan_batch.handler", "PlanBatchFunctionArn",
+         "validate a batch and name its child runs"),
+    Step("SummarizeBatch", "steps.summarize_batch.handler", "SummarizeBatchFunctionArn",
+         "collect how each child run of a batch ended"),
 )
 
 

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.concurrency import TABLE_ENV, Concurrency
+from infra.concurrency import TABLE_ENV, Concurrency, FanOut
 from infra.config import StudioRunnerConfig
 from infra.nag import acknowledge_wildcard_resources
 from infra.notifications import Notifications
@@ -67,6 +67,9 @@ class StudioRunnerStack(Stack):
         for step in ("AcquireSlot", "Cleanup"):
             concurrency.grant_slots(runner.functions[step].role)
         concurrency.grant_check_holders(runner.functions["AcquireSlot"].role, runner.state_machine)
+        # A batch: the state machine starts child runs of itself; SummarizeBatch reads how they ended.
+        FanOut(self, "FanOut", state_machine=runner.state_machine,
+               summarize_role=runner.functions["SummarizeBatch"].role)
 
         Schedules(self, "Schedules", schedules=config.schedules, state_machine=runner.state_machine,
                   retry_attempts=config.schedule_retry_attempts)

@@ -145,6 +145,33 @@ def _keep_interpreter_inside_mocks() -> None:
         _guarded = True
 
 
+def _step_functions_parameter_names():
+    """moto's interpreter passes a ``states:startExecution`` task's parameters to boto3 as
+    the ASL spells them (``StateMachineArn``), where boto3 wants ``stateMachineArn``, and reads
+    the answer back the same way: translate, as Step Functions does (its DynamoDB integration
+    needs nothing: DynamoDB's own names are capitalised). The ASL stays the deployed one."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    to_boto = StateTaskServiceSfn._normalise_parameters
+
+    def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        to_boto(self, parameters, boto_service_name, service_action_name)
+        for key in list(parameters):
+            parameters[key[:1].lower() + key[1:]] = parameters.pop(key)
+
+    def normalise_response(self, response, boto_service_name=None, service_action_name=None):
+        if isinstance(response, dict):
+            for key in list(response):
+                response[key[:1].upper() + key[1:]] = response.pop(key)
+
+    stack = ExitStack()
+    stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters))
+    stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_normalise_response", normalise_response))
+    return stack
+
+
 class LocalStack:
     """Run payloads through the real state machine definition against a stand-in.
 
@@ -239,6 +266,7 @@ class LocalStack:
         self._stack.enter_context(self._route_lambda_invocations())
         self._stack.enter_context(self._shorten_waits())
         self._stack.enter_context(self._atomic_dynamodb_writes())
+        self._stack.enter_context(_step_functions_parameter_names())
         from steps import _runtime
 
         _runtime.reset_services()

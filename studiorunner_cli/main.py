@@ -59,6 +59,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--cell-timeout", type=float, metavar="SECONDS")
     run.add_argument("--run-timeout", type=float, metavar="SECONDS")
     run.add_argument("--allow-errors", action="store_true", help="carry on past cell errors")
+    run.add_argument("--parameter-sets", metavar="FILE",
+                     help="a JSON or YAML list of parameter objects: one run per set (a batch); "
+                          "-o is then a folder with one executed notebook per set")
+    run.add_argument("--max-concurrency", type=int, metavar="N",
+                     help="with --parameter-sets: at most N runs at once (each target's own limit still holds)")
     local = run.add_argument_group("local stack only")
     local.add_argument("--root", help="the folder the stand-in serves as home (default: the notebook's folder)")
     local.add_argument("--budget", type=float, help="seconds per RunCells invocation (default: a Lambda's 900 s)")

@@ -110,6 +110,16 @@ def check_run_args(args: argparse.Namespace) -> Plan:
             payload.setdefault("timeouts", {})[key] = flag
     if args.allow_errors:
         payload["allow_errors"] = True
+    if getattr(args, "parameter_sets", None):
+        from studiorunner_cli.batch import load_parameter_sets
+
+        payload["parameter_sets"] = load_parameter_sets(args.parameter_sets)
+    if getattr(args, "max_concurrency", None) is not None:
+        if not payload.get("parameter_sets"):
+            raise UsageError("--max-concurrency applies to a batch: give --parameter-sets")
+        if args.max_concurrency < 1:
+            raise UsageError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
+        payload["max_concurrency"] = args.max_concurrency
     if args.kernel:
         payload["kernel"] = {**payload.get("kernel", {}), "name": args.kernel}
     if args.html:
@@ -129,6 +139,11 @@ def _validate(payload: dict[str, Any], plan: Plan) -> None:
     probe = dict(payload)
     if plan.upload is not None:
         probe["notebook_s3"] = "s3://studio-runner-check/uploads/x.ipynb"
+    if "parameter_sets" in probe:
+        from studiorunner_cli.batch import validate_batch
+
+        validate_batch(probe)
+        return
     try:
         validate_payload(probe)
     except PayloadInvalid as exc:
@@ -245,6 +260,12 @@ def report(args, runs, info, default_dir, elapsed: float) -> int:
     from studiorunner_cli.outputs import write_outputs
     from studiorunner_cli.runs import error_text
 
+    if getattr(args, "parameter_sets", None):
+        from studiorunner_cli.batch import batch_result, report_batch
+
+        result = batch_result(runs, info)
+        if result is not None:
+            return report_batch(args, runs, info, result, default_dir, elapsed)
     written = write_outputs(runs, info, args.output, default_dir) if (default_dir or args.output) else []
     if getattr(args, "log_output", False):
         from studiorunner_cli.verbs import logs_text

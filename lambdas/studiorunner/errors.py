@@ -134,3 +134,8 @@ class CleanupFailed(StudioRunnerError):
 class WriteBackFailed(StudioRunnerError):
     """``write_back`` could not write the executed notebook beside the source (the run's
     own output in S3 is complete; nothing is left running)."""
+
+
+class BatchFailed(StudioRunnerError):
+    """More child runs of a batch failed than ``tolerated_failure_percentage`` allows (the
+    cause names each failing one). The batch's outcome, not raised: the children ran."""

@@ -95,3 +95,34 @@ def test_the_definition_waits_for_a_slot_before_starting_the_target(synthesized)
     assert choice["Type"] == "Choice" and choice["Default"] == "StartTarget"
     wait = states[choice["Choices"][0]["Next"]]
     assert wait["Type"] == "Wait" and wait["SecondsPath"] == "$.slot.wait_seconds" and wait["Next"] == "AcquireSlot"
+
+
+def test_a_batch_runs_children_of_this_state_machine_through_an_inline_or_a_distributed_map(synthesized):
+    states = json.loads(synthesized.definition_path.read_text())["States"]
+    assert states["Start"]["Next"] == "IsBatch?"
+    maps = {name: s for name, s in states.items() if s["Type"] == "Map"}
+    assert sorted(maps) == ["RunBatchDistributed", "RunBatchInline"]
+    assert maps["RunBatchDistributed"]["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED",
+                                                                               "ExecutionType": "STANDARD"}
+    for state in maps.values():
+        assert state["MaxConcurrencyPath"] == "$.batch.max_concurrency" and state["Next"] == "SummarizeBatch"
+        child = state["ItemProcessor"]["States"]["RunChild"]
+        assert child["Resource"] == "arn:aws:states:::states:startExecution.sync:2"
+        assert child["Catch"][0]["Next"] == "ChildFailed"  # one failing child does not stop the others
+    assert states["SummarizeBatch"]["Next"] == "Succeeded?"
+
+
+def test_the_state_machine_may_start_and_watch_only_its_own_children(synthesized):
+    template_json = synthesized.template_json
+    machine = next(iter(_resources(template_json, "AWS::StepFunctions::StateMachine").values()))
+    role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = _statements_of(template_json, role)
+    start = [s for s in statements if "states:StartExecution" in _as_list(s["Action"])]
+    assert len(start) == 1 and len(_as_list(start[0]["Resource"])) == 1
+    assert ":stateMachine:" in json.dumps(start[0]["Resource"])
+    events = [s for s in statements if any(a.startswith("events:") for a in _as_list(s["Action"]))]
+    assert events and all("StepFunctionsGetEventsForStepFunctionsExecutionRule" in json.dumps(s["Resource"])
+                          for s in events)
+    summarize = _statements_of(template_json, _role_of(template_json, "steps.summarize_batch.handler"))
+    assert [_as_list(s["Action"]) for s in summarize if any(a.startswith("states:") for a in _as_list(s["Action"]))] \
+        == [["states:DescribeExecution"]]

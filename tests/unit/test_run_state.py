@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from studiorunner.payload import validate_payload
+from studiorunner.run.batch import BATCH_KEYS, BatchPlan
 from studiorunner.run.slots import SlotState
 from studiorunner.run.state import STEPS, KernelProgress, RunRecord, RunState
 
@@ -28,14 +29,22 @@ def test_the_asl_has_exactly_the_steps_of_the_step_list():
 def test_the_asl_reads_only_what_the_state_types_write():
     paths = set()
     for state in ASL["States"].values():
-        for choice in state.get("Choices", []):
-            paths.add(choice["Variable"])
+        rules = list(state.get("Choices", []))
+        while rules:
+            rule = rules.pop()
+            rules += rule.get("Or", []) + rule.get("And", [])
+            if "Variable" in rule:
+                paths.add(rule["Variable"])
         if "SecondsPath" in state:
             paths.add(state["SecondsPath"])
     run = RunRecord(run_id="r", target="t", target_type="jupyter", spec=validate_payload({"notebook": "a.ipynb"}))
     written = {"run": run.to_dict(), "target": {"status": "ready", "wait_seconds": 0},
                "kernel": KernelProgress().to_dict(), "cursor": {"done": True}, "outcome": {"status": "SUCCEEDED"},
-               "slot": SlotState(status="waiting").to_dict()}
+               "slot": SlotState(status="waiting").to_dict(),
+               # A batch: IsBatch? reads the payload's batch keys, BatchMode? PlanBatch's plan.
+               "payload": dict.fromkeys(BATCH_KEYS),
+               "batch": BatchPlan(batch_id="b", state_machine="arn", items=[], max_concurrency=1,
+                                  tolerated_failure_percentage=0, distributed=False, result_uri="s3://b/k").to_dict()}
     for path in paths:
         part, key = path.removeprefix("$.").split(".")
         assert key in written[part], path

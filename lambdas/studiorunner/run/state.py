@@ -59,6 +59,9 @@ STEPS: tuple[StepInfo, ...] = (
     StepInfo("StartKernel", "start_kernel", "kernel", True, "start or poll the kernel"),
     StepInfo("RunCells", "run_cells", "cursor", True, "execute the notebook's cells"),
     StepInfo("Cleanup", "cleanup", "outcome", True, "remove what the run started"),
+    # A batch (parameter_sets / runs): plan it, run one child execution per item (a Map), summarise.
+    StepInfo("PlanBatch", "plan_batch", "batch", False, "validate a batch and name its child runs"),
+    StepInfo("SummarizeBatch", "summarize_batch", "outcome", False, "collect how each child run of a batch ended"),
 )
 
 #: Where each step's result lands in the state (without "$.").
