@@ -57,7 +57,9 @@ class TargetType:
 #: Jupyter server started with ``--ServerApp.token=''`` (as SageMaker Distribution starts
 #: one) has no token. Without it the steps send none (locally, STUDIO_RUNNER_JUPYTER_TOKEN).
 TARGET_SCHEMA: Mapping[str, TargetType] = {
-    "studio-space": TargetType(required=("domain_id", "user_profile", "space_name")),
+    # instance_type: what CreateApp runs the space's app on (else the space's default).
+    "studio-space": TargetType(required=("domain_id", "user_profile", "space_name"),
+                               optional=("region", "instance_type")),
     "studio-classic": TargetType(required=("domain_id", "user_profile")),
     "notebook-instance": TargetType(required=("name",)),
     "jupyter": TargetType(required=("url",), optional=("token_secret_arn", "region")),
@@ -86,6 +88,7 @@ _KEY_CHECKS: Mapping[str, Callable[[str], str | None]] = {
     "url": _check(_URL, "an http(s):// URL of the Jupyter server"),
     "token_secret_arn": _check(_SECRET_ARN, "a Secrets Manager secret ARN (arn:aws:secretsmanager:…)"),
     "region": _check(_REGION, "an AWS region name like 'eu-west-1'"),
+    "instance_type": _check(re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$"), "a SageMaker instance type like 'ml.t3.medium'"),
 }
 
 
@@ -103,6 +106,7 @@ class TargetConfig:
     token_secret_arn: str | None = None
     region: str | None = None
     max_concurrent_runs: int | None = None  # None: no limit (no slot is taken)
+    instance_type: str | None = None  # studio-space: the app's instance type (else the space's default)
 
     @classmethod
     def from_dict(cls, name: str, raw: Any) -> TargetConfig:
@@ -147,13 +151,14 @@ class TargetConfig:
             token_secret_arn=raw.get("token_secret_arn"),
             region=raw.get("region"),
             max_concurrent_runs=limit,
+            instance_type=raw.get("instance_type") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration form (``cdk.json`` / ``STUDIO_RUNNER_TARGETS``); ``from_dict`` reads it back."""
         keys = {"domain_id": self.domain_id, "user_profile": self.user_profile, "space_name": self.space_name,
                 "name": self.instance_name, "url": self.url, "token_secret_arn": self.token_secret_arn,
-                "region": self.region}
+                "region": self.region, "instance_type": self.instance_type}
         schema = TARGET_SCHEMA[self.type]
         form = {"type": self.type, **{k: v for k, v in keys.items()
                                       if v is not None and k in (*schema.required, *schema.optional)}}

@@ -28,7 +28,7 @@ KERNEL_KEYS = {"name", "instance_type"}
 TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds", "queue_seconds"}
 CLEANUP_KEYS = {"app"}
 
-DEFAULT_START_SECONDS = 1200
+DEFAULT_START_SECONDS = 2400  # images outside the warm pool take 10–30 min to start (REAL-STUDIO A5)
 
 #: The largest payload accepted, as compact UTF-8 JSON. The validated payload rides in
 #: every state of the execution (``run.spec``), beside the kernel, cursor and command

@@ -1,15 +1,20 @@
 """The server extension that makes a plain jupyter_server look like SageMaker Studio.
 
-What it adds to the server (paths relative to the host unless marked):
+The server listens on three loopback addresses (world.HOSTS), one per host AWS has:
 
-- ``/auth?token=…``: the presigned-URL login. Sets the Jupyter login cookie and the
-  ``_xsrf`` cookie with path ``/`` and redirects to ``{base_url}lab``.
-- ``/_aws/sagemaker``: the SageMaker JSON API (see sagemaker_api.py).
-- ``/_standin/…``: control endpoints for tests (state, fault knobs, killing a kernel).
-- a front rule that answers 503 for Jupyter while the flavor's app is not InService
-  (as Studio's proxy does) and the ``http_errors`` fault answers.
-- Studio Classic: ``POST {base_url}api/kernels`` with ``instance_type`` waits for a
-  KernelGateway app and answers ``app_name``; ``{base_url}sagemaker/api/apps``.
+- API host: ``/_aws/sagemaker`` (the SageMaker JSON API, see sagemaker_api.py) and
+  ``/_standin/…`` (control endpoints for tests: state, fault knobs, killing a kernel,
+  idle shutdown). Nothing else.
+- sign-in host: the console's sign-in page, HTTP 200 HTML, where a bad, used or expired
+  presigned URL ends (REAL-STUDIO L3).
+- the app's host: ``/auth?token=…`` (the presigned-URL login: sets the login cookie,
+  no ``_xsrf``, redirects to ``{base_url}lab``) and Jupyter under its base URL; ``_xsrf``
+  only from a rendered page, cookie path the base URL (L4/L5); a loading page (HTTP 200
+  HTML, or 503 by knob) while the app is not running (A11); the ``http_errors`` faults.
+- Studio Classic (retired, A7/A8): ``POST {base_url}api/kernels`` runs the kernel on the
+  running KernelGateway app of its ``instance_type`` and refuses when there is none (no
+  new app can be created); kernel models carry ``app_name``; ``sagemaker/api/apps`` is a
+  bare list.
 - kernel WebSockets that the server drops after ``drop_websockets_after_seconds``.
 """
 
@@ -38,7 +43,9 @@ from tornado.routing import Matcher, Rule
 from .sagemaker_api import INSTANCE_TYPE_RE, LoginTokens, SageMakerApi, SageMakerApiHandler
 from .world import (
     DEFAULT_INSTANCE_TYPE,
+    HOSTS,
     IDENTITY,
+    ApiError,
     App,
     Faults,
     World,
@@ -118,6 +125,7 @@ class StandInState:
             if self.flavor == "notebook-instance"
             else [],
             "faults": self.faults.to_dict(),
+            "api_errors": list(self.world.api_errors),
         }
 
     def kernels_on(self, app_name: str) -> list[str]:
@@ -153,32 +161,63 @@ class StandInState:
             await tm.terminate_all()
 
 
-# ---- the front door: 503 while not InService, and injected HTTP errors ------------------
+# ---- the front door: hosts, the loading page, injected HTTP errors ----------------------
+
+LOADING_PAGE = (
+    "<!doctype html><html><head><title>SageMaker Studio</title></head>"
+    "<body><p>Loading JupyterLab… (the app is starting)</p></body></html>"
+)
+SIGNIN_PAGE = (
+    "<!doctype html><html><head><title>Amazon Web Services Sign-In</title></head>"
+    "<body><form action=\"/signin\" method=\"post\"><p>Sign in as IAM user</p></form></body></html>"
+)
+
+
+def _host_role(request: HTTPServerRequest) -> str | None:
+    host = (request.host or "").rsplit(":", 1)[0]
+    for role, address in HOSTS.items():
+        if host == address:
+            return role
+    return None
 
 
 class _FrontDoorMatcher(Matcher):
-    """Matches the requests the stand-in answers before Jupyter sees them."""
+    """Plays what stands in front of Jupyter in AWS, host by host (see HOSTS):
+
+    - the API host answers only the SageMaker API and the control calls;
+    - the sign-in host answers every GET with the console's sign-in page (HTTP 200);
+    - the app's host passes /auth and Jupyter through, except while the app is not
+      running, when Jupyter's paths answer a loading page (HTTP 200 HTML, or 503 with
+      the ``loading_page`` knob) — never JSON.
+    """
 
     def __init__(self, state: StandInState, base_url: str) -> None:
         self.state = state
         self.base_url = base_url
 
+    def _answer(self, request: HTTPServerRequest, status: int, message: str, kind: str = "json") -> dict[str, Any]:
+        request._standin_answer = (status, message, kind)  # type: ignore[attr-defined]
+        return {}
+
     def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
         path = request.path or "/"
-        if path.startswith((SAGEMAKER_PATH, CONTROL_PATH)):
-            return None
+        role = _host_role(request)
+        ours = path.startswith((SAGEMAKER_PATH, CONTROL_PATH))
+        if role == "api":
+            return None if ours else self._answer(request, 404, "Not found (this is the SageMaker API's host)")
+        if role == "signin":
+            return self._answer(request, 200, SIGNIN_PAGE, "html")
+        if role is None or ours:
+            return self._answer(request, 404, "Not found on this host")
         status = self.state.faults.take_http_error(request.method or "GET", path)
         if status is not None:
-            request._standin_answer = (status, "stand-in fault: http_errors")  # type: ignore[attr-defined]
-            return {}
+            return self._answer(request, status, "stand-in fault: http_errors")
         if path == AUTH_PATH or not path.startswith(self.base_url):
             return None
         if not self.state.world.jupyter_available():
-            request._standin_answer = (  # type: ignore[attr-defined]
-                503,
-                "The app is not running (it is starting, stopping or deleted)",
-            )
-            return {}
+            if self.state.faults.loading_page == "503":
+                return self._answer(request, 503, "The app is not running (it is starting, stopping or deleted)")
+            return self._answer(request, 200, LOADING_PAGE, "html")
         return None
 
 
@@ -186,11 +225,15 @@ class FrontDoorAnswer(web.RequestHandler):
     """Answers what the matcher decided, for any method (WebSocket handshakes included)."""
 
     def check_xsrf_cookie(self) -> None:
-        """The answer is an error either way."""
+        """Nothing behind this answer changes state."""
 
     def prepare(self) -> None:
-        status, message = getattr(self.request, "_standin_answer", (503, "unavailable"))
+        status, message, kind = getattr(self.request, "_standin_answer", (503, "unavailable", "json"))
         self.set_status(status)
+        if kind == "html":
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            self.finish(message)
+            return
         self.set_header("Content-Type", "application/json")
         if status == 503:
             self.set_header("Retry-After", "1")
@@ -201,7 +244,12 @@ class FrontDoorAnswer(web.RequestHandler):
 
 
 class PresignedLoginHandler(JupyterHandler):
-    """GET /auth?token=…: redeem a one-time presigned token for the login cookies."""
+    """GET /auth?token=…: redeem a one-time presigned token for the login cookie.
+
+    A bad, used or expired token ends, as in AWS (REAL-STUDIO L3), with a redirect to the
+    console's sign-in page on another host, which answers HTTP 200. The login sets no
+    ``_xsrf``: Jupyter sets that only when it renders a page (L4).
+    """
 
     def initialize(self, state: StandInState) -> None:
         self.state = state
@@ -210,23 +258,34 @@ class PresignedLoginHandler(JupyterHandler):
         # Tornado logs the full URI on errors; this one carries a credential.
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
+    def check_xsrf_cookie(self) -> None:
+        """GET only."""
+
     def get(self) -> None:
         login = self.state.tokens.redeem(self.get_argument("token", ""))
+        if login is not None and self.state.faults.login_refusals > 0:
+            self.state.faults.login_refusals -= 1
+            login = None
         if login is None:
-            self.log.warning("403 GET %s: invalid, used or expired presigned URL", AUTH_PATH)
-            raise web.HTTPError(403, reason="Invalid or expired presigned URL")
+            self.log.warning("GET %s: invalid, used or expired presigned URL: to the sign-in page", AUTH_PATH)
+            port = (self.request.host or "").rsplit(":", 1)[-1]
+            self.redirect(f"{self.request.protocol}://{HOSTS['signin']}:{port}/signin?client_id=arn%3Aaws%3Asignin")
+            return
         user = User(
             username=IDENTITY["user_profile"],
             name=IDENTITY["user_profile"],
             display_name=IDENTITY["user_profile"],
         )
         self.identity_provider.set_login_cookie(self, user)
-        self.xsrf_token  # noqa: B018  (first access sets the _xsrf cookie)
         self.redirect(login.redirect_path)
 
 
 class LabPageHandler(JupyterHandler):
-    """{base_url}lab: where the login redirects (JupyterLab itself is not installed)."""
+    """{base_url}lab: where the login redirects (JupyterLab itself is not installed).
+
+    Not rendered from a template, so it sets no ``_xsrf`` (what Studio's landing sets is
+    unknown; a client must be able to obtain it from any rendered page).
+    """
 
     @web.authenticated
     def get(self) -> None:
@@ -238,7 +297,11 @@ class LabPageHandler(JupyterHandler):
 
 
 class ClassicKernelsHandler(MainKernelHandler):
-    """POST api/kernels: Classic starts (and waits for) a KernelGateway app first."""
+    """POST api/kernels: Classic runs each kernel on the KernelGateway app of its instance type.
+
+    Studio Classic is retired (A7): a KernelGateway app can no longer be created, so a
+    kernel for an instance type without a running app is refused with AWS's reason.
+    """
 
     def initialize(self, state: StandInState) -> None:
         self.state = state
@@ -246,23 +309,24 @@ class ClassicKernelsHandler(MainKernelHandler):
     async def _kernel_gateway(self, instance_type: str) -> App:
         world = self.state.world
         user = IDENTITY["user_profile"]
-        name = kernel_gateway_app_name(user, instance_type)
-        app = world.find_app("KernelGateway", name, user_profile=user)
-        if app is None or app.status not in ("Pending", "InService"):
-            if app is not None and app.status == "Deleting":
-                raise web.HTTPError(409, f"KernelGateway app {name} is being deleted")
-            app = world.create_app(
-                "KernelGateway", name, space_name=None, user_profile=user,
-                instance_type=instance_type,
-                start_seconds=self.state.faults.kernel_gateway_start_seconds,
-            )
+        app = next((a for a in reversed(world.apps) if a.app_type == "KernelGateway" and a.user_profile == user
+                    and a.instance_type == instance_type and a.status in ("Pending", "InService")), None)
+        if app is None:
+            try:
+                app = world.create_app(
+                    "KernelGateway", kernel_gateway_app_name(user, instance_type), space_name=None,
+                    user_profile=user, instance_type=instance_type,
+                    start_seconds=self.state.faults.kernel_gateway_start_seconds,
+                )
+            except ApiError as e:
+                raise web.HTTPError(400, f"Could not start a KernelGateway app ({instance_type}): {e.message}") from None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + KERNEL_GATEWAY_WAIT_LIMIT
         while app.status == "Pending" and loop.time() < deadline:
             await asyncio.sleep(0.05)  # yields to the loop: other requests go on meanwhile
         if app.status != "InService":
             reason = app.failure_reason or f"status {app.status}"
-            raise web.HTTPError(500, f"KernelGateway app {name} did not start: {reason}")
+            raise web.HTTPError(500, f"KernelGateway app {app.app_name} did not start: {reason}")
         return app
 
     @web.authenticated
@@ -279,14 +343,13 @@ class ClassicKernelsHandler(MainKernelHandler):
         )
         self.state.kernel_apps[kernel_id] = app.app_name
         reply = await ensure_async(km.kernel_model(kernel_id))
-        reply["app_name"] = app.app_name
         self.set_header("Location", url_path_join(self.base_url, "api", "kernels", kernel_id))
         self.set_status(201)
         self.finish(json.dumps(reply, default=str))
 
 
 class ClassicAppsHandler(APIHandler):
-    """GET sagemaker/api/apps: the user's KernelGateway apps."""
+    """GET sagemaker/api/apps: the user's KernelGateway apps, a bare list (A8: no kernels field)."""
 
     def initialize(self, state: StandInState) -> None:
         self.state = state
@@ -297,9 +360,9 @@ class ClassicAppsHandler(APIHandler):
             {
                 "app_name": a.app_name,
                 "app_type": a.app_type,
+                "environment_arn": f"arn:aws:sagemaker:{IDENTITY['region']}:081325390199:image/sagemaker-base-python-310",
                 "instance_type": a.instance_type,
                 "status": a.status,
-                "kernels": self.state.kernels_on(a.app_name),
             }
             for a in self.state.world.apps
             if a.app_type == "KernelGateway" and a.status != "Deleted"
@@ -391,6 +454,11 @@ class FaultsHandler(_ControlHandler):
         self.reply(self.state.faults.to_dict())
 
 
+class IdleShutdownHandler(_ControlHandler):
+    def post(self) -> None:
+        self.reply({"stopped": self.state.world.idle_shutdown()})
+
+
 class KillKernelHandler(_ControlHandler):
     def post(self, kernel_id: str) -> None:
         try:
@@ -416,6 +484,7 @@ def install(
     faults: Faults,
     app_initially: str = "present",
     instance_initially: str = "InService",
+    legacy: bool = False,
 ) -> StandInState:
     """Add the stand-in's handlers and front door to an initialized ServerApp."""
     web_app = serverapp.web_app
@@ -426,6 +495,7 @@ def install(
         faults=faults,
         app_initially=app_initially,
         instance_initially=instance_initially,
+        legacy=legacy,
         on_apps_gone=lambda apps: state_holder[0].apps_gone(apps),
         on_instance_stopping=lambda: IOLoop.current().add_callback(state_holder[0].shutdown_everything),
     )
@@ -433,9 +503,24 @@ def install(
     state = StandInState(flavor=flavor, world=world, faults=faults, tokens=tokens, serverapp=serverapp)
     state_holder.append(state)
 
-    # Studio's cookies must reach paths outside base_url (/auth sets them for the app).
+    # /auth (outside base_url) sets the login cookie for the whole host; _xsrf keeps
+    # jupyter_server's own path, the base URL (REAL-STUDIO L4/L5).
     serverapp.identity_provider.cookie_options = {**serverapp.identity_provider.cookie_options, "path": "/"}
-    web_app.settings["xsrf_cookie_kwargs"] = {"path": "/"}
+    web_app.settings["xsrf_cookie_kwargs"] = {"path": base_url}
+
+    if flavor == "studio-classic":
+        # Studio reports each kernel's KernelGateway app in the kernel model, which is
+        # what sessions[].kernel.app_name shows (A8).
+        km = serverapp.kernel_manager
+        plain_kernel_model = km.kernel_model
+
+        def kernel_model(kernel_id: str) -> dict[str, Any]:
+            model = plain_kernel_model(kernel_id)
+            if kernel_id in state.kernel_apps:
+                model["app_name"] = state.kernel_apps[kernel_id]
+            return model
+
+        km.kernel_model = kernel_model
 
     api = SageMakerApi(world, tokens, base_url)
     kernel_id = r"(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)"
@@ -445,6 +530,7 @@ def install(
         (CONTROL_PATH + "/state", StateHandler, s),
         (CONTROL_PATH + "/faults", FaultsHandler, s),
         (CONTROL_PATH + f"/kernels/{kernel_id}/kill", KillKernelHandler, s),
+        (CONTROL_PATH + "/idle-shutdown", IdleShutdownHandler, s),
         (AUTH_PATH, PresignedLoginHandler, s),
         (url_path_join(base_url, "lab"), LabPageHandler),
         (url_path_join(base_url, f"api/kernels/{kernel_id}/channels"), DroppableKernelWebsocketHandler, s),

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .extension import BASE_URLS, CONTROL_PATH, SAGEMAKER_PATH
-from .world import FLAVORS, IDENTITY, Faults
+from .world import FLAVORS, HOSTS, IDENTITY, Faults
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30.0
@@ -39,9 +39,19 @@ class StandInError(RuntimeError):
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free on every address of HOSTS (the server listens on all of them)."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOSTS["api"], 0))
+            port = sock.getsockname()[1]
+        try:
+            for address in (HOSTS["signin"], HOSTS["app"]):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+                    other.bind((address, port))
+        except OSError:
+            continue
+        return port
+    raise StandInError("no port is free on all of " + ", ".join(HOSTS.values()))
 
 
 class StandIn:
@@ -58,6 +68,7 @@ class StandIn:
         iopub_msg_rate_limit: float | None = None,
         app_initially: str = "present",
         instance_initially: str = "InService",
+        legacy: bool = False,
         log_path: Path | str | None = None,
     ) -> None:
         if flavor not in FLAVORS:
@@ -71,6 +82,7 @@ class StandIn:
         self.iopub_msg_rate_limit = iopub_msg_rate_limit
         self.app_initially = app_initially
         self.instance_initially = instance_initially
+        self.legacy = legacy  # studio-classic: a domain whose Classic apps still run
         self.token = secrets.token_hex(24)
         self.identity: dict[str, str] = dict(IDENTITY)
         self._log_path = Path(log_path) if log_path else None
@@ -79,17 +91,30 @@ class StandIn:
 
     # ---- addresses ------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:PORT (the host; Jupyter lives under jupyter_url)."""
+    def _url(self, role: str) -> str:
         if self.port is None:
             raise StandInError("the stand-in is not started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{HOSTS[role]}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """http://127.0.0.1:PORT: the SageMaker API's and the control calls' host (not Jupyter's)."""
+        return self._url("api")
+
+    @property
+    def app_url(self) -> str:
+        """http://127.0.0.3:PORT: the space's (domain's, instance's) own host: /auth and Jupyter."""
+        return self._url("app")
+
+    @property
+    def signin_url(self) -> str:
+        """http://127.0.0.2:PORT: the console sign-in page's host."""
+        return self._url("signin")
 
     @property
     def jupyter_url(self) -> str:
         """Base URL of the Jupyter server for this flavor, without a trailing slash."""
-        return self.base_url + BASE_URLS[self.flavor].rstrip("/")
+        return self.app_url + BASE_URLS[self.flavor].rstrip("/")
 
     @property
     def sagemaker_endpoint(self) -> str:
@@ -144,8 +169,8 @@ class StandIn:
         env = dict(os.environ)
         for sub in ("config", "data", "runtime", "ipython"):
             (self._tmp / sub).mkdir(exist_ok=True)
+        env.pop("JUPYTER_TOKEN", None)  # the token goes on stdin (see server.py)
         env.update(
-            JUPYTER_TOKEN=self.token,
             JUPYTER_CONFIG_DIR=str(self._tmp / "config"),
             JUPYTER_DATA_DIR=str(self._tmp / "data"),
             JUPYTER_RUNTIME_DIR=str(self._tmp / "runtime"),
@@ -162,6 +187,7 @@ class StandIn:
             "iopub_data_rate_limit": self.iopub_data_rate_limit,
             "iopub_msg_rate_limit": self.iopub_msg_rate_limit,
             "parent_pid": os.getpid(),
+            "legacy": self.legacy,
         }
         cmd = [
             sys.executable, "-m", "localstudio.standin",
@@ -170,9 +196,12 @@ class StandIn:
         ]
         with open(self._log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL,
+                cmd, cwd=self.root, env=env, stdin=subprocess.PIPE,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(self.token.encode() + b"\n")
+        self._proc.stdin.close()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -256,6 +285,10 @@ class StandIn:
     def state(self) -> dict[str, Any]:
         """Snapshot: flavor, apps, kernels, sessions, terminals, notebook_instances, faults."""
         return self._control("GET", "/state")
+
+    def idle_shutdown(self) -> bool:
+        """Delete the flavor's app (stop the instance) as SageMaker's idle shutdown does (A10)."""
+        return bool(self._control("POST", "/idle-shutdown", {})["stopped"])
 
     def kill_kernel(self, kernel_id: str) -> None:
         """SIGKILL the kernel's process (Jupyter's restarter then notices, as with a crash)."""

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from tornado import web
 
-from .world import ACCOUNT, DEFAULT_INSTANCE_TYPE, IDENTITY, ApiError, World
+from .world import ACCOUNT, DEFAULT_INSTANCE_TYPE, HOSTS, IDENTITY, ApiError, World
 
 INSTANCE_TYPE_RE = re.compile(r"^(ml\.[a-z0-9]+\.[a-z0-9]+|system)$")
 
@@ -51,6 +51,13 @@ class LoginTokens:
         return login
 
 
+def on_host(host_url: str, role: str) -> str:
+    """``host_url`` (http://ip:port of the request) moved to the address of ``role`` (see HOSTS)."""
+    scheme, _, rest = host_url.partition("://")
+    port = rest.rsplit(":", 1)[1] if ":" in rest else "80"
+    return f"{scheme}://{HOSTS[role]}:{port}"
+
+
 def _require(body: dict[str, Any], name: str) -> Any:
     value = body.get(name)
     if value in (None, ""):
@@ -73,6 +80,7 @@ class SageMakerApi:
     """Operations over a World; ``host_url`` is the stand-in's http://host:port."""
 
     def __init__(self, world: World, tokens: LoginTokens, jupyter_path: str) -> None:
+        self.space_instance_type = DEFAULT_INSTANCE_TYPE  # the space's DefaultResourceSpec
         self.world = world
         self.tokens = tokens
         self.jupyter_path = jupyter_path  # base_url of Jupyter, ends with "/"
@@ -133,14 +141,15 @@ class SageMakerApi:
         expires = _int_in(body, "ExpiresInSeconds", 5, 300, 300)
         _int_in(body, "SessionExpirationDurationInSeconds", 1800, 43200, 43200)
         token = self.tokens.issue(expires, self.jupyter_path + "lab")
-        return {"AuthorizedUrl": f"{host_url}/auth?token={token}"}
+        # The URL is on the space's (Classic: the domain's) own host, not the API's (L1).
+        return {"AuthorizedUrl": f"{on_host(host_url, 'app')}/auth?token={token}"}
 
     def op_CreatePresignedNotebookInstanceUrl(self, body: dict[str, Any], host_url: str) -> dict[str, Any]:
         self._instance(body)
         _int_in(body, "SessionExpirationDurationInSeconds", 1800, 43200, 43200)
         # Notebook instance URLs are valid for five minutes.
         token = self.tokens.issue(300, self.jupyter_path + "lab")
-        return {"AuthorizedUrl": f"{host_url}/auth?token={token}"}
+        return {"AuthorizedUrl": f"{on_host(host_url, 'app')}/auth?token={token}"}
 
     # ---- apps -----------------------------------------------------------------------
 
@@ -157,7 +166,8 @@ class SageMakerApi:
         if app_type != "KernelGateway" and app_name != "default":
             raise ApiError("ValidationException", f"AppName must be 'default' for AppType {app_type}")
         spec = body.get("ResourceSpec") or {}
-        instance_type = spec.get("InstanceType") or ("system" if app_type == "JupyterServer" else DEFAULT_INSTANCE_TYPE)
+        # Without an InstanceType a JupyterLab app takes the space's default (A6).
+        instance_type = spec.get("InstanceType") or ("system" if app_type == "JupyterServer" else self.space_instance_type)
         if not INSTANCE_TYPE_RE.match(instance_type):
             raise ApiError("ValidationException", f"Invalid InstanceType {instance_type}")
         app = self.world.create_app(app_type, app_name, space_name=space, user_profile=user, instance_type=instance_type)
@@ -165,9 +175,7 @@ class SageMakerApi:
 
     def op_DeleteApp(self, body: dict[str, Any], host_url: str) -> dict[str, Any]:
         app = self._find_app(body)
-        if app.status == "Deleted":
-            raise ApiError("ResourceNotFound", f"App {app.arn} does not exist (already deleted)")
-        self.world.delete_app(app)
+        self.world.delete_app(app)  # a Deleted or Failed app: ValidationException (A3)
         return {}
 
     def op_ListApps(self, body: dict[str, Any], host_url: str) -> dict[str, Any]:
@@ -197,7 +205,7 @@ class SageMakerApi:
             "DomainName": "localstudio",
             "Status": "InService",
             "AuthMode": "IAM",
-            "Url": host_url,
+            "Url": on_host(host_url, "app"),
             "AppNetworkAccessType": "PublicInternetOnly",
         }
 
@@ -217,10 +225,13 @@ class SageMakerApi:
             "SpaceName": IDENTITY["space_name"],
             "SpaceArn": f"{self._domain_arn().replace(':domain/', ':space/')}/{IDENTITY['space_name']}",
             "Status": "InService",
-            "SpaceSettings": {"AppType": "JupyterLab"},
+            "SpaceSettings": {
+                "AppType": "JupyterLab",
+                "JupyterLabAppSettings": {"DefaultResourceSpec": {"InstanceType": self.space_instance_type}},
+            },
             "OwnershipSettings": {"OwnerUserProfileName": IDENTITY["user_profile"]},
             "SpaceSharingSettings": {"SharingType": "Private"},
-            "Url": host_url + self.jupyter_path.rstrip("/"),
+            "Url": on_host(host_url, "app") + self.jupyter_path.rstrip("/"),
         }
 
     def op_DescribeSpace(self, body: dict[str, Any], host_url: str) -> dict[str, Any]:
@@ -244,7 +255,7 @@ class SageMakerApi:
             "NotebookInstanceName": nb.name,
             "NotebookInstanceStatus": nb.status,
             "InstanceType": nb.instance_type,
-            "Url": host_url.split("://", 1)[1],
+            "Url": on_host(host_url, "app").split("://", 1)[1],
             "CreationTime": nb.created,
             "LastModifiedTime": nb.modified,
         }
@@ -296,6 +307,7 @@ class SageMakerApiHandler(web.RequestHandler):
         try:
             result = handler(body, host_url)
         except ApiError as e:
+            self.api.world.api_errors.append(f"{op}: {e.code}")
             self._answer(e.status, {"__type": e.code, "message": e.message})
             return
         self._answer(200, result)

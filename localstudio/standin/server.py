@@ -24,6 +24,7 @@ CONFIG_KEYS = {
     "iopub_data_rate_limit",
     "iopub_msg_rate_limit",
     "parent_pid",
+    "legacy",
 }
 
 
@@ -41,6 +42,8 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # A killed kernel is noticed (and restarted, as Jupyter does) within a second
         # instead of three, so fault tests stay quick.
         "--KernelRestarter.time_to_dead=1.0",
+        # As SageMaker Distribution starts it (REAL-STUDIO L4).
+        "--ServerApp.allow_origin=*",
     ]
     for key in ("iopub_data_rate_limit", "iopub_msg_rate_limit"):
         if config.get(key) is not None:
@@ -72,15 +75,26 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown --config-json keys: {sorted(unknown)}")
     faults = Faults()
     faults.update(config.get("faults") or {})
-    if not os.environ.get("JUPYTER_TOKEN"):
-        os.environ["JUPYTER_TOKEN"] = secrets.token_hex(24)
+    # The token comes on stdin, never in the environment: /proc/<pid>/environ keeps a
+    # process's initial environment for anyone running as the same user (a notebook).
+    token = sys.stdin.readline().strip() if not sys.stdin.isatty() else ""
+    os.environ["JUPYTER_TOKEN"] = token or secrets.token_hex(24)
 
     from jupyter_server.serverapp import ServerApp
+    from tornado.netutil import bind_sockets
 
     from .extension import install
+    from .world import HOSTS
 
     serverapp = ServerApp()
+    # In memory only: the default writes it to the runtime dir, readable by kernels.
+    serverapp.cookie_secret = secrets.token_bytes(32)
     serverapp.initialize(argv=_server_argv(args.flavor, os.path.abspath(args.root), args.port, config))
+    # No jpserver-*.json / jpserver-*-open.html in the runtime dir: they hold the token, and
+    # kernels can read that dir (JUPYTER_RUNTIME_DIR is in their environment).
+    # (--ServerApp.no_browser_open_file would print the token into the log instead.)
+    serverapp.write_server_info_file = lambda: None  # type: ignore[method-assign]
+    serverapp.write_browser_open_files = lambda: None  # type: ignore[method-assign]
     # The identity provider has the token now; kernels and terminals inherit this
     # environment, and a notebook must not be able to print the server's credential.
     os.environ.pop("JUPYTER_TOKEN", None)
@@ -90,7 +104,17 @@ def main(argv: list[str] | None = None) -> None:
         faults=faults,
         app_initially=config.get("app_initially", "present"),
         instance_initially=config.get("instance_initially", "InService"),
+        legacy=bool(config.get("legacy")),
     )
+    # The other hosts (sign-in page, the app's own host) on the same port.
+    extra = []
+    for address in (HOSTS["signin"], HOSTS["app"]):
+        try:
+            extra += bind_sockets(args.port, address)
+        except OSError as e:
+            print(f"The port {args.port} is already in use on {address}: {e}", file=sys.stderr, flush=True)
+            sys.exit(1)
+    serverapp.io_loop.add_callback(lambda: serverapp.http_server.add_sockets(extra))
     if config.get("parent_pid"):
         _watch_parent(serverapp, int(config["parent_pid"]))
     serverapp.start()

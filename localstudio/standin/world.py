@@ -26,7 +26,24 @@ IDENTITY: dict[str, str] = {
     "region": "us-east-1",
 }
 ACCOUNT = "123456789012"
+
+#: Each role on a loopback address of its own (same port), so that, as in AWS, no cookie
+#: can cross between the SageMaker API, the console's sign-in page and the app's host.
+HOSTS: dict[str, str] = {
+    "api": "127.0.0.1",  # the SageMaker API endpoint and the stand-in's control calls
+    "signin": "127.0.0.2",  # the AWS console sign-in page a bad presigned URL ends on
+    "app": "127.0.0.3",  # the space's (or domain's, or instance's) own host: /auth and Jupyter
+}
 DEFAULT_INSTANCE_TYPE = "ml.t3.medium"
+
+LOADING_PAGES = ("html", "503")
+#: AWS's answer to CreateApp for a Studio Classic app type (REAL-STUDIO A7).
+CLASSIC_RETIRED = "Invalid AppType [{app_type}]. This AppType has been deprecated."
+#: What StartNotebookInstance answers on a retired platform (REAL-STUDIO A9).
+PLATFORM_RETIRED = (
+    "Notebook instance platform notebook-al2-v1 (JupyterLab 1) reached end of support on 2025-06-30: "
+    "notebook instances on it can no longer be created or started. Update the instance to notebook-al2-v3."
+)
 
 #: App statuses that mean "exists and may be billing".
 LIVE_STATUSES = ("Pending", "InService", "Deleting")
@@ -71,6 +88,20 @@ class Faults:
     instance_stop_seconds: float = 0.5
     http_errors: list[HttpErrorRule] = field(default_factory=list)
     drop_websockets_after_seconds: float | None = None
+    #: What the app's URL answers while the app is not running (REAL-STUDIO A11 is
+    #: unknown): "html" (HTTP 200, a loading page) or "503".
+    loading_page: str = "html"
+    #: How long the app's URL keeps answering the loading page after DescribeApp says
+    #: InService (the proxy's route is not ready at the same instant).
+    proxy_ready_seconds: float = 0.5
+    #: How long after a delete CreateApp answers ResourceInUse (the space's volume is
+    #: still detaching, REAL-STUDIO A4).
+    storage_busy_seconds: float = 2.0
+    #: The notebook instance runs on a retired platform: StartNotebookInstance is refused (A9).
+    instance_platform_retired: bool = False
+    #: The next N presigned URLs are spent before they are used (as if used twice,
+    #: expired, or refused by IAM): they end on the sign-in page (L3).
+    login_refusals: int = 0
 
     def update(self, knobs: dict[str, Any]) -> None:
         """Apply knobs; unknown names or bad values raise ValueError (nothing is applied)."""
@@ -89,8 +120,16 @@ class Faults:
                     re.compile(rule.path_regex)
                     rules.append(rule)
                 new[name] = rules
-            elif name == "app_fails":
+            elif name in ("app_fails", "instance_platform_retired"):
                 new[name] = bool(value)
+            elif name == "login_refusals":
+                if int(value) < 0:
+                    raise ValueError("login_refusals must be >= 0")
+                new[name] = int(value)
+            elif name == "loading_page":
+                if value not in LOADING_PAGES:
+                    raise ValueError(f"loading_page must be one of {LOADING_PAGES}")
+                new[name] = value
             elif value is None:
                 if name != "drop_websockets_after_seconds":
                     raise ValueError(f"{name} cannot be null")
@@ -125,6 +164,8 @@ class App:
     status: str = "Pending"
     failure_reason: str | None = None
     created: float = field(default_factory=time.time)
+    in_service_at: float = 0.0  # monotonic time it became InService
+    deleted_at: float = 0.0  # monotonic time it became Deleted
 
     @property
     def arn(self) -> str:
@@ -192,6 +233,7 @@ class World:
         faults: Faults,
         app_initially: str = "present",
         instance_initially: str = "InService",
+        legacy: bool = False,
         on_apps_gone: Callable[[list[App]], None] | None = None,
         on_instance_stopping: Callable[[], None] | None = None,
     ) -> None:
@@ -204,6 +246,7 @@ class World:
         self.flavor = flavor
         self.faults = faults
         self.apps: list[App] = []
+        self.api_errors: list[str] = []  # "Operation: Code" of every SageMaker API error answered
         self.on_apps_gone = on_apps_gone or (lambda apps: None)
         self.on_instance_stopping = on_instance_stopping or (lambda: None)
         if app_initially == "present":
@@ -212,24 +255,34 @@ class World:
                     App("JupyterLab", "default", IDENTITY["space_name"], None,
                         DEFAULT_INSTANCE_TYPE, status="InService")
                 )
-            elif flavor == "studio-classic":
-                self.apps.append(
-                    App("JupyterServer", "default", None, IDENTITY["user_profile"],
-                        "system", status="InService")
-                )
+        if flavor == "studio-classic" and legacy:
+            # Studio Classic is retired (A7): only a "legacy" domain still has its apps.
+            self.apps.append(
+                App("JupyterServer", "default", None, IDENTITY["user_profile"], "system", status="InService")
+            )
+            self.apps.append(
+                App("KernelGateway", kernel_gateway_app_name(IDENTITY["user_profile"], DEFAULT_INSTANCE_TYPE),
+                    None, IDENTITY["user_profile"], DEFAULT_INSTANCE_TYPE, status="InService")
+            )
         status = instance_initially if flavor == "notebook-instance" else "Stopped"
         self.instance = NotebookInstance(IDENTITY["notebook_instance"], status)
 
     # ---- readiness ------------------------------------------------------------------
 
+    def server_app(self) -> App | None:
+        """The app that runs the flavor's Jupyter server (None for instances and plain Jupyter)."""
+        if self.flavor == "studio-space":
+            return self.find_app("JupyterLab", "default", space_name=IDENTITY["space_name"])
+        if self.flavor == "studio-classic":
+            return self.find_app("JupyterServer", "default", user_profile=IDENTITY["user_profile"])
+        return None
+
     def jupyter_available(self) -> bool:
         """Whether Studio's proxy would pass requests through to Jupyter right now."""
-        if self.flavor == "studio-space":
-            app = self.find_app("JupyterLab", "default", space_name=IDENTITY["space_name"])
-            return app is not None and app.status == "InService"
-        if self.flavor == "studio-classic":
-            app = self.find_app("JupyterServer", "default", user_profile=IDENTITY["user_profile"])
-            return app is not None and app.status == "InService"
+        if self.flavor in ("studio-space", "studio-classic"):
+            app = self.server_app()
+            return (app is not None and app.status == "InService"
+                    and time.monotonic() - app.in_service_at >= self.faults.proxy_ready_seconds)
         if self.flavor == "notebook-instance":
             return self.instance.status == "InService"
         return True
@@ -265,9 +318,18 @@ class World:
         instance_type: str,
         start_seconds: float | None = None,
     ) -> App:
+        if app_type in ("JupyterServer", "KernelGateway"):
+            raise ApiError("ValidationException", CLASSIC_RETIRED.format(app_type=app_type))
         existing = self.find_app(app_type, app_name, space_name=space_name, user_profile=user_profile)
         if existing is not None and existing.status in LIVE_STATUSES:
             raise ApiError("ResourceInUse", f"App {existing.arn} already exists with status {existing.status}")
+        if existing is not None and existing.status == "Deleted" and space_name and \
+                time.monotonic() - existing.deleted_at < self.faults.storage_busy_seconds:
+            raise ApiError(
+                "ResourceInUse",
+                f"The space {space_name} storage is not in Available status: it is still in use by a "
+                f"deleted app. Try again later.",
+            )
         app = App(app_type, app_name, space_name, user_profile, instance_type)
         self.apps.append(app)
         delay = self.faults.app_start_seconds if start_seconds is None else start_seconds
@@ -283,21 +345,40 @@ class World:
             app.failure_reason = "stand-in fault: app_fails is set (the app could not be started)"
         else:
             app.status = "InService"
+            app.in_service_at = time.monotonic()
 
     def delete_app(self, app: App) -> None:
-        if app.status not in ("Pending", "InService", "Failed"):
-            raise ApiError("ValidationException", f"App {app.arn} cannot be deleted in status {app.status}")
+        # Deleting an app that is gone or failed is a ValidationException (A3).
+        if app.status == "Failed":
+            raise ApiError("ValidationException", f"App {app.arn} previously failed and cannot be deleted")
+        if app.status not in ("Pending", "InService"):
+            raise ApiError("ValidationException", f"App {app.arn} does not exist or is already {app.status}")
         app.status = "Deleting"
         self.on_apps_gone([app])
         IOLoop.current().call_later(self.faults.app_delete_seconds, self._finish_delete, app)
 
     @staticmethod
     def _finish_delete(app: App) -> None:
-        app.status = "Deleted"
+        app.status = "Deleted"  # the record stays, listed as Deleted (A2)
+        app.deleted_at = time.monotonic()
+
+    def idle_shutdown(self) -> bool:
+        """What SageMaker's idle shutdown does (A10): the flavor's app (or instance) goes away
+        under whatever runs on it. True when something was running."""
+        app = self.server_app()
+        if app is not None and app.status in ("Pending", "InService"):
+            self.delete_app(app)
+            return True
+        if self.flavor == "notebook-instance" and self.instance.status == "InService":
+            self.stop_instance()
+            return True
+        return False
 
     # ---- notebook instance ----------------------------------------------------------
 
     def start_instance(self) -> None:
+        if self.faults.instance_platform_retired:
+            raise ApiError("ValidationException", PLATFORM_RETIRED)
         if self.instance.status not in ("Stopped", "Failed"):
             raise ApiError(
                 "ValidationException",

@@ -106,16 +106,18 @@ def test_unknown_target_is_target_not_allowed(local_env):
     assert execution.invocations == ["studio-runner-prepare", "studio-runner-cleanup"]
 
 
-def test_classic_kernel_gateway_app_is_deleted_after_the_run(local_env):
-    env = local_env("studio-classic")
+def test_classic_legacy_domain_runs_on_its_existing_kernel_gateway_app_and_keeps_it(local_env):
+    # Studio Classic is retired: only a domain whose apps still run can be used, and an
+    # app this run did not start (none can be started any more) is kept.
+    env = local_env("studio-classic", legacy=True)
     path = write_notebook(env.root, "n.ipynb", "print('classic')")
     execution = env.run({"notebook": path, "kernel": {"instance_type": "ml.t3.medium"}})
 
     assert execution.succeeded, (execution.error, execution.cause)
     assert env.output(execution).cells[0].outputs[0].text == "classic\n"
-    assert any("KernelGateway" in a for a in execution.output["cleanup"]["actions"])
+    assert any("KernelGateway" in k and "not started by this run" in k for k in execution.output["cleanup"]["kept"])
     state = env.standin.state()
-    assert [a for a in state["apps"] if a["app_type"] == "KernelGateway" and a["status"] == "InService"] == []
+    assert [a["app_type"] for a in state["apps"] if a["status"] == "InService"] == ["JupyterServer", "KernelGateway"]
     assert state["kernels"] == []
 
 

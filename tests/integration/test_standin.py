@@ -47,12 +47,14 @@ def login(s: StandIn, **kwargs: Any) -> requests.Session:
     )["AuthorizedUrl"]
     sess = session()
     response = sess.get(url, timeout=10)
-    assert response.status_code == 200, response.text
+    assert response.status_code == 200 and response.url.startswith(s.app_url), response.url
+    # The login sets no _xsrf; any page Jupyter renders does (as in Studio, REAL-STUDIO L4).
+    sess.get(f"{s.jupyter_url}/tree", timeout=10)
     return sess
 
 
 def xsrf(sess: requests.Session) -> dict[str, str]:
-    return {"X-XSRFToken": sess.cookies["_xsrf"]}
+    return {"X-XSRFToken": next(c.value for c in sess.cookies if c.name == "_xsrf")}
 
 
 def cookie_header(sess: requests.Session) -> str:
@@ -97,19 +99,28 @@ def test_presigned_url_logs_in_once_and_cannot_be_reused(standin_space: StandIn)
     url = sagemaker(s).create_presigned_domain_url(
         DomainId="d-localstudio", UserProfileName="local-user", SpaceName="local-space", ExpiresInSeconds=30
     )["AuthorizedUrl"]
-    assert url.startswith(f"{s.base_url}/auth?token=")
+    # On the space's own host (L1), not the API's.
+    assert url.startswith(f"{s.app_url}/auth?token=") and s.app_url != s.base_url
 
     sess = session()
     first = sess.get(url, timeout=10)
     assert first.status_code == 200
     assert first.url == f"{s.jupyter_url}/lab"
-    assert {c.name: c.path for c in sess.cookies}.get("_xsrf") == "/"
-    assert all(c.path == "/" for c in sess.cookies)
+    assert [(c.domain, c.path) for c in sess.cookies] == [("127.0.0.3", "/")]  # the login cookie, no _xsrf
     assert sess.get(f"{s.jupyter_url}/api/contents", timeout=10).status_code == 200
+    assert "_xsrf" not in [c.name for c in sess.cookies]  # API calls never set it …
+    assert sess.get(f"{s.jupyter_url}/tree", timeout=10).status_code == 404
+    # … a rendered page does (even a 404), with the base URL as its path (L5)
+    assert [(c.domain, c.path) for c in sess.cookies if c.name == "_xsrf"] == [("127.0.0.3", "/jupyterlab/default/")]
 
+    # Used again: HTTP 200 on the console's sign-in page, another host (L3).
     again = session().get(url, timeout=10)
-    assert again.status_code == 403
+    assert again.status_code == 200 and again.url.startswith(s.signin_url + "/signin")
+    assert "Sign-In" in again.text and "text/html" in again.headers["Content-Type"]
     assert session().get(f"{s.jupyter_url}/api/contents", timeout=10).status_code == 403
+    # The API host serves no Jupyter, the app's host no SageMaker API.
+    assert session().get(f"{s.base_url}/jupyterlab/default/api/status", timeout=10).status_code == 404
+    assert session().post(f"{s.app_url}/_aws/sagemaker", timeout=10).status_code == 404
 
     # Neither the one-time token nor the server token reaches the server's log.
     log = s.log_path.read_text()
@@ -128,17 +139,16 @@ def test_cookie_post_needs_the_xsrf_header(standin_space: StandIn) -> None:
     assert (s.root / made.json()["path"]).exists()
 
 
-def test_websocket_with_a_foreign_origin_is_refused(standin_space: StandIn) -> None:
+def test_websocket_origin_is_not_checked_as_in_a_space(standin_space: StandIn) -> None:
+    # SageMaker Distribution starts Jupyter with --ServerApp.allow_origin='*' (REAL-STUDIO L4).
     s = standin_space
     sess = login(s, SpaceName="local-space")
     kernel = start_kernel(s, sess)
     try:
-        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            kernel_ws(s, sess, kernel["id"], origin="https://evil.example")
-        assert refused.value.status_code == 403
-        ws = kernel_ws(s, sess, kernel["id"])  # websocket-client sends the server's own Origin
-        assert ws.connected
-        ws.close()
+        for origin in ("https://elsewhere.example", None):
+            ws = kernel_ws(s, sess, kernel["id"], **({"origin": origin} if origin else {}))
+            assert ws.connected
+            ws.close()
     finally:
         delete_kernel(s, sess, kernel["id"])
     assert kernel["id"] not in [k["id"] for k in s.state()["kernels"]]
@@ -150,7 +160,8 @@ def test_expired_presigned_url_is_refused(standin_space: StandIn) -> None:
         DomainId="d-localstudio", UserProfileName="local-user", ExpiresInSeconds=5
     )["AuthorizedUrl"]
     time.sleep(5.2)
-    assert session().get(url, timeout=10).status_code == 403
+    expired = session().get(url, timeout=10)
+    assert expired.status_code == 200 and expired.url.startswith(s.signin_url)
 
 
 def test_sagemaker_api_errors_are_aws_shaped(standin_space: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,35 +207,54 @@ def test_terminals_work(standin_space: StandIn) -> None:
 # ---- app lifecycle ------------------------------------------------------------------------
 
 
-def test_space_app_starts_pending_then_in_service_and_jupyter_answers_503_until_then(standin_factory) -> None:
+def loading(response: requests.Response) -> bool:
+    """The page the app's URL answers while the app is not running (A11: HTTP 200 HTML by default)."""
+    return response.status_code == 200 and response.headers["Content-Type"].startswith("text/html") \
+        and "Loading" in response.text
+
+
+def test_space_app_lifecycle_loading_page_resource_in_use_and_deleted_records(standin_factory) -> None:
     s = standin_factory("studio-space", app_initially="absent", faults={"app_start_seconds": 1.0})
     sm = sagemaker(s)
     with pytest.raises(ClientError) as e:
         sm.describe_app(**SPACE_APP)
     assert e.value.response["Error"]["Code"] == "ResourceNotFound"
-    assert session().get(f"{s.jupyter_url}/api/status", timeout=10).status_code == 503
+    assert loading(session().get(f"{s.jupyter_url}/api/status", timeout=10))
     # Login itself works, but the redirect target is behind the (not yet running) app.
     url = sm.create_presigned_domain_url(DomainId="d-localstudio", UserProfileName="local-user", SpaceName="local-space")["AuthorizedUrl"]
     sess = session()
-    assert sess.get(url, timeout=10).status_code == 503
-    assert "_xsrf" in sess.cookies
+    assert loading(sess.get(url, timeout=10))
 
     created = time.monotonic()
-    sm.create_app(**SPACE_APP)
+    sm.create_app(**SPACE_APP)  # without ResourceSpec: the space's default instance type
+    assert sm.describe_app(**SPACE_APP)["ResourceSpec"]["InstanceType"] == \
+        sm.describe_space(DomainId="d-localstudio", SpaceName="local-space")["SpaceSettings"]["JupyterLabAppSettings"]["DefaultResourceSpec"]["InstanceType"]
     assert app_status(s, **SPACE_APP) == "Pending"
-    assert sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 503
+    assert loading(sess.get(f"{s.jupyter_url}/api/kernels", timeout=10))
     wait_for(lambda: app_status(s, **SPACE_APP) == "InService", 5, "InService")
     assert 0.9 <= time.monotonic() - created <= 3.0
-    assert sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 200
+    wait_for(lambda: sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 200
+             and sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).headers["Content-Type"].startswith("application/json"),
+             5, "the proxy to pass requests to Jupyter")
+    sess.get(f"{s.jupyter_url}/tree", timeout=10)
     kernel = start_kernel(s, sess)
 
     sm.delete_app(**SPACE_APP)
     assert app_status(s, **SPACE_APP) == "Deleting"
     wait_for(lambda: app_status(s, **SPACE_APP) == "Deleted", 5, "Deleted")
-    assert sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 503
+    assert loading(sess.get(f"{s.jupyter_url}/api/kernels", timeout=10))
     state = s.state()
     assert kernel["id"] not in [k["id"] for k in state["kernels"]]
-    assert [a["status"] for a in state["apps"]] == ["Deleted"]
+    assert [a["status"] for a in state["apps"]] == ["Deleted"]  # the record stays (A2)
+    assert [a["Status"] for a in sm.list_apps(DomainIdEquals="d-localstudio")["Apps"]] == ["Deleted"]
+    with pytest.raises(ClientError) as e:  # deleting it again (A3)
+        sm.delete_app(**SPACE_APP)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as e:  # the space's volume is still busy (A4)
+        sm.create_app(**SPACE_APP)
+    assert e.value.response["Error"]["Code"] == "ResourceInUse" and "storage" in e.value.response["Error"]["Message"]
+    s.set_faults(loading_page="503")
+    assert sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 503
 
 
 def test_app_fails_knob_makes_the_app_fail(standin_factory) -> None:
@@ -233,73 +263,61 @@ def test_app_fails_knob_makes_the_app_fail(standin_factory) -> None:
     sm.create_app(**SPACE_APP)
     app = wait_for(lambda: (d := sm.describe_app(**SPACE_APP))["Status"] == "Failed" and d, 5, "Failed")
     assert "app_fails" in app["FailureReason"]
-    assert session().get(f"{s.jupyter_url}/api/status", timeout=10).status_code == 503
+    assert loading(session().get(f"{s.jupyter_url}/api/status", timeout=10))
     # After the fault is lifted a new CreateApp succeeds.
     s.set_faults(app_fails=False)
     sm.create_app(**SPACE_APP)
     wait_for(lambda: app_status(s, **SPACE_APP) == "InService", 5, "InService")
 
 
-def test_classic_kernel_post_waits_for_a_kernel_gateway_app_that_outlives_the_kernel(standin_factory) -> None:
-    s = standin_factory("studio-classic", faults={"kernel_gateway_start_seconds": 1.0})
+def test_classic_is_retired_no_app_can_be_created(standin_factory) -> None:
+    s = standin_factory("studio-classic")
+    sm = sagemaker(s)
+    classic = {**ID, "UserProfileName": "local-user", "AppName": "default"}
+    assert sm.list_apps(DomainIdEquals="d-localstudio")["Apps"] == []
+    for app_type in ("JupyterServer", "KernelGateway"):
+        with pytest.raises(ClientError) as e:
+            sm.create_app(**classic, AppType=app_type)
+        assert e.value.response["Error"]["Code"] == "ValidationException"
+        assert e.value.response["Error"]["Message"] == f"Invalid AppType [{app_type}]. This AppType has been deprecated."
+
+
+def test_classic_legacy_domain_runs_kernels_on_its_existing_kernel_gateway_app(standin_factory) -> None:
+    s = standin_factory("studio-classic", legacy=True)
     assert s.jupyter_url.endswith("/jupyter/default")
     sess = login(s)
+    listed = sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json()
+    assert isinstance(listed, list) and [a["instance_type"] for a in listed] == ["ml.t3.medium"]
+    assert "kernels" not in listed[0] and listed[0]["environment_arn"]  # A8: a bare list
+    app_name = listed[0]["app_name"]
 
-    began = time.monotonic()
     kernel = start_kernel(s, sess, instance_type="ml.t3.medium")
-    assert time.monotonic() - began >= 1.0
-    app_name = kernel["app_name"]
-    assert "ml-t3-medium" in app_name
+    r = sess.post(f"{s.jupyter_url}/api/sessions", json={"path": "a.ipynb", "type": "notebook", "name": "a.ipynb",
+                                                        "kernel": {"id": kernel["id"]}}, headers=xsrf(sess), timeout=10)
+    assert r.status_code == 201
+    sessions = sess.get(f"{s.jupyter_url}/api/sessions", timeout=10).json()
+    assert [x["kernel"]["app_name"] for x in sessions] == [app_name]  # how Studio names a kernel's app
+
+    # Another instance type would need a new KernelGateway app: refused with AWS's reason.
+    refused = sess.post(f"{s.jupyter_url}/api/kernels", json={"name": "python3", "instance_type": "ml.m5.large"},
+                        headers=xsrf(sess), timeout=10)
+    assert refused.status_code == 400 and "deprecated" in refused.json()["message"]
+
+    assert sess.delete(f"{s.jupyter_url}/api/sessions/{r.json()['id']}", headers=xsrf(sess), timeout=10).status_code == 204
     kg = {**ID, "UserProfileName": "local-user", "AppType": "KernelGateway", "AppName": app_name}
-    assert app_status(s, **kg) == "InService"
-
-    began = time.monotonic()
-    second = start_kernel(s, sess, instance_type="ml.t3.medium")  # the app is up: no wait
-    assert time.monotonic() - began < 1.0
-    assert second["app_name"] == app_name
-
-    for k in (kernel, second):
-        assert sess.delete(f"{s.jupyter_url}/api/kernels/{k['id']}", headers=xsrf(sess), timeout=10).status_code == 204
-    state = s.state()
-    assert state["kernels"] == []
-    assert {a["app_name"]: a["status"] for a in state["apps"]}[app_name] == "InService"  # still billing
-    listed = sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json()
-    assert [a["app_name"] for a in listed] == [app_name]
-    types = {a["AppType"] for a in sagemaker(s).list_apps(DomainIdEquals="d-localstudio", UserProfileNameEquals="local-user")["Apps"]}
-    assert types == {"JupyterServer", "KernelGateway"}
-
-    third = start_kernel(s, sess, instance_type="ml.t3.medium")
-    listed = sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json()
-    assert listed[0]["kernels"] == [third["id"]]
-    gone = sess.delete(f"{s.jupyter_url}/sagemaker/api/apps/{app_name}", headers=xsrf(sess), timeout=10)
-    assert gone.status_code == 204
+    assert app_status(s, **kg) == "InService"  # deleting the kernel leaves the app (still billing)
+    assert sess.delete(f"{s.jupyter_url}/sagemaker/api/apps/{app_name}", headers=xsrf(sess), timeout=10).status_code == 204
     wait_for(lambda: app_status(s, **kg) == "Deleted", 5, "Deleted")
-    state = s.state()
-    assert third["id"] not in [k["id"] for k in state["kernels"]]
     assert sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json() == []
-
-
-def test_classic_kernel_post_the_client_gave_up_on_still_starts_the_kernel(standin_factory) -> None:
-    s = standin_factory("studio-classic", faults={"kernel_gateway_start_seconds": 0.6})
-    sess = login(s)
-    with pytest.raises(requests.Timeout):
-        sess.post(f"{s.jupyter_url}/api/kernels", json={"name": "python3", "instance_type": "ml.m5.large"},
-                  headers=xsrf(sess), timeout=(5, 0.3))
-    apps = wait_for(
-        lambda: [a for a in sess.get(f"{s.jupyter_url}/sagemaker/api/apps", timeout=10).json() if a["kernels"]],
-        10, "the kernel the abandoned POST started",
-    )
-    assert apps[0]["status"] == "InService" and "ml-m5-large" in apps[0]["app_name"]
-    assert [k["id"] for k in sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).json()] == apps[0]["kernels"]
 
 
 def test_notebook_instance_start_and_stop(standin_factory) -> None:
     s = standin_factory("notebook-instance", instance_initially="Stopped", faults={"instance_start_seconds": 0.5})
-    assert s.jupyter_url == s.base_url
+    assert s.jupyter_url == s.app_url
     sm = sagemaker(s)
     name = {"NotebookInstanceName": "local-instance"}
     assert sm.describe_notebook_instance(**name)["NotebookInstanceStatus"] == "Stopped"
-    assert session().get(f"{s.jupyter_url}/api/status", timeout=10).status_code == 503
+    assert loading(session().get(f"{s.jupyter_url}/api/status", timeout=10))
     assert s.state()["notebook_instances"] == [{"name": "local-instance", "status": "Stopped"}]
     with pytest.raises(ClientError) as e:
         sm.stop_notebook_instance(**name)
@@ -311,6 +329,7 @@ def test_notebook_instance_start_and_stop(standin_factory) -> None:
     url = sm.create_presigned_notebook_instance_url(**name)["AuthorizedUrl"]
     sess = session()
     assert sess.get(url, timeout=10).status_code == 200
+    sess.get(f"{s.jupyter_url}/tree", timeout=10)
     kernel = start_kernel(s, sess)
 
     sm.stop_notebook_instance(**name)
@@ -319,6 +338,12 @@ def test_notebook_instance_start_and_stop(standin_factory) -> None:
     state = s.state()
     assert kernel["id"] not in [k["id"] for k in state["kernels"]]
     assert state["notebook_instances"][0]["status"] == "Stopped"
+
+    s.set_faults(instance_platform_retired=True)  # A9: a retired platform cannot start again
+    with pytest.raises(ClientError) as e:
+        sm.start_notebook_instance(**name)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "no longer be created or started" in e.value.response["Error"]["Message"]
 
 
 def test_jupyter_flavor_uses_token_auth_without_xsrf(standin_factory) -> None:
@@ -389,6 +414,45 @@ def test_kill_kernel_kills_the_process_and_jupyter_reports_it(standin_space: Sta
         # Wait until the restart is over: jupyter_client answers 500 to a DELETE that
         # arrives mid-restart (and the kernel stays), as a real server would.
         wait_for(restarted, 10, "the restarted kernel to be ready")
+    finally:
+        delete_kernel(s, sess, kernel["id"])
+
+
+def test_a_notebook_cannot_read_the_servers_token(standin_space: StandIn) -> None:
+    """Issue 9: the token was in the server's /proc/<pid>/environ and its runtime dir."""
+    from studiorunner.jupyter.connection import KernelChannel
+    from studiorunner.jupyter.kernel_protocol import execute_request, new_session_id
+
+    s = standin_space
+    sess = login(s)
+    kernel = start_kernel(s, sess)
+    code = (
+        "import os, glob\n"
+        "found = [open(f'/proc/{os.getppid()}/environ', 'rb').read().decode(errors='replace'), repr(dict(os.environ))]\n"
+        "for d in {os.environ.get('JUPYTER_RUNTIME_DIR', ''), os.path.dirname(os.environ.get('JUPYTER_CONFIG_DIR', ''))} - {''}:\n"
+        "    for f in glob.glob(d + '/**', recursive=True):\n"
+        "        try: found.append(open(f, errors='replace').read())\n"
+        "        except OSError: pass\n"
+        "print('\\n'.join(found))"
+    )
+    try:
+        url = s.jupyter_url.replace("http://", "ws://") + f"/api/kernels/{kernel['id']}/channels?session_id={uuid.uuid4()}"
+        out = []
+        with KernelChannel.open(url, headers={"Cookie": cookie_header(sess)}, timeout=30) as channel:
+            request = execute_request(code, session=new_session_id())
+            channel.send(request)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                msg = channel.recv(5)
+                if not msg or msg.get("parent_header", {}).get("msg_id") != request["header"]["msg_id"]:
+                    continue
+                if msg["msg_type"] == "stream":
+                    out.append(msg["content"]["text"])
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    break
+        text = "".join(out)
+        assert "JUPYTER_RUNTIME_DIR" in text  # it did read the environment and the files
+        assert s.token not in text
     finally:
         delete_kernel(s, sess, kernel["id"])
 

@@ -49,7 +49,7 @@ class JupyterClient:
     # -- contents -----------------------------------------------------------------
     def read_notebook(self, path: str) -> nbformat.NotebookNode:
         try:
-            model = self.http.get(f"api/contents/{quote_path(path)}", params={"type": "notebook", "content": 1}).json()
+            model = self.http.json("GET", f"api/contents/{quote_path(path)}", params={"type": "notebook", "content": 1})
         except JupyterHTTPError as exc:
             if exc.facts.get("status") == 404:
                 raise NotebookNotFound(
@@ -183,7 +183,7 @@ class JupyterClient:
         body: dict[str, Any] = {"name": name}
         if instance_type:
             body["instance_type"] = instance_type
-        return self.http.post("api/kernels", json=body, timeout=(5.0, timeout)).json()
+        return self.http.json("POST", "api/kernels", json=body, timeout=(5.0, timeout))
 
     def interrupt_kernel(self, kernel_id: str) -> None:
         self.http.post(f"api/kernels/{kernel_id}/interrupt")
@@ -213,8 +213,19 @@ class JupyterClient:
 
     # -- Studio Classic KernelGateway apps -------------------------------------------
     def list_studio_apps(self) -> list[dict[str, Any]]:
+        """Classic's KernelGateway apps: a bare list of ``app_name``, ``instance_type``, …
+        (REAL-STUDIO A8; which kernels run on an app is not in it)."""
         body = self.http.get("sagemaker/api/apps").json()
-        return body.get("apps", body) if isinstance(body, dict) else body
+        return [a for a in body if isinstance(a, dict)] if isinstance(body, list) else []
+
+    def kernel_app_name(self, kernel_id: str) -> str | None:
+        """The KernelGateway app a Classic kernel runs on, as Studio reports it:
+        ``sessions[].kernel.app_name`` (A8)."""
+        for session in self.list_sessions():
+            kernel = session.get("kernel") or {}
+            if kernel.get("id") == kernel_id and kernel.get("app_name"):
+                return str(kernel["app_name"])
+        return None
 
     def delete_studio_app(self, app_name: str) -> bool:
         return self._delete(f"sagemaker/api/apps/{app_name}")

@@ -101,7 +101,9 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
     try:
         jupyter = JupyterClient(target.login())
     except Exception as exc:  # noqa: BLE001
-        if kernel.started_anything:
+        if getattr(exc, "facts", {}).get("gone"):  # the app stopped (idle shutdown): its kernels went with it
+            report.kept.append(f"nothing to remove in the target's Jupyter server (its app is {exc.facts.get('status')})")
+        elif kernel.started_anything:
             report.problems.append(f"could not log in to remove the kernel: {describe(exc)}")
     if jupyter is not None:
         if spec.write_back and kernel.path and run.output_uri and output_exists:

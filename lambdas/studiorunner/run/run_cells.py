@@ -9,7 +9,7 @@ from typing import Any, Callable
 from nbformat import NotebookNode
 
 from studiorunner import notebook as nbtools
-from studiorunner.errors import KernelDied, StudioRunnerError
+from studiorunner.errors import JupyterHTTPError, KernelDied, StudioRunnerError
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
@@ -36,7 +36,8 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     ctx = StepContext.begin(state, services)
     run, spec, kernel = ctx.run, ctx.spec, ctx.state.kernel
     cursor = Cursor.from_dict(ctx.state.cursor)
-    jupyter = JupyterClient(ctx.target().login())
+    target = ctx.target()
+    jupyter = JupyterClient(target.login())
     store = services.notebooks()
     nb = store.read(run.output_uri)
     saver = ThrottledSaver(store, run.output_uri)
@@ -57,11 +58,22 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             raise FileNotFoundError("the run's journal is missing")
         return run_journal.parse(text)
 
+    def kernel_state() -> str:
+        try:
+            return jupyter.kernel_state(kernel.id)
+        except JupyterHTTPError:
+            if target.lost_error() is not None:
+                return "missing"  # gone with its app (idle shutdown): TargetFailed below says so
+            raise
+
     ws = jupyter.channels(kernel.id, kernel.client_session_id)
     try:
         try:
             channel = KernelChannel.open(ws.url, headers=ws.headers)
         except Exception as exc:
+            lost = target.lost_error()  # the app stopped under the run (idle shutdown)?
+            if lost is not None:
+                raise lost from None
             state_now = jupyter.kernel_state(kernel.id)
             if state_now not in DEAD_STATES:
                 raise
@@ -73,7 +85,7 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             channel, nb, session=kernel.client_session_id,
             kernel=KernelControl(
                 interrupt=lambda: jupyter.interrupt_kernel(kernel.id),
-                state=lambda: jupyter.kernel_state(kernel.id),
+                state=kernel_state,
                 # A dropped socket is reopened with the same session_id, so jupyter_server replays
                 # what it buffered; where it does not (a proxy dropped the session_id, another
                 # client took the buffer), the run's journal supplies it.
@@ -87,12 +99,17 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             cursor = executor.run(cursor, deadline=deadline)
         finally:
             channel.close()
-    except StudioRunnerError as exc:
+    except StudioRunnerError as caught:
+        exc = caught
+        if isinstance(exc, (KernelDied, JupyterHTTPError)):
+            exc = target.lost_error() or exc  # the app stopped under the run (idle shutdown)?
         _record_failure(nb, exc)
         saver.flush(nb)
         # Where the executed notebook is, as a fact: Cleanup's cause names it (from the run record).
         exc.facts.setdefault("output_notebook", run.output_uri)
-        raise
+        if exc is caught:
+            raise
+        raise exc from None
     if cursor.done:
         nbtools.finish_run(nb, "succeeded", datetime.now(timezone.utc), None)
     saver.flush(nb)

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from studiorunner import notebook as nbtools
-from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady
+from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady, TargetFailed
 from studiorunner.jupyter.kernel_protocol import new_session_id
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.parameters import inject_parameters
@@ -90,6 +90,9 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
             if not kernel.id:
                 return _pending(kernel, "waiting for the KernelGateway app", ctx)
             session = jupyter.create_session(kernel.session_path, kernel_id=kernel.id)
+            if not kernel.app_name:  # Studio names the kernel's app in its sessions (A8)
+                kernel.app_name = (session.get("kernel") or {}).get("app_name") or jupyter.kernel_app_name(kernel.id)
+                kernel.app_created = bool(kernel.app_name) and kernel.app_name not in (kernel.apps_before or [])
         else:
             session = jupyter.create_session(kernel.session_path, kernel_name=kernel.name)
         kernel.id = session["kernel"]["id"]
@@ -147,16 +150,41 @@ def _pending(kernel: KernelProgress, detail: str, ctx: StepContext) -> dict[str,
     return kernel.to_dict()
 
 
+def _classic_instance_type(jupyter: JupyterClient, ctx: StepContext) -> str:
+    """The instance type of a running KernelGateway app to put the kernel on.
+
+    Studio Classic is retired (REAL-STUDIO A7): a kernel for an instance type without a
+    running KernelGateway app would need a new app, which AWS no longer creates.
+    """
+    running = {a.get("instance_type"): a.get("app_name") for a in jupyter.list_studio_apps()
+               if a.get("status", "InService") == "InService" and a.get("instance_type")}
+    wanted = ctx.spec.instance_type
+    if wanted and wanted in running:
+        return wanted
+    if not wanted and running:
+        return sorted(running)[0]
+    have = ", ".join(f"{app} ({itype})" for itype, app in sorted(running.items())) or "none"
+    name = ctx.run.target
+    raise TargetFailed(
+        f"Target {name!r} is Studio Classic, which AWS has retired: a kernel{' on ' + wanted if wanted else ''} "
+        f"would need a new KernelGateway app, and AWS no longer creates them (running KernelGateway apps: {have}). "
+        f"Use kernel.instance_type of a running app, or a studio-space target.",
+        target=name, instance_type=wanted, retired=True,
+    )
+
+
 def _start_classic_kernel(jupyter: JupyterClient, kernel: KernelProgress, ctx: StepContext) -> None:
     """POST a kernel on Studio Classic without letting a slow KernelGateway start hold the Lambda.
 
     The POST blocks while the app starts. If it times out the server keeps starting the
     app and the kernel; the next call adopts the kernel that appeared since, rather than
-    POSTing again and starting a second one.
+    POSTing again and starting a second one. The kernel's app is read from the POST's
+    answer, else from ``sessions[].kernel.app_name`` once the session exists (A8:
+    ``sagemaker/api/apps`` says nothing about kernels).
     """
     if kernel.kernels_before is None:
         kernel.kernels_before = [k["id"] for k in jupyter.list_kernels()]
-        kernel.apps_before = sorted(a.get("app_name") or a.get("AppName", "") for a in jupyter.list_studio_apps())
+        kernel.apps_before = sorted(a.get("app_name", "") for a in jupyter.list_studio_apps())
     before, apps_before = set(kernel.kernels_before), set(kernel.apps_before or [])
     if kernel.posted:
         for model in jupyter.list_kernels():
@@ -164,20 +192,22 @@ def _start_classic_kernel(jupyter: JupyterClient, kernel: KernelProgress, ctx: S
                 kernel.id = model["id"]
                 break
     else:
+        instance_type = _classic_instance_type(jupyter, ctx)
         kernel.posted = True
         try:
-            model = jupyter.create_kernel(kernel.name, instance_type=ctx.spec.instance_type,
+            model = jupyter.create_kernel(kernel.name, instance_type=instance_type,
                                           timeout=KERNEL_POST_TIMEOUT_SECONDS)
         except JupyterHTTPError as exc:
-            if not exc.facts.get("timeout"):
-                raise
-            return
+            if exc.facts.get("timeout"):
+                return
+            if "deprecated" in str(exc).lower():
+                raise TargetFailed(
+                    f"Studio Classic refused a kernel on {instance_type}: AWS no longer creates KernelGateway apps ({exc})",
+                    target=ctx.run.target, retired=True,
+                ) from None
+            raise
         kernel.id = model["id"]
         if model.get("app_name"):
             kernel.app_name = model["app_name"]
-    if kernel.id and not kernel.app_name:
-        for app in jupyter.list_studio_apps():
-            if any(k == kernel.id for k in app.get("kernels", [])):
-                kernel.app_name = app.get("app_name")
     if kernel.app_name:
         kernel.app_created = kernel.app_name not in apps_before

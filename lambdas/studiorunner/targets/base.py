@@ -18,9 +18,9 @@ from typing import Any, Callable
 import boto3
 
 from studiorunner.config import TargetConfig
-from studiorunner.errors import TargetNotReady
-from studiorunner.jupyter.http import JupyterHTTP
-
+from studiorunner.errors import JupyterHTTPError, LoginFailed, TargetFailed, TargetNotReady
+from studiorunner.jupyter.http import RETRY_STATUSES, JupyterHTTP
+from studiorunner.targets.log_secrets import quiet_secrets_in_logs
 
 
 def _new_client(service: str, region: str | None = None) -> Any:
@@ -66,6 +66,8 @@ class TargetProgress(Progress):
     """What StartTarget returns into the state (small, no secrets)."""
 
     created: bool = False  # this run created the app / started the instance
+    instance_type: str = ""  # what the app this run created runs on ("" = SageMaker's default)
+    instance_type_source: str = ""  # "target config" | "space default" | "SageMaker's default"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +115,7 @@ class Target(ABC):
     def sagemaker(self):
         if self._sagemaker is None:
             self._sagemaker = self._clients("sagemaker", self.config.region or None)
+        quiet_secrets_in_logs()  # the presigned URL calls are made through this client
         return self._sagemaker
 
     @abstractmethod
@@ -129,6 +132,44 @@ class Target(ABC):
 
     # Studio Classic starts one KernelGateway app per kernel instance type.
     uses_kernel_gateway_apps = False
+
+    def lost_error(self) -> TargetFailed | None:
+        """A TargetFailed when the app/instance is no longer running (idle shutdown, someone
+        stopped it: REAL-STUDIO A10), else None. For a step whose kernel or server stopped
+        answering, to say why instead of a bare connection error."""
+        return None
+
+    def _check_answers(self, http: JupyterHTTP) -> JupyterHTTP:
+        """Make sure Jupyter itself answers behind the login (not a loading page while the
+        app starts, A11): TargetNotReady if not yet, TargetFailed if the app is gone."""
+        try:
+            http.get("api/status", retry_seconds=3.0)
+        except JupyterHTTPError as exc:
+            status = exc.facts.get("status")
+            if status in (401, 403):
+                raise LoginFailed(
+                    f"Target {self.config.name!r} refused the login: {exc}", target=self.config.name, status=status
+                ) from None
+            if not (exc.facts.get("html") or status in RETRY_STATUSES or status is None):
+                raise
+            lost = self.lost_error()
+            if lost is not None:
+                raise lost from None
+            raise TargetNotReady(
+                f"Target {self.config.name!r} is running but its Jupyter server is not answering yet ({exc})",
+                target=self.config.name, status="starting",
+            ) from None
+        return http
+
+    def _ready_or_pending(self, progress: TargetProgress, status: str, *, now: float,
+                          start_seconds: float) -> TargetProgress:
+        """The app/instance says InService: ready once Jupyter answers behind the login."""
+        try:
+            self.login()
+        except TargetNotReady:
+            return self._pending(progress, f"{status}, Jupyter not answering yet", now=now, start_seconds=start_seconds)
+        progress.status, progress.detail, progress.wait_seconds = "ready", status, 0
+        return progress
 
     def _pending(self, progress: TargetProgress, detail: str, *, now: float, start_seconds: float) -> TargetProgress:
         if progress.overdue(now, start_seconds):

@@ -35,9 +35,13 @@ class JupyterTarget(Target):
         return parsed.get("token") if isinstance(parsed, dict) else str(parsed)
 
     def login(self) -> JupyterHTTP:
+        """Token auth when a token is configured; else none, as a server started with
+        ``--ServerApp.token=''`` (a SageMaker space's, REAL-STUDIO L4) wants: XSRF then
+        applies to every non-GET, and the chokepoint obtains ``_xsrf`` from a rendered page."""
         http = JupyterHTTP(self.config.url, new_session(), token=self._token())
         try:
             http.get("api/status")
         except JupyterHTTPError as exc:  # its message names path and status only
-            raise LoginFailed(f"Target {self.config.name!r} refused the token or is unreachable: {exc}", target=self.config.name) from None
+            raise LoginFailed(f"Target {self.config.name!r} refused the token or is unreachable: {exc}",
+                              target=self.config.name, status=exc.facts.get("status")) from None
         return http

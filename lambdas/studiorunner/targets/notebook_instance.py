@@ -31,8 +31,7 @@ class NotebookInstanceTarget(Target):
         described = self._describe()
         status = described.get("NotebookInstanceStatus", "Unknown")
         if status == "InService":
-            progress.status, progress.detail, progress.wait_seconds = "ready", status, 0
-            return progress
+            return self._ready_or_pending(progress, status, now=now, start_seconds=start_seconds)
         if status == "Failed":
             reason = described.get("FailureReason") or "no reason given"
             raise TargetFailed(
@@ -42,7 +41,18 @@ class NotebookInstanceTarget(Target):
         if status == "Stopped":
             if progress.created:
                 raise TargetFailed(f"Notebook instance {self.config.instance_name!r} stopped while starting", target=self.config.name)
-            self.sagemaker.start_notebook_instance(NotebookInstanceName=self.config.instance_name)
+            try:
+                self.sagemaker.start_notebook_instance(NotebookInstanceName=self.config.instance_name)
+            except ClientError as exc:
+                # E.g. an instance on a retired platform (notebook-al2-v1/v2) can no longer be
+                # started (REAL-STUDIO A9): AWS's reason is the useful part.
+                error = exc.response.get("Error", {})
+                reason = f"{error.get('Code')}: {error.get('Message') or 'no message'}"
+                raise TargetFailed(
+                    f"Notebook instance {self.config.instance_name!r} of target {self.config.name!r} "
+                    f"could not be started: {reason}",
+                    target=self.config.name, reason=reason,
+                ) from None
             progress.created = True
             status = "Pending"
         return self._pending(progress, status, now=now, start_seconds=start_seconds)
@@ -52,8 +62,20 @@ class NotebookInstanceTarget(Target):
             NotebookInstanceName=self.config.instance_name,
             SessionExpirationDurationInSeconds=SESSION_SECONDS,
         )["AuthorizedUrl"]
-        session, origin = presigned_login(url, self.config.name)
-        return JupyterHTTP(origin, session)
+        return self._check_answers(presigned_login(url, self.config.name, base_path="/"))
+
+    def lost_error(self) -> TargetFailed | None:
+        try:
+            status = self._describe().get("NotebookInstanceStatus", "Unknown")
+        except TargetFailed:
+            return None
+        if status == "InService":
+            return None
+        return TargetFailed(
+            f"Notebook instance {self.config.instance_name!r} of target {self.config.name!r} is {status}: it "
+            f"stopped while the run was using it, and its kernels and terminals went with it",
+            target=self.config.name, status=status, gone=True,
+        )
 
     def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
         report = ReleaseReport()
