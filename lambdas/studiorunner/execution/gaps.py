@@ -16,7 +16,6 @@ recovered is marked in the cell, never silent.
 
 from __future__ import annotations
 
-import datetime
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -29,6 +28,7 @@ from studiorunner.execution.options import Stop
 from studiorunner.execution.outputs import OutputRecorder
 from studiorunner.jupyter.kernel_protocol import parent_msg_id
 from studiorunner.notebook import runner_record
+from studiorunner.timestamps import utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ LOST_NOTE = ("[studio-runner] output of this cell {span} was lost: the kernel is
 
 
 def iso(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso(epoch, timespec="seconds")
 
 
 @dataclass

@@ -25,6 +25,8 @@ from typing import Any
 from nbformat import NotebookNode
 from nbformat.v4 import new_output, output_from_msg
 
+from studiorunner.timestamps import utc_iso
+
 RATE_LIMIT_NOTES = ("IOPub data rate exceeded", "IOPub message rate exceeded")
 META_KEY = "studio_runner"
 
@@ -35,12 +37,10 @@ def timestamp(msg: dict[str, Any] | None = None) -> str:
     if isinstance(raw, str) and raw:
         try:
             when = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            if when.tzinfo is not None:
-                when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-            return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return utc_iso(when)
         except ValueError:
             pass
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_iso()
 
 
 def runner_meta(cell: NotebookNode) -> dict[str, Any]:

@@ -20,11 +20,12 @@ Wire encodings (see jupyter_server/services/kernels/connection/base.py):
 
 from __future__ import annotations
 
-import datetime
 import json
 import struct
 import uuid
 from typing import Any
+
+from studiorunner.timestamps import utc_iso
 
 #: Version of the messaging protocol the messages we build follow.
 PROTOCOL_VERSION = "5.4"
@@ -41,7 +42,7 @@ def new_session_id() -> str:
 
 
 def utcnow_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return utc_iso()
 
 
 def new_msg(

@@ -19,12 +19,13 @@ from typing import Any, TextIO
 from studiorunner.errors import CommandFailed, CommandTimeout
 from studiorunner.redact import redact, without_controls
 from studiorunner.terminal.session import CommandResult, TerminalSession
+from studiorunner.timestamps import utc_iso
 
 __all__ = ["CommandResult", "log_footer", "log_header", "run_commands", "shown_command", "summary"]
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(moment, timespec="milliseconds")
 
 
 def _clean(text: str) -> str:
