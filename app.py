@@ -2,8 +2,11 @@
 """The Studio Runner CDK app.
 
 Context is read once, here: ``studio_runner`` (the deployment's configuration, validated by
-``infra.config``) and ``studio_runner:bundle`` (``false`` ships ``lambdas/`` without
-installing its requirements: for quick template checks, never for a deploy).
+``infra.config``); ``studio_runner:stack_id`` and ``studio_runner:resource_prefix`` (so a
+dev and a prod copy can share an account: ``-c studio_runner:stack_id=StudioRunnerDev
+-c studio_runner:resource_prefix=studio-runner-dev``); and ``studio_runner:bundle``
+(``false`` ships ``lambdas/`` without installing its requirements: for quick template
+checks, never for a deploy).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.bundling import lambda_code
 from infra.config import CONTEXT_KEY, ConfigError, load_config
-from infra.stack import StudioRunnerStack
+from infra.stack import DEFAULT_STACK_ID, StudioRunnerStack
+from infra.studio_runner import DEFAULT_RESOURCE_PREFIX
 
 
 def main() -> None:
@@ -27,8 +31,10 @@ def main() -> None:
         sys.exit(f"studio-runner: {error}")
     bundle = str(app.node.try_get_context("studio_runner:bundle")).lower() != "false"
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
+    stack_id = app.node.try_get_context("studio_runner:stack_id") or DEFAULT_STACK_ID
+    prefix = app.node.try_get_context("studio_runner:resource_prefix") or DEFAULT_RESOURCE_PREFIX
     StudioRunnerStack(
-        app, "StudioRunner", config=config, code=lambda_code(bundle=bundle),
+        app, stack_id, config=config, code=lambda_code(bundle=bundle), resource_prefix=prefix,
         env=cdk.Environment(account=account, region=region) if account and region else None,
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

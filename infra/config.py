@@ -9,20 +9,23 @@ surface later as an AccessDenied inside a run.
 from __future__ import annotations
 
 import re
+import sys
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from pathlib import Path
+from typing import Any
+
+# The library's config module is the one target schema; lambdas/ is where it lives (appended,
+# so a path set up before — the local stack's, a bundle's — still comes first).
+_LAMBDAS = str(Path(__file__).resolve().parent.parent / "lambdas")
+if _LAMBDAS not in sys.path:
+    sys.path.append(_LAMBDAS)
+
+from studiorunner.config import TARGET_NAME, TargetConfig, TargetConfigError
 
 CONTEXT_KEY = "studio_runner"
 
-# Names end up in S3 keys (`<inbox>/<target>/…`) and in construct ids: keep them plain.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-_DOMAIN_ID = re.compile(r"^d-[a-z0-9]{1,61}$")
-# SageMaker user profile, space and notebook instance names share this pattern.
-_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _SCHEDULE_EXPRESSION = re.compile(r"^(cron|rate|at)\(.+\)$")
 _INBOX_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*/$")
 # Values CloudWatch Logs accepts for a log group's retention.
@@ -40,51 +43,18 @@ class ConfigError(ValueError):
         self.key = key
 
 
-@dataclass(frozen=True, kw_only=True)
-class StudioSpaceTarget:
-    """A current Studio JupyterLab space, reached through its owner's user profile."""
-
-    name: str
-    domain_id: str
-    user_profile: str
-    space_name: str
-    region: str | None = None
-    type: str = "studio-space"
+# The one target schema (issue 12): the library's, so the Lambdas, the local stack and this
+# validation cannot disagree on what a target needs.
+Target = TargetConfig
 
 
 @dataclass(frozen=True, kw_only=True)
-class StudioClassicTarget:
-    """A Studio Classic user profile (JupyterServer app ``default``)."""
+class VpcPlacement:
+    """Where every Lambda runs when the domain is locked in a VPC (README: VPC endpoints)."""
 
-    name: str
-    domain_id: str
-    user_profile: str
-    region: str | None = None
-    type: str = "studio-classic"
-
-
-@dataclass(frozen=True, kw_only=True)
-class NotebookInstanceTarget:
-    """A SageMaker notebook instance."""
-
-    name: str
-    instance_name: str
-    region: str | None = None
-    type: str = "notebook-instance"
-
-
-@dataclass(frozen=True, kw_only=True)
-class JupyterTarget:
-    """Any Jupyter Server, with its token in Secrets Manager."""
-
-    name: str
-    url: str
-    token_secret_arn: str
-    region: str | None = None
-    type: str = "jupyter"
-
-
-Target = Union[StudioSpaceTarget, StudioClassicTarget, NotebookInstanceTarget, JupyterTarget]
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,25 +83,22 @@ class StudioRunnerConfig:
     runs_retention_days: int | None = 365
     schedule_retry_attempts: int = 3
     notification_email: str | None = None
+    notify_on_success: bool = False
+    vpc: VpcPlacement | None = None
 
     @property
     def max_run_seconds(self) -> int:
         return self.max_run_hours * 3600
 
 
-_TARGET_FIELDS: dict[str, tuple[set[str], set[str]]] = {
-    # type: (required keys, optional keys) besides "type" and "region"
-    "studio-space": ({"domain_id", "user_profile", "space_name"}, set()),
-    "studio-classic": ({"domain_id", "user_profile"}, set()),
-    "notebook-instance": ({"name"}, set()),
-    "jupyter": ({"url", "token_secret_arn"}, set()),
-}
-
 _TOP_LEVEL = {
     "targets", "default_target", "schedules", "inbox_prefix", "lambda_memory_mb",
     "run_cells_timeout_seconds", "log_retention_days", "max_run_hours", "runs_retention_days",
-    "schedule_retry_attempts", "notification_email",
+    "schedule_retry_attempts", "notification_email", "notify_on_success", "vpc",
 }
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
 
 def load_config(raw: Any) -> StudioRunnerConfig:
@@ -148,8 +115,12 @@ def load_config(raw: Any) -> StudioRunnerConfig:
     targets: dict[str, Target] = {}
     targets_context: dict[str, dict[str, Any]] = {}
     for name, spec in targets_raw.items():
-        targets[name] = _target(name, spec, f"{key}.targets.{name}")
-        targets_context[name] = dict(spec)
+        try:
+            targets[name] = TargetConfig.from_dict(name, spec)
+        except TargetConfigError as error:
+            where = f"{key}.targets.{name}" + (f".{error.key}" if error.key else "")
+            raise ConfigError(where, error.problem) from error
+        targets_context[name] = targets[name].to_dict()
 
     default_target = raw.get("default_target")
     if default_target not in targets:
@@ -179,6 +150,10 @@ def load_config(raw: Any) -> StudioRunnerConfig:
     if email is not None and (not isinstance(email, str) or not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email)):
         raise ConfigError(f"{key}.notification_email", "must be an e-mail address or null")
 
+    notify_on_success = raw.get("notify_on_success", False)
+    if not isinstance(notify_on_success, bool):
+        raise ConfigError(f"{key}.notify_on_success", f"must be true or false, got {notify_on_success!r}")
+
     return StudioRunnerConfig(
         targets=targets,
         default_target=default_target,
@@ -194,50 +169,31 @@ def load_config(raw: Any) -> StudioRunnerConfig:
         runs_retention_days=runs_retention_days,
         schedule_retry_attempts=_int(raw, "schedule_retry_attempts", 3, key, minimum=0, maximum=185),
         notification_email=email,
+        notify_on_success=notify_on_success,
+        vpc=_vpc(raw.get("vpc"), f"{key}.vpc"),
     )
 
 
-def _target(name: str, spec: Any, key: str) -> Target:
-    if not _NAME.match(name):
-        raise ConfigError(key, "target names are 1-63 letters, digits, '_' or '-' (they appear in S3 keys)")
-    _require_mapping(spec, key)
-    kind = spec.get("type")
-    if kind not in _TARGET_FIELDS:
-        raise ConfigError(f"{key}.type", f"{kind!r} is not one of {sorted(_TARGET_FIELDS)}")
-    required, optional = _TARGET_FIELDS[kind]
-    _reject_unknown(spec, required | optional | {"type", "region", "max_concurrent_runs"}, key)
-    # Runs at once on this target (run/slots.py); absent: 1 for a space or notebook instance, no
-    # limit otherwise (studiorunner.config.DEFAULT_MAX_CONCURRENT_RUNS); null: no limit.
-    limit = spec.get("max_concurrent_runs")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000):
-        raise ConfigError(f"{key}.max_concurrent_runs",
-                          f"must be an integer from 1 to 1000, or null for no limit, got {limit!r}")
-    for field_name in sorted(required):
-        if not isinstance(spec.get(field_name), str) or not spec[field_name]:
-            raise ConfigError(f"{key}.{field_name}", f"required for a {kind} target (a non-empty string)")
-    region = spec.get("region")
-    if region is not None and (not isinstance(region, str) or not _REGION.match(region)):
-        raise ConfigError(f"{key}.region", f"{region!r} is not an AWS region name like 'eu-west-1'")
-
-    if kind in ("studio-space", "studio-classic"):
-        if not _DOMAIN_ID.match(spec["domain_id"]):
-            raise ConfigError(f"{key}.domain_id", f"{spec['domain_id']!r} is not a SageMaker domain id like 'd-abc123'")
-        _sagemaker_name(spec["user_profile"], f"{key}.user_profile")
-    if kind == "studio-space":
-        _sagemaker_name(spec["space_name"], f"{key}.space_name")
-        return StudioSpaceTarget(name=name, domain_id=spec["domain_id"], user_profile=spec["user_profile"],
-                                 space_name=spec["space_name"], region=region)
-    if kind == "studio-classic":
-        return StudioClassicTarget(name=name, domain_id=spec["domain_id"], user_profile=spec["user_profile"],
-                                   region=region)
-    if kind == "notebook-instance":
-        _sagemaker_name(spec["name"], f"{key}.name")
-        return NotebookInstanceTarget(name=name, instance_name=spec["name"], region=region)
-    if not spec["url"].startswith("https://") and not spec["url"].startswith("http://"):
-        raise ConfigError(f"{key}.url", "must be an http(s):// URL of the Jupyter server")
-    if not _SECRET_ARN.match(spec["token_secret_arn"]):
-        raise ConfigError(f"{key}.token_secret_arn", "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:…)")
-    return JupyterTarget(name=name, url=spec["url"], token_secret_arn=spec["token_secret_arn"], region=region)
+def _vpc(raw: Any, key: str) -> VpcPlacement | None:
+    """Subnet and security group ids, not a lookup: ``cdk synth`` stays offline."""
+    if raw is None:
+        return None
+    _require_mapping(raw, key)
+    _reject_unknown(raw, {"vpc_id", "subnet_ids", "security_group_ids"}, key)
+    vpc_id = raw.get("vpc_id")
+    if not isinstance(vpc_id, str) or not _VPC_ID.match(vpc_id):
+        raise ConfigError(f"{key}.vpc_id", f"{vpc_id!r} is not a VPC id like 'vpc-0abc1234'")
+    ids: dict[str, tuple[str, ...]] = {}
+    for field_name, pattern, example in (("subnet_ids", _SUBNET_ID, "subnet-0abc1234"),
+                                         ("security_group_ids", _SECURITY_GROUP_ID, "sg-0abc1234")):
+        values = raw.get(field_name)
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{key}.{field_name}", "required: a non-empty list of ids")
+        for index, value in enumerate(values):
+            if not isinstance(value, str) or not pattern.match(value):
+                raise ConfigError(f"{key}.{field_name}[{index}]", f"{value!r} is not an id like '{example}'")
+        ids[field_name] = tuple(values)
+    return VpcPlacement(vpc_id=vpc_id, subnet_ids=ids["subnet_ids"], security_group_ids=ids["security_group_ids"])
 
 
 def _schedules(raw: Any, targets: Mapping[str, Target], key: str) -> list[Schedule]:
@@ -250,7 +206,7 @@ def _schedules(raw: Any, targets: Mapping[str, Target], key: str) -> list[Schedu
         _require_mapping(spec, where)
         _reject_unknown(spec, {"name", "expression", "timezone", "payload", "description"}, where)
         name = spec.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not TARGET_NAME.match(name):
             raise ConfigError(f"{where}.name", "required: 1-63 letters, digits, '_' or '-'")
         if name in seen:
             raise ConfigError(f"{where}.name", f"{name!r} is used by another schedule")
@@ -281,11 +237,6 @@ def _known_timezone(name: str) -> bool:
     available = zoneinfo.available_timezones()
     # Without a tz database on the machine we cannot tell: let Scheduler judge at deploy.
     return not available or name in available or name == "UTC"
-
-
-def _sagemaker_name(value: str, key: str) -> None:
-    if not _SAGEMAKER_NAME.match(value):
-        raise ConfigError(key, f"{value!r} is not a SageMaker name (letters, digits and '-', at most 63)")
 
 
 def _int(raw: Mapping[str, Any], name: str, default: int, key: str, *,

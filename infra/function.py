@@ -17,6 +17,7 @@ from constructs import Construct
 
 from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.nag import acknowledge
+from infra.network import LambdaNetwork
 
 _RETENTION = {
     1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
@@ -36,7 +37,8 @@ class StudioRunnerFunction(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, code: lambda_.Code, handler: str,
                  description: str, environment: Mapping[str, str], memory_mb: int,
-                 timeout: Duration, log_retention_days: int) -> None:
+                 timeout: Duration, log_retention_days: int, network: LambdaNetwork | None = None,
+                 on_failure: lambda_.IDestination | None = None) -> None:
         super().__init__(scope, id_)
         self.log_group = logs.LogGroup(self, "Logs", retention=retention(log_retention_days),
                                        removal_policy=RemovalPolicy.DESTROY)
@@ -57,7 +59,17 @@ class StudioRunnerFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,
+            vpc=network.vpc if network else None,
+            vpc_subnets=network.subnets if network else None,
+            security_groups=network.security_groups if network else None,
+            # Only functions invoked asynchronously (by EventBridge) get one: where what failed is kept.
+            on_failure=on_failure,
         )
+        if network is not None:
+            acknowledge(self.role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                                   "AWSLambdaVPCAccessExecutionRole]",
+                        "Lambda's own managed policy for the network interfaces of a function in a VPC "
+                        "(ec2:CreateNetworkInterface and friends, which need Resource '*').")
         acknowledge(self.function, "AwsSolutions-L1",
                     "Python 3.13 on purpose: the runtime the Lambda-side tests run on against the "
                     "built bundle (make test-bundle); 3.14 once the tests run there.")

@@ -1,4 +1,7 @@
-"""The run: one Lambda function per step and the Standard state machine that drives them."""
+"""The run: one Lambda function per step and the Standard state machine that drives them.
+
+No grants here: ``infra.studio_runner.StudioRunner`` wires them all in one place.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,11 @@ from pathlib import Path
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.function import StudioRunnerFunction, retention
-from infra.nag import acknowledge, arn_ref
+from infra.network import LambdaNetwork
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "runner.asl.json"
 # Steps other than RunCells/RunCommands log in, start or poll and return; RunCells hands over to its
@@ -58,9 +60,10 @@ def definition_text(path: Path, *, max_run_seconds: int) -> str:
 class Runner(Construct):
     """The step functions (``self.functions`` by step id) and ``self.state_machine``."""
 
-    def __init__(self, scope: Construct, id_: str, *, code: lambda_.Code, bucket: s3.IBucket,
-                 environment: Mapping[str, str], memory_mb: int, run_cells_timeout_seconds: int,
-                 log_retention_days: int, max_run_seconds: int, definition: Path = DEFINITION) -> None:
+    def __init__(self, scope: Construct, id_: str, *, code: lambda_.Code, environment: Mapping[str, str],
+                 memory_mb: int, run_cells_timeout_seconds: int, log_retention_days: int, max_run_seconds: int,
+                 state_machine_name: str, network: LambdaNetwork | None = None,
+                 definition: Path = DEFINITION) -> None:
         super().__init__(scope, id_)
         self.functions: dict[str, StudioRunnerFunction] = {}
         for step in STEPS:
@@ -71,21 +74,14 @@ class Runner(Construct):
                 self, step.construct_id, code=code, handler=step.handler,
                 description=f"Studio Runner step {step.construct_id}: {step.description}",
                 environment=environment, memory_mb=memory_mb, timeout=timeout,
-                log_retention_days=log_retention_days)
-            bucket.grant_read_write(fn.role)
-            acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{arn_ref(bucket.node.default_child)}/*]",
-                        "Runs read notebooks and write outputs under keys chosen per run "
-                        "(runs/<run_id>/…, the inbox): object-level access to this one bucket.")
-            for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
-                acknowledge(fn.role, f"AwsSolutions-IAM5[Action::{action}]",
-                            "CDK's grantReadWrite on the Studio Runner bucket only: these wildcard "
-                            "actions are scoped to that bucket and its objects.")
+                log_retention_days=log_retention_days, network=network)
             self.functions[step.construct_id] = fn
 
         self.log_group = logs.LogGroup(self, "ExecutionLogs", retention=retention(log_retention_days),
                                        removal_policy=RemovalPolicy.DESTROY)
         self.state_machine = sfn.StateMachine(
             self, "StateMachine",
+            state_machine_name=state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_string(
                 definition_text(definition, max_run_seconds=max_run_seconds)),
@@ -96,13 +92,3 @@ class Runner(Construct):
             # outputs, so execution data may be logged.
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
-        for step in STEPS:
-            fn = self.functions[step.construct_id].function
-            fn.grant_invoke(self.state_machine)
-            acknowledge(self.state_machine.role,
-                        f"AwsSolutions-IAM5[Resource::{arn_ref(fn.node.default_child)}:*]",
-                        "lambda:InvokeFunction on this step's own function, any version or alias "
-                        "(CDK's grantInvoke adds the qualified ARN).")
-        acknowledge(self.state_machine.role, "AwsSolutions-IAM5[Resource::*]",
-                    "CloudWatch Logs vended delivery (logs:CreateLogDelivery …) and X-Ray tracing "
-                    "have no resource-level permissions; AWS requires Resource '*'.")

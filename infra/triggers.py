@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import ArnFormat, Duration, Stack, TimeZone
+from aws_cdk import Duration, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
@@ -27,7 +27,8 @@ from constructs import Construct
 
 from infra.config import Schedule
 from infra.function import StudioRunnerFunction
-from infra.nag import acknowledge, arn_ref, resource_finding
+from infra.nag import acknowledge
+from infra.network import LambdaNetwork
 
 CLEANUP_STATUSES = ["ABORTED", "TIMED_OUT"]
 
@@ -38,11 +39,7 @@ class Schedules(Construct):
     def __init__(self, scope: Construct, id_: str, *, schedules: Sequence[Schedule],
                  state_machine: sfn.IStateMachine, retry_attempts: int) -> None:
         super().__init__(scope, id_)
-        self.dead_letter_queue = sqs.Queue(
-            self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(14))
-        acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3",
-                    "This queue is itself the dead-letter queue of the EventBridge Scheduler targets.")
+        self.dead_letter_queue = undelivered_queue(self, "DeadLetters", what="the EventBridge Scheduler targets")
         self.schedules: dict[str, scheduler.Schedule] = {}
         for entry in schedules:
             self.schedules[entry.name] = scheduler.Schedule(
@@ -59,32 +56,47 @@ class Schedules(Construct):
             )
 
 
+def execution_status_pattern(state_machine: sfn.IStateMachine, statuses: Sequence[str]) -> events.EventPattern:
+    """The one EventBridge pattern for "an execution of this state machine ended with one of ``statuses``"."""
+    return events.EventPattern(
+        source=["aws.states"],
+        detail_type=["Step Functions Execution Status Change"],
+        detail={"stateMachineArn": [state_machine.state_machine_arn], "status": list(statuses)},
+    )
+
+
+def undelivered_queue(scope: Construct, id_: str, *, what: str) -> sqs.Queue:
+    """Where an event or an invocation that failed is kept (14 days) for a person to look at."""
+    queue = sqs.Queue(scope, id_, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                      retention_period=Duration.days(14))
+    acknowledge(queue, "AwsSolutions-SQS3", f"This queue is itself the dead-letter queue of {what}.")
+    return queue
+
+
 class S3Trigger(Construct):
-    """``<inbox>/<target>/x.ipynb`` (or a ``.json`` payload) uploaded → a run."""
+    """``<inbox>/<target>/x.ipynb`` (or a ``.json`` payload) uploaded → a run.
+
+    EventBridge invokes the function asynchronously: an event it could not deliver and an
+    invocation that failed after Lambda's retries both land in ``dead_letters`` (an alarm on
+    it tells the topic: infra/observability.py), so a bad upload never vanishes silently.
+    """
 
     def __init__(self, scope: Construct, id_: str, *, code: lambda_.Code, bucket: s3.IBucket,
-                 inbox_prefix: str, state_machine: sfn.IStateMachine, log_retention_days: int) -> None:
+                 inbox_prefix: str, state_machine: sfn.IStateMachine, environment: Mapping[str, str],
+                 log_retention_days: int, network: LambdaNetwork | None = None) -> None:
         super().__init__(scope, id_)
+        self.dead_letters = undelivered_queue(self, "DeadLetters", what="the S3 trigger (rule target and function)")
         self.function = StudioRunnerFunction(
             self, "Starter", code=code, handler="steps.s3_trigger.handler",
             description="Studio Runner S3 trigger: start a run for an object uploaded to the inbox",
             environment={
+                **environment,
                 "STUDIO_RUNNER_STATE_MACHINE_ARN": state_machine.state_machine_arn,
                 "STUDIO_RUNNER_INBOX_PREFIX": inbox_prefix,
                 "STUDIO_RUNNER_BUCKET": bucket.bucket_name,
-                "POWERTOOLS_SERVICE_NAME": "studio-runner",
             },
-            memory_mb=256, timeout=Duration.seconds(30), log_retention_days=log_retention_days)
-        state_machine.grant_start_execution(self.function.role)
-        # It reads `.json` payloads; the `.ipynb` itself is read later by the run.
-        bucket.grant_read(self.function.role, f"{inbox_prefix}*")
-        acknowledge(self.function.role,
-                    f"AwsSolutions-IAM5[Resource::{arn_ref(bucket.node.default_child)}/{inbox_prefix}*]",
-                    "Read access to objects under the inbox prefix only, whose keys users choose.")
-        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*"):
-            acknowledge(self.function.role, f"AwsSolutions-IAM5[Action::{action}]",
-                        "CDK's grantRead limited to the inbox prefix of the Studio Runner bucket.")
-
+            memory_mb=256, timeout=Duration.seconds(30), log_retention_days=log_retention_days,
+            network=network, on_failure=destinations.SqsDestination(self.dead_letters))
         self.rule = events.Rule(
             self, "ObjectCreated",
             description="Studio Runner: an object was uploaded under the inbox prefix",
@@ -95,48 +107,35 @@ class S3Trigger(Construct):
                         "object": {"key": [{"prefix": inbox_prefix}]}},
             ),
         )
-        self.rule.add_target(events_targets.LambdaFunction(self.function.function, retry_attempts=4,
-                                                           max_event_age=Duration.hours(2)))
+        self.rule.add_target(events_targets.LambdaFunction(
+            self.function.function, retry_attempts=4, max_event_age=Duration.hours(2),
+            dead_letter_queue=self.dead_letters))
 
 
 class ExecutionEnded(Construct):
-    """ABORTED / TIMED_OUT executions → the execution_ended Lambda, which cleans up after them."""
+    """ABORTED / TIMED_OUT executions → the execution_ended Lambda, which cleans up after them.
 
-    def __init__(self, scope: Construct, id_: str, *, code: lambda_.Code, state_machine: sfn.StateMachine,
-                 environment: Mapping[str, str], target_statements: Sequence[iam.PolicyStatement],
-                 bucket: s3.IBucket, log_retention_days: int) -> None:
+    As for the S3 trigger, what fails is kept in ``dead_letters`` and an alarm tells the topic:
+    a cleanup that failed after an abort may leave an app running (and billing).
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, code: lambda_.Code, state_machine: sfn.IStateMachine,
+                 environment: Mapping[str, str], log_retention_days: int,
+                 network: LambdaNetwork | None = None) -> None:
         super().__init__(scope, id_)
+        self.dead_letters = undelivered_queue(self, "DeadLetters",
+                                              what="the execution-ended cleanup (rule target and function)")
         self.function = StudioRunnerFunction(
             self, "Cleaner", code=code, handler="steps.execution_ended.handler",
             description="Studio Runner: clean up after an execution that ended ABORTED or TIMED_OUT",
             environment={**environment, "STUDIO_RUNNER_STATE_MACHINE_ARN": state_machine.state_machine_arn},
-            memory_mb=512, timeout=Duration.minutes(5), log_retention_days=log_retention_days)
-        role = self.function.role
-        executions = Stack.of(self).format_arn(
-            service="states", resource="execution", arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            resource_name=f"{state_machine.state_machine_name}:*")
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["states:GetExecutionHistory", "states:DescribeExecution"], resources=[executions]))
-        acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource_finding(self, executions)}]",
-                    "History of this state machine's executions, whose names are chosen per run.")
-        for statement in target_statements:
-            role.add_to_principal_policy(statement)
-        bucket.grant_read_write(role)
-        acknowledge(role, f"AwsSolutions-IAM5[Resource::{arn_ref(bucket.node.default_child)}/*]",
-                    "Cleanup records the outcome under runs/<run_id>/, keys chosen per run.")
-        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
-            acknowledge(role, f"AwsSolutions-IAM5[Action::{action}]",
-                        "CDK's grantReadWrite on the Studio Runner bucket only.")
-
+            memory_mb=512, timeout=Duration.minutes(5), log_retention_days=log_retention_days,
+            network=network, on_failure=destinations.SqsDestination(self.dead_letters))
         self.rule = events.Rule(
             self, "AbortedOrTimedOut",
             description="Studio Runner: an execution ended ABORTED or TIMED_OUT and skipped its Cleanup state",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={"stateMachineArn": [state_machine.state_machine_arn], "status": CLEANUP_STATUSES},
-            ),
+            event_pattern=execution_status_pattern(state_machine, CLEANUP_STATUSES),
         )
-        self.rule.add_target(events_targets.LambdaFunction(self.function.function, retry_attempts=4,
-                                                           max_event_age=Duration.hours(6)))
-
+        self.rule.add_target(events_targets.LambdaFunction(
+            self.function.function, retry_attempts=4, max_event_age=Duration.hours(6),
+            dead_letter_queue=self.dead_letters))

@@ -7,6 +7,7 @@ Created once per Lambda container (module level), as Powertools recommends. Ever
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -19,9 +20,12 @@ from studiorunner.errors import StudioRunnerError
 if TYPE_CHECKING:
     from studiorunner.run import Services
 
-logger = Logger(service="studio-runner")
-tracer = Tracer(service="studio-runner")
-metrics = Metrics(namespace="StudioRunner", service="studio-runner")
+# The deployment's resource prefix (the stack sets it), so a dev and a prod copy in one
+# account keep their metrics apart (the metrics' "service" dimension).
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "studio-runner"
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace="StudioRunner", service=SERVICE)
 
 # Steps that add no metric (most of them) are normal, not worth a warning per invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

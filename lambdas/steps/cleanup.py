@@ -1,17 +1,17 @@
 """Cleanup: runs on every path; removes what the run started and decides the outcome."""
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner import run
 
-from ._runtime import logger, metrics, services, step
+from . import _metrics
+from ._runtime import logger, services, step
 
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
     outcome = run.cleanup(event, services())
-    metrics.add_metric(name="RunsSucceeded" if outcome["status"] == "SUCCEEDED" else "RunsFailed", unit=MetricUnit.Count, value=1)
+    _metrics.record_outcome(outcome)
     if outcome["status"] != "SUCCEEDED":
         logger.error("run failed", extra={"error": outcome["error"], "cause": outcome["cause"]})
     return outcome

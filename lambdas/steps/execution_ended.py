@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from studiorunner import run
 from studiorunner.run import aborted, slots
 
+from . import _metrics
 from ._runtime import clients, logger, services, step
 
 
@@ -31,6 +32,7 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
                       "Cause": f"The execution ended {status} before its Cleanup state ran"}
     state.pop("slot", None)  # released above, by this execution's ARN
     outcome = run.cleanup(state, services())
+    _metrics.record_outcome(outcome)  # an aborted or timed-out run is a failed run
     logger.info("cleaned up after %s execution", status, extra={"actions": outcome["result"]["cleanup"]})
     return {"cleaned": True, "execution": arn, "status": status, "cleanup": outcome["result"]["cleanup"],
             "slot": slot}

@@ -4,9 +4,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner import run
 
+from . import _metrics
 from ._runtime import services, step
 
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    return run.prepare(event, services())
+    record = run.prepare(event, services())
+    _metrics.record(_metrics.RUNS_STARTED, 1, target=record.get("target"))
+    return record

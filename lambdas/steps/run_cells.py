@@ -2,14 +2,14 @@
 
 import os
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner import run
 from studiorunner.errors import StudioRunnerError
 from studiorunner.progress import reporter_for
 
-from ._runtime import logger, metrics, services, step
+from . import _metrics
+from ._runtime import logger, services, step
 
 
 def _remaining_seconds(context: LambdaContext) -> float:
@@ -40,5 +40,6 @@ def handler(event: dict, context: LambdaContext) -> dict:
         raise
     if progress:
         progress.finish("done" if cursor.get("done") else "running")
-    metrics.add_metric(name="CellsExecuted", unit=MetricUnit.Count, value=cursor.get("cells_executed", 0) - before)
+    _metrics.record(_metrics.CELLS_EXECUTED, cursor.get("cells_executed", 0) - before,
+                    target=(event.get("run") or {}).get("target"))
     return cursor

@@ -4,9 +4,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner import run
 
+from . import _metrics
 from ._runtime import services, step
 
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    return run.start_target(event, services())
+    progress = run.start_target(event, services())
+    if progress.get("status") == "ready" and progress.get("started_at"):
+        _metrics.record(_metrics.APP_WAIT, max(0.0, services().clock() - progress["started_at"]),
+                        target=(event.get("run") or {}).get("target"))
+    return progress

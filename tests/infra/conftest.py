@@ -15,7 +15,7 @@ from typing import Any
 # jsii warns on every import that Node 20 is past its end of life (make exports this too).
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk  # noqa: E402
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
@@ -60,6 +60,9 @@ CONTEXT: dict[str, Any] = {
     "max_run_hours": 12,
     "runs_retention_days": 90,
     "notification_email": "ops@example.com",
+    "notify_on_success": True,
+    "vpc": {"vpc_id": "vpc-0a1b2c3d4e5f60718", "subnet_ids": ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"],
+            "security_group_ids": ["sg-0a1b2c3d4e5f60718"]},
 }
 
 
@@ -72,6 +75,7 @@ class Synthesized:
     definition_path: Path
     validation_error: Exception | None
     validation_report: dict[str, Any]
+    stack: StudioRunnerStack
 
 
 @pytest.fixture(scope="module")
@@ -102,4 +106,4 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return Synthesized(config=config, template=Template.from_json(template_json), template_json=template_json,
                        template_path=template_path, definition_path=definition, validation_error=error,
-                       validation_report=report)
+                       validation_report=report, stack=stack)

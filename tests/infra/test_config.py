@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ConfigError, JupyterTarget, NotebookInstanceTarget, load_config
+from infra.config import ConfigError, VpcPlacement, load_config
 from tests.infra.conftest import CONTEXT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,19 +37,34 @@ def test_the_shipped_cdk_json_is_valid():
 
 def test_a_full_context_becomes_typed_targets_and_schedules():
     config = load_config(CONTEXT)
-    assert isinstance(config.targets["nb"], NotebookInstanceTarget) and config.targets["nb"].instance_name == "My-Instance"
-    assert isinstance(config.targets["lab"], JupyterTarget)
+    assert config.targets["nb"].type == "notebook-instance" and config.targets["nb"].instance_name == "My-Instance"
+    assert config.targets["lab"].type == "jupyter"
     assert config.targets["legacy"].region == "us-east-1"
     assert [s.timezone for s in config.schedules] == ["Europe/Paris", "America/New_York"]
     assert config.max_run_seconds == 12 * 3600
     assert config.targets_context == CONTEXT["targets"]
+    assert config.notify_on_success is True
+    assert config.vpc == VpcPlacement(vpc_id="vpc-0a1b2c3d4e5f60718",
+                                      subnet_ids=("subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"),
+                                      security_group_ids=("sg-0a1b2c3d4e5f60718",))
+
+
+def test_the_targets_are_the_librarys_schema():
+    """One schema (issue 12): a jupyter target without a token is valid for both sides."""
+    from studiorunner.config import TargetConfig
+
+    raw = {"targets": {"open": {"type": "jupyter", "url": "http://10.0.0.5:8888/jupyterlab/default"}},
+           "default_target": "open"}
+    config = load_config(raw)
+    assert config.targets["open"] == TargetConfig.from_dict("open", raw["targets"]["open"])
+    assert config.targets_context["open"] == TargetConfig.from_dict("open", raw["targets"]["open"]).to_dict()
 
 
 def test_defaults_apply_to_a_minimal_context():
     config = load_config({"targets": {"nb": {"type": "notebook-instance", "name": "x"}}, "default_target": "nb"})
     assert (config.inbox_prefix, config.lambda_memory_mb, config.run_cells_timeout_seconds,
-            config.log_retention_days, config.max_run_hours, config.notification_email) == \
-        ("inbox/", 1024, 900, 30, 24, None)
+            config.log_retention_days, config.max_run_hours, config.notification_email,
+            config.notify_on_success, config.vpc) == ("inbox/", 1024, 900, 30, 24, None, False, None)
     assert config.schedules == ()
 
 
@@ -72,6 +87,11 @@ def test_defaults_apply_to_a_minimal_context():
     ("log_retention_days", 10, "studio_runner.log_retention_days"),
     ("notification_email", "not-an-address", "studio_runner.notification_email"),
     ("max_runs", 3, "studio_runner.max_runs"),
+    ("notify_on_success", "yes", "studio_runner.notify_on_success"),
+    ("vpc.vpc_id", "my-vpc", "studio_runner.vpc.vpc_id"),
+    ("vpc.subnet_ids", [], "studio_runner.vpc.subnet_ids"),
+    ("vpc.security_group_ids", ["sg-0a1b2c3d4e5f60718", "default"], "studio_runner.vpc.security_group_ids[1]"),
+    ("vpc.availability_zones", ["eu-west-1a"], "studio_runner.vpc.availability_zones"),
 ])
 def test_a_bad_value_names_its_key(path, value, key):
     with pytest.raises(ConfigError) as raised:

@@ -295,3 +295,106 @@ def test_cfn_lint_reports_no_errors(synthesized):
     matches = lint_file(synthesized.template_path, ManualArgs(regions=["eu-west-1"]))
     # W3005 (an explicit DependsOn that a reference already implies) is CDK's doing.
     assert [str(m) for m in matches if m.rule.id != "W3005"] == []
+
+
+def _vpc_context():
+    from tests.infra.conftest import CONTEXT
+    return CONTEXT["vpc"]
+
+
+def test_every_function_runs_in_the_configured_vpc(synthesized):
+    vpc = _vpc_context()
+    functions = _function_by_logical_id(synthesized.template_json)
+    assert len(functions) == len(HANDLERS)
+    for fn in functions.values():
+        assert fn["Properties"]["VpcConfig"] == {"SubnetIds": vpc["subnet_ids"],
+                                                 "SecurityGroupIds": vpc["security_group_ids"]}
+
+
+def test_a_studio_classic_target_is_a_synth_warning(synthesized):
+    from aws_cdk.assertions import Annotations
+    Annotations.from_stack(synthesized.stack).has_warning(
+        "*", Match.string_like_regexp("target 'legacy' is studio-classic.*retired"))
+
+
+def _queue_alarm_notifies_topic(synthesized, queue_logical_id: str) -> None:
+    synthesized.template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS",
+        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_logical_id, "QueueName"]}}],
+        "AlarmActions": [{"Ref": Match.string_like_regexp("Topic")}],
+    })
+
+
+def test_what_eventbridge_invokes_keeps_what_fails_and_tells_the_topic(synthesized):
+    """The S3 trigger and ExecutionEnded are invoked asynchronously: a failed delivery (rule
+    DLQ) and a failed invocation (on-failure destination) both land in a queue whose alarm
+    notifies the topic."""
+    functions = _function_by_logical_id(synthesized.template_json)
+    for handler in ("steps.s3_trigger.handler", "steps.execution_ended.handler"):
+        logical_id = next(k for k, f in functions.items() if f["Properties"]["Handler"] == handler)
+        queue = Capture()
+        synthesized.template.has_resource_properties("AWS::Events::Rule", {
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [logical_id, "Arn"]},
+                                           "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}})]})
+        synthesized.template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {
+            "FunctionName": {"Ref": logical_id},
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue.as_string(), "Arn"]}}}})
+        _queue_alarm_notifies_topic(synthesized, queue.as_string())
+
+
+def test_notifications_name_the_run_its_error_payload_output_and_console_link(synthesized):
+    for statuses, error in ((["FAILED", "TIMED_OUT", "ABORTED"], True), (["SUCCEEDED"], False)):
+        transformer = Capture()
+        queue = Capture()
+        synthesized.template.has_resource_properties("AWS::Events::Rule", {
+            "EventPattern": Match.object_like({"detail": Match.object_like({"status": statuses})}),
+            "Targets": [Match.object_like({"Arn": {"Ref": Match.string_like_regexp("Topic")},
+                                           "InputTransformer": transformer,
+                                           "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}})]})
+        paths = set(transformer.as_object()["InputPathsMap"].values())
+        assert {"$.detail.name", "$.detail.input", "$.detail.executionArn", "$.region"} <= paths
+        assert ({"$.detail.error", "$.detail.cause"} <= paths) is error
+        template = json.dumps(transformer.as_object()["InputTemplate"])
+        assert "console.aws.amazon.com/states/home" in template and "/runs/" in template
+        assert "default target, analytics-space" in template
+        _queue_alarm_notifies_topic(synthesized, queue.as_string())
+
+
+def _principal_statements(template_json, type_: str, key: str) -> list[dict[str, Any]]:
+    return [s for r in resources(template_json, type_).values() for s in r["Properties"][key]["Statement"]
+            if isinstance(s.get("Principal"), dict) and "Service" in s["Principal"] and s["Effect"] == "Allow"]
+
+
+def test_grants_to_eventbridge_and_cloudwatch_name_the_rule_or_alarm_and_the_account(synthesized):
+    topic = _principal_statements(synthesized.template_json, "AWS::SNS::TopicPolicy", "PolicyDocument")
+    key = _principal_statements(synthesized.template_json, "AWS::KMS::Key", "KeyPolicy")
+    assert {s["Principal"]["Service"] for s in topic} == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    assert {s["Principal"]["Service"] for s in key} == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    for statement in topic + key:
+        conditions = statement["Condition"]
+        assert conditions["StringEquals"] == {"aws:SourceAccount": "123456789012"}, statement
+        source = conditions.get("ArnEquals", conditions.get("ArnLike", {}))["aws:SourceArn"]
+        text = " ".join(_join(s) for s in _as_list(source))
+        assert re.search(r":events:eu-west-1:123456789012:rule/studio-runner-run-|"
+                         r":cloudwatch:eu-west-1:123456789012:alarm:studio-runner-\*", text), text
+
+
+def test_dashboard_and_alarms_per_target_read_the_metrics_the_lambdas_emit(synthesized):
+    from steps import _metrics
+
+    from infra import observability
+
+    assert set(observability.METRIC_NAMES) == set(_metrics.METRIC_NAMES)
+    synthesized.template.has_resource_properties("AWS::CloudWatch::Dashboard",
+                                                 {"DashboardName": "studio-runner-runs"})
+    body = json.dumps(next(iter(resources(synthesized.template_json, "AWS::CloudWatch::Dashboard").values())))
+    for name in observability.METRIC_NAMES:
+        assert name in body, name
+    for target in synthesized.config.targets:
+        for metric, alarm in (("RunsFailed", "failed-runs"), ("CleanupFailures", "cleanup-failures")):
+            synthesized.template.has_resource_properties("AWS::CloudWatch::Alarm", {
+                "AlarmName": f"studio-runner-{target}-{alarm}",
+                "Namespace": "StudioRunner", "MetricName": metric, "Statistic": "Sum", "Threshold": 1,
+                "Dimensions": [{"Name": "service", "Value": "studio-runner"}, {"Name": "target", "Value": target}],
+                "AlarmActions": [{"Ref": Match.string_like_regexp("Topic")}],
+            })
