@@ -103,7 +103,7 @@ def test_an_aborted_run_frees_its_slot_through_execution_ended(local_env):
     assert _wait_for(lambda: any(k["execution_state"] == "busy" for k in env.standin.state()["kernels"]))
     assert _slot_item(env)["holders"] == [arn]
     env.stack.sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
-    assert _wait_for(lambda: env.stack.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED", timeout=10)
+    assert _wait_for(lambda: env.stack.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED", timeout=40)
     assert _slot_item(env)["holders"] == [arn], "an aborted run never reaches Cleanup"
 
     event = {"detail": {"executionArn": arn, "status": "ABORTED"}}
@@ -119,7 +119,7 @@ def test_a_slot_held_by_an_execution_no_longer_running_is_reclaimed(local_env):
     arn = env.stack.start({"notebook": write_notebook(env.root, "long.ipynb", "import time\ntime.sleep(60)")})
     assert _wait_for(lambda: _slot_item(env)["holders"] == [arn])
     env.stack.sfn.stop_execution(executionArn=arn)
-    assert _wait_for(lambda: env.stack.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED", timeout=10)
+    assert _wait_for(lambda: env.stack.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED", timeout=40)
     # No ExecutionEnded (a lost event): the next run finds the holder gone and takes the slot.
     nxt = env.run({"notebook": write_notebook(env.root, "next.ipynb", "1")}, timeout=60)
     assert nxt.succeeded, (nxt.error, nxt.cause)

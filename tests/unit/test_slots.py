@@ -174,3 +174,21 @@ def test_max_concurrent_runs_defaults_and_checks():
     for bad in (0, -1, "2", True, 1.5):
         with pytest.raises(TargetConfigError, match="max_concurrent_runs"):
             TargetConfig.from_dict("s", {**SPACE, "max_concurrent_runs": bad})
+
+
+def test_holders_are_checked_on_the_first_attempt_and_then_every_few(aws):
+    from studiorunner.run.slots import RECLAIM_EVERY
+
+    sfn, machine = aws
+    clock = Clock()
+    holder = running_execution(sfn, machine)
+    acquire(run_for(), services(clock), holder)
+    me = running_execution(sfn, machine)
+    state = acquire(run_for(), services(clock), me)
+    assert state["slot"]["status"] == "waiting"
+    sfn.stop_execution(executionArn=holder)  # a holder that ends without releasing (a lost event)
+    for _ in range(RECLAIM_EVERY - 1):
+        state = acquire(state, services(clock), me)
+        assert state["slot"]["status"] == "waiting"
+    state = acquire(state, services(clock), me)
+    assert state["slot"]["status"] == "acquired" and state["slot"]["attempt"] == RECLAIM_EVERY

@@ -42,6 +42,10 @@ _NOT_HOLDERS = {KEY, RUNNING}
 #: The state machine's Wait between two attempts: short at first, then every WAIT_CAP seconds.
 #: A low cap keeps a long-waiting run from losing every race to newcomers (no FIFO here).
 WAIT_FIRST, WAIT_CAP = 2, 10
+#: Holders are checked with DescribeExecution on the first attempt and then every this many
+#: (about a minute at the cap): a crashed holder is rare, a waiting run asks often, and
+#: DescribeExecution is throttled per account.
+RECLAIM_EVERY = 5
 WAITING_MESSAGE = "waiting for a slot"
 
 
@@ -165,7 +169,7 @@ def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: st
     attempt = previous.attempt + 1 if previous else 0
 
     acquired = table.try_acquire(target.name, execution_arn, limit, now)
-    if not acquired and table.reclaim(target.name):
+    if not acquired and attempt % RECLAIM_EVERY == 0 and table.reclaim(target.name):
         acquired = table.try_acquire(target.name, execution_arn, limit, now)
     holders = table.holders(target.name)
     slot = SlotState(status="acquired" if acquired else "waiting", owner=execution_arn, limit=limit,
