@@ -18,13 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import BenchResult, Row, code_notebook, median, timed_command, worker, write_notebook
+from .common import BenchResult, Row, code_notebook, median, timed_command, trivial_notebook, worker, write_notebook
 
 CELLS = ["import math\nx = math.sqrt(2)", "y = [i * i for i in range(1000)]", "print(x, sum(y))"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-repeat", type=int, default=2, help="runs of each command (default 2)")
+    parser.add_argument("--run-cells", type=int, default=1000,
+                        help="cells of the whole-process run vs nbclient's jupyter-execute (default 1000; 0 skips it)")
 
 
 def run(args: argparse.Namespace) -> BenchResult:
@@ -69,4 +71,56 @@ def run(args: argparse.Namespace) -> BenchResult:
         note=f"RunCells {steps.get('RunCells', 0.0):.2f} s; steps (calls): "
              + ", ".join(f"{k} {v:.2f} s ({calls.get(k, 0)})" for k, v in steps.items())))
     result.details = {"ours_s": ours, "papermill_s": peer, "phases": phases, "cells": CELLS}
+    if args.run_cells:
+        _many_cells(args, result)
+    _progress_cost(result)
     return result
+
+
+def _many_cells(args: argparse.Namespace, result: BenchResult) -> None:
+    """A local run of N trivial cells, whole process (``python -m localstudio run``, which
+    follows progress.json) vs nbclient's whole process (``jupyter-execute``), fresh processes,
+    alternating, median of ``--run-repeat``."""
+    ours: list[float] = []
+    peer: list[float] = []
+    execute = str(Path(sys.executable).parent / "jupyter-execute")
+    with tempfile.TemporaryDirectory(prefix="bench-run-many-") as tmp:
+        root = Path(tmp)
+        write_notebook(trivial_notebook(args.run_cells), root / "many.ipynb")
+        for i in range(args.run_repeat):
+            seconds, _ = timed_command([sys.executable, "-m", "localstudio", "run", "many.ipynb",
+                                        "-o", str(root / f"ours-{i}.ipynb")], cwd=root, timeout=900)
+            ours.append(seconds)
+            seconds, _ = timed_command([execute, "many.ipynb", f"--output=nbclient-{i}"], cwd=root, timeout=900)
+            peer.append(seconds)
+    ratio = median(ours) / median(peer)
+    result.rows.append(Row(f"wall time, {args.run_cells} trivial cells, whole process (median of {args.run_repeat})",
+                           median(ours), "s", "jupyter-execute", median(peer), target="<= 1.5x", met=ratio <= 1.5))
+    result.details.update({"many_cells": args.run_cells, "many_ours_s": ours, "many_nbclient_s": peer})
+
+
+def _progress_cost(result: BenchResult, cells: int = 20000) -> None:
+    """What progress.json costs per cell: the reporter's two callbacks per cell, writing to a
+    store that takes as long as a small S3 PUT to moto in process (measured once here)."""
+    import boto3
+    from moto import mock_aws
+    from nbformat.v4 import new_code_cell, new_output
+
+    from studiorunner.progress import ProgressReporter
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bench-progress")
+
+        def write(uri: str, data: bytes) -> None:
+            s3.put_object(Bucket="bench-progress", Key="runs/x/progress.json", Body=data)
+
+        reporter = ProgressReporter(write, "s3://bench-progress/runs/x/progress.json", run_id="x", cells_total=cells)
+        cell = new_code_cell("x = 1", outputs=[new_output("stream", name="stdout", text="line\n" * 3)])
+        started = time.perf_counter()
+        for index in range(cells):
+            reporter.cell_started(index, cell)
+            reporter.cell_finished(index, cell, "completed")
+        elapsed = time.perf_counter() - started
+    result.rows.append(Row(f"progress.json: cost per cell ({cells} cells, {reporter.writes} writes)",
+                           elapsed / cells * 1e6, "us", note="callbacks + throttled PUT to moto S3"))

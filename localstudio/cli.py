@@ -65,8 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+def _cli_value(text: str):
+    """A ``-p NAME=VALUE`` value: JSON where it parses as JSON, else the text (studiorunner.parameters'
+    rule, kept here so a usage error is found without importing nbformat)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def run(args: argparse.Namespace) -> int:
-    from studiorunner.parameters import parse_cli_value
     from studiorunner_cli.main import EXIT_USAGE
     from studiorunner_cli.parameters import UsageError
     from studiorunner_cli.run import check_run_args
@@ -78,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             print(f"python -m localstudio: error: -p takes NAME=VALUE, got {item!r}", file=sys.stderr)
             return EXIT_USAGE
-        yamls.append(json.dumps({name: parse_cli_value(value)}))
+        yamls.append(json.dumps({name: _cli_value(value)}))
     shared = argparse.Namespace(
         notebook=args.notebook, parameters=[], parameters_raw=[], parameters_file=[], parameters_yaml=yamls,
         target=args.target, commands=args.commands, wait=True, output=args.output, log_output=args.log_output,

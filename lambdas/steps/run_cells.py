@@ -34,9 +34,10 @@ def handler(event: dict, context: LambdaContext) -> dict:
     hooks = {"on_cell_start": progress.cell_started, "on_cell_end": progress.cell_finished} if progress else {}
     try:
         cursor = run.run_cells(event, services(), remaining_seconds=_remaining_seconds(context), **hooks)
-    except StudioRunnerError as exc:
-        if progress:
-            progress.finish("failed", {"name": type(exc).__name__, "message": exc.message})
+    except Exception as exc:
+        if progress:  # always finished: its refresh timer must not outlive the invocation
+            message = exc.message if isinstance(exc, StudioRunnerError) else None
+            progress.finish("failed", {"name": type(exc).__name__, "message": message})
         raise
     if progress:
         progress.finish("done" if cursor.get("done") else "running")

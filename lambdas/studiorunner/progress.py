@@ -21,12 +21,18 @@ tell how many it missed.
 
 A progress write never fails a run: the notebook is what counts; a failed write is logged
 and retried at the next cell.
+
+Throttling must not hide the latest state: a change that is not written because the last
+write was too recent is written by a timer once the interval has passed (the cell that
+started just after a write, then runs for an hour, shows as running, not its predecessor).
+The timer never outlives the invocation: ``finish`` cancels it and writes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -90,6 +96,7 @@ class ProgressReporter:
         min_interval: float = 1.0,
         cost_factor: float = 10.0,
         on_cell_finished: Callable[[dict[str, Any]], None] | None = None,
+        refresh_seconds: float = 5.0,
     ) -> None:
         self._write, self.uri, self._clock = write, uri, clock
         self.min_interval, self.cost_factor = min_interval, cost_factor
@@ -99,6 +106,11 @@ class ProgressReporter:
             "cells_total": cells_total, "cells_finished": cells_finished, "cells_failed": cells_failed,
             "current": None, "finished": list(finished or [])[-KEEP_FINISHED:], "error": None,
         }
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+        self._dirty = False
+        self._closed = False
+        self.refresh_seconds = refresh_seconds
         self._current: tuple[int, NotebookNode] | None = None
         self._started: dict[int, float] = {}
         self._last_end: float | None = None
@@ -107,12 +119,20 @@ class ProgressReporter:
 
     # -- the executor's callbacks -------------------------------------------------
     def cell_started(self, index: int, cell: NotebookNode) -> None:
-        self._current = (index, cell)
-        self._started[index] = time.time()
-        self.data["current"] = {"cell": index, "started_at": _now_iso(), "lines": []}
+        with self._lock:
+            self._current = (index, cell)
+            self._started[index] = time.time()
+            self.data["current"] = {"cell": index, "started_at": _now_iso(), "lines": []}
         self.save_if_due()
 
     def cell_finished(self, index: int, cell: NotebookNode, status: str) -> None:
+        with self._lock:
+            record = self._finished(index, cell, status)
+        if self.on_cell_finished:
+            self.on_cell_finished(record)
+        self.save_if_due()
+
+    def _finished(self, index: int, cell: NotebookNode, status: str) -> dict[str, Any]:
         started = self._started.pop(index, None)
         seconds = round(time.time() - started, 3) if started is not None else None
         data = self.data
@@ -127,9 +147,7 @@ class ProgressReporter:
         if self._current and self._current[0] == index:
             self._current = None
             data["current"] = None
-        if self.on_cell_finished:
-            self.on_cell_finished(record)
-        self.save_if_due()
+        return record
 
     # -- saving -------------------------------------------------------------------
     def due(self) -> bool:
@@ -138,34 +156,72 @@ class ProgressReporter:
         return self._clock() - self._last_end >= max(self.min_interval, self.cost_factor * self._last_cost)
 
     def save_if_due(self) -> bool:
-        if not self.due():
+        with self._lock:
+            if self.due():
+                self.flush()
+                return True
+            self._dirty = True
+            if self._timer is None:
+                self._schedule(self._interval() - (self._clock() - (self._last_end or 0.0)))
             return False
-        self.flush()
-        return True
+
+    def _interval(self) -> float:
+        return max(self.min_interval, self.cost_factor * self._last_cost)
+
+    def _schedule(self, delay: float) -> None:
+        if self._closed:
+            return
+        self._timer = threading.Timer(max(delay, 0.05), self._trailing_write)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _trailing_write(self) -> None:
+        """Write what throttling held back; while a cell runs, refresh its last lines now and then."""
+        with self._lock:
+            self._timer = None
+            if self._closed:
+                return
+            current = self.data["current"]
+            if self._current is not None and current is not None and last_lines(self._current[1]) != current["lines"]:
+                self._dirty = True
+            if self._dirty:
+                self.flush()  # schedules the next refresh while a cell runs
+            elif self._current is not None:
+                self._schedule(max(self.refresh_seconds, self._interval()))
 
     def finish(self, state: str, error: dict[str, Any] | None = None) -> None:
         """The invocation ends: ``running`` (more to come), ``done`` or ``failed``; always written."""
-        self.data["state"] = state
-        self.data["error"] = error
-        if state != "running":
-            self.data["current"] = None
-            self._current = None
-        self.flush()
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.data["state"] = state
+            self.data["error"] = error
+            if state != "running":
+                self.data["current"] = None
+                self._current = None
+            self.flush()
 
     def flush(self) -> None:
-        if self._current is not None and self.data["current"] is not None:
-            # Read only now, at most once per write: the cell's outputs, never the notebook.
-            self.data["current"]["lines"] = last_lines(self._current[1])
-        self.data["updated_at"] = _now_iso()
-        started = self._clock()
-        try:
-            self._write(self.uri, json.dumps(self.data, separators=(",", ":")).encode())
-        except Exception as exc:  # noqa: BLE001 - progress is a convenience; the run must go on
-            logger.warning("could not write %s: %s", self.uri, type(exc).__name__)
-        ended = self._clock()
-        self._last_cost = max(0.0, ended - started)
-        self._last_end = ended
-        self.writes += 1
+        with self._lock:
+            self._dirty = False
+            if self._current is not None and self.data["current"] is not None:
+                # Read only now, at most once per write: the cell's outputs, never the notebook.
+                self.data["current"]["lines"] = last_lines(self._current[1])
+            self.data["updated_at"] = _now_iso()
+            body = json.dumps(self.data, separators=(",", ":")).encode()
+            started = self._clock()
+            try:
+                self._write(self.uri, body)
+            except Exception as exc:  # noqa: BLE001 - progress is a convenience; the run must go on
+                logger.warning("could not write %s: %s", self.uri, type(exc).__name__)
+            ended = self._clock()
+            self._last_cost = max(0.0, ended - started)
+            self._last_end = ended
+            self.writes += 1
+            if self._current is not None and self._timer is None:
+                self._schedule(max(self.refresh_seconds, self._interval()))  # the live lines of a long cell
 
 
 def read_progress(data: bytes) -> dict[str, Any]:

@@ -210,7 +210,7 @@ def test_usage_errors_exit_2_before_anything_starts(tmp_path):
         "    except SystemExit as e:\n"
         "        code = e.code\n"
         "    results.append((argv, code, time.perf_counter() - t))\n"
-        "heavy = [m for m in ('boto3', 'moto', 'jupyter_server', 'localstudio') if m in sys.modules]\n"
+        "heavy = [m for m in ('boto3', 'moto', 'jupyter_server', 'localstudio', 'nbformat') if m in sys.modules]\n"
         "print(json.dumps({'results': results, 'heavy': heavy}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
@@ -250,3 +250,35 @@ def test_run_names_are_readable_and_fit_step_functions():
         run_name("ünïcødé.ipynb", when=when, suffix="ff"))
     assert run_name(None, when=when, suffix="ff", default_stem="commands") == "commands-20261130T174501Z-ff"
     assert run_name("reports/daily.ipynb") != run_name("reports/daily.ipynb")
+
+
+def test_progress_is_throttled_yet_never_stale():
+    """1,000 cells in a burst cost a handful of writes; the cell that starts just after a write
+    and then runs long is what the file says within the interval, with its latest lines."""
+    import time as _time
+
+    from nbformat.v4 import new_code_cell, new_output
+
+    from studiorunner.progress import ProgressReporter, last_lines
+
+    writes: list[dict] = []
+    reporter = ProgressReporter(lambda uri, data: writes.append(json.loads(data)), "s3://b/runs/r/progress.json",
+                                run_id="r", cells_total=1001, min_interval=0.3, refresh_seconds=0.3)
+    cell = new_code_cell("x = 1")
+    for index in range(1000):
+        reporter.cell_started(index, cell)
+        reporter.cell_finished(index, cell, "completed")
+    long_cell = new_code_cell("long")
+    reporter.cell_started(1000, long_cell)
+    assert len(writes) <= 3, len(writes)
+    _time.sleep(1.0)
+    assert writes[-1]["current"]["cell"] == 1000 and writes[-1]["cells_finished"] == 1000
+    assert [f["n"] for f in writes[-1]["finished"]] == list(range(901, 1001))  # the last 100, numbered
+    long_cell.outputs.append(new_output("stream", name="stdout", text="step 1\nstep 2\n"))
+    _time.sleep(1.0)
+    assert writes[-1]["current"]["lines"] == ["step 1", "step 2"]
+    reporter.finish("running")
+    count = len(writes)
+    _time.sleep(0.8)
+    assert len(writes) == count, "no write after finish: the timer must not outlive the invocation"
+    assert last_lines(new_code_cell("e", outputs=[new_output("error", ename="ValueError", evalue="boom", traceback=[])])) == ["ValueError: boom"]

@@ -1,0 +1,185 @@
+"""``studio-runner run --local`` (and ``python -m localstudio run``) end to end: a real
+stand-in, the state machine in moto, the CLI in a process of its own where it matters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from e2e_support import REPO, write_notebook
+
+
+def _env(tmp_path: Path, *, path: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STUDIO_RUNNER_", "POWERTOOLS_"))}
+    env["PYTHONPATH"] = str(REPO)  # as if installed: the command works from any folder
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(tmp_path / "tmp")  # where the stand-in's temp folder (cookie secret) would stay behind
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    if path is not None:
+        env["PATH"] = path
+    return env
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "studiorunner_cli", *args]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])  # Ctrl-C takes the same path (130)
+def test_a_signal_mid_cell_stops_the_run_cleans_up_and_keeps_the_partial_notebook(tmp_path, sig, code):
+    work = tmp_path / "work"
+    write_notebook(work, "long.ipynb", "import os\nprint('kernel pid', os.getpid(), flush=True)",
+                   "import time\nprint('sleeping', flush=True)\ntime.sleep(300)", "print('never')")
+    proc = subprocess.Popen(_cli("run", "--local", "long.ipynb", "-o", "out/"), cwd=work, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in iter(proc.stdout.readline, ""):
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 200
+        while not any("Cell 1" in line and "running" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        stderr = proc.stderr.read()
+        assert proc.wait(timeout=180) == code, "".join(lines) + stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+
+    assert "Stopping run long-" in stderr and "cleaned up: deleted session and its kernel" in stderr, stderr
+    assert "Traceback" not in stderr
+    nb = nbformat.read(work / "out" / "long.ipynb", as_version=4)
+    first, slow = nb.cells[0], nb.cells[1]
+    pid = int(first.outputs[0]["text"].split()[-1])
+    assert not _pid_alive(pid), "the run's kernel is still running"
+    assert [o.get("text") for o in slow.outputs if o.get("output_type") == "stream"] == ["sleeping\n"]
+    assert slow.metadata.papermill.status in ("failed", "aborted")
+    assert sorted(p.name for p in work.iterdir()) == ["long.ipynb", "out"]  # nothing else in the user's folder
+    assert list((tmp_path / "tmp").iterdir()) == [], "the stand-in's temp folder was left behind"
+
+
+def test_from_another_folder_with_commands_a_studio_python_and_an_output_folder(tmp_path):
+    work, project = tmp_path / "work", tmp_path / "project"
+    write_notebook(project, "report.ipynb", "print('hello from', __import__('os').getcwd().rsplit('/', 1)[-1])")
+    work.mkdir()
+    # PATH without the venv: a Studio terminal has the image's python, the stand-in's must have ours.
+    bare = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if Path(p).resolve() != Path(sys.executable).parent.resolve())
+    done = subprocess.run(
+        _cli("run", "--local", "../project/report.ipynb", "-o", "out/",
+             "--command", "python -c 'import sys; print(\"python is\", sys.executable)'"),
+        cwd=work, env=_env(tmp_path, path=bare), capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["out"]
+    assert sorted(p.name for p in (work / "out").iterdir()) == ["commands.log", "report.ipynb"]
+    assert sorted(p.name for p in project.iterdir()) == ["report.ipynb"]
+    log = (work / "out" / "commands.log").read_text()
+    assert f"python is {Path(sys.executable).parent}" in log.replace(str(Path(sys.executable).parent.resolve()), str(Path(sys.executable).parent)), log
+    assert "| " in done.stdout and "python is" in done.stdout  # the commands' output is shown
+    nb = nbformat.read(work / "out" / "report.ipynb", as_version=4)
+    assert nb.cells[0].outputs[0]["text"] == "hello from project\n"  # relative paths: the notebook's own folder
+    assert "Cell 0    completed" in done.stdout
+
+
+def test_a_bad_payload_is_a_usage_error_named_once(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "payload.json").write_text(json.dumps({"notebook": 42}))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "localstudio", "run", "--input", "payload.json"], cwd=work,
+                          env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("PayloadInvalid") == 1 and "AttributeError" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert time.monotonic() - started < 30
+    assert list(work.iterdir()) == [work / "payload.json"]
+
+
+def test_the_local_stack_has_no_wall_clock_limit_of_its_own(local_env, monkeypatch):
+    """The old ``wait`` stopped any run after 600 s (10 min): here every poll moves a fake clock
+    on by 120 s, so a 3 s cell lasts "an hour" for the stack; the run must still finish."""
+    import localstudio.local_stack as local_stack
+
+    env = local_env("studio-space", run_cells_budget=1)
+    path = write_notebook(env.root, "slow.ipynb", "import time\ntime.sleep(3)\nprint('done')")
+    fake = {"now": time.monotonic(), "polls": 0}
+
+    class _Clock:
+        @staticmethod
+        def monotonic() -> float:
+            fake["now"] += 120.0
+            return fake["now"]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            fake["polls"] += 1
+            fake["now"] += 120.0
+            time.sleep(seconds)
+
+        time = staticmethod(time.time)
+
+    arn = env.stack.start({"notebook": path})
+    monkeypatch.setattr(local_stack, "time", _Clock)
+    execution = env.stack.wait(arn)
+    monkeypatch.undo()
+    assert execution.succeeded, execution.cause
+    assert fake["polls"] * 120 > 600, "the run did not outlast the old limit on the fake clock"
+
+
+def test_no_request_of_a_local_run_leaves_the_process_after_the_stack_closes(tmp_path, monkeypatch):
+    """Closing the stack mid-run (the CLI tearing down) used to leave moto's interpreter thread
+    running without its mock: its next Lambda invocation, state included, went to
+    http://localhost:5000. Now the run is stopped and its thread joined before the mocks go."""
+    import botocore.httpsession
+
+    from localstudio.local_stack import LocalStack
+    from localstudio.standin import StandIn
+
+    sent: list[str] = []
+    real_send = botocore.httpsession.URLLib3Session.send
+
+    def send(self, request):
+        sent.append(request.url)
+        return real_send(self, request)
+
+    monkeypatch.setattr(botocore.httpsession.URLLib3Session, "send", send)
+    root = tmp_path / "home"
+    write_notebook(root, "long.ipynb", "import time\nfor i in range(60):\n    time.sleep(0.5)")
+    with StandIn(root=root, flavor="studio-space") as standin:
+        with LocalStack(standin, run_cells_budget=1) as stack:
+            arn = stack.start({"notebook": "long.ipynb"})
+            deadline = time.monotonic() + 120
+            while "studio-runner-run-cells" not in stack.invocations:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        assert not [t for t in TMP_THREADS if t.is_alive()], "an execution outlived the local stack"
+        time.sleep(3)  # what a leftover thread would send, it would send now (RunCells budget 1 s)
+    assert [url for url in sent if "localhost:5000" in url or "amazonaws.com" in url] == []
+    assert arn
