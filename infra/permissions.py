@@ -18,7 +18,8 @@ from infra.nag import acknowledge, resource_finding
 
 # Apps are what the steps start, poll and delete; AddTags because CreateApp with Tags
 # (how a run marks the app it started) needs it.
-APP_ACTIONS = ["sagemaker:DescribeApp", "sagemaker:CreateApp", "sagemaker:DeleteApp", "sagemaker:AddTags"]
+APP_ACTIONS = ["sagemaker:DescribeApp", "sagemaker:CreateApp", "sagemaker:DeleteApp", "sagemaker:AddTags",
+               "sagemaker:ListTags"]
 NOTEBOOK_INSTANCE_ACTIONS = [
     "sagemaker:DescribeNotebookInstance",
     "sagemaker:StartNotebookInstance",

@@ -170,7 +170,9 @@ class SageMakerApi:
         instance_type = spec.get("InstanceType") or ("system" if app_type == "JupyterServer" else self.space_instance_type)
         if not INSTANCE_TYPE_RE.match(instance_type):
             raise ApiError("ValidationException", f"Invalid InstanceType {instance_type}")
-        app = self.world.create_app(app_type, app_name, space_name=space, user_profile=user, instance_type=instance_type)
+        tags = {t["Key"]: t.get("Value", "") for t in body.get("Tags") or [] if isinstance(t, dict) and t.get("Key")}
+        app = self.world.create_app(app_type, app_name, space_name=space, user_profile=user,
+                                    instance_type=instance_type, tags=tags)
         return {"AppArn": app.arn}
 
     def op_DeleteApp(self, body: dict[str, Any], host_url: str) -> dict[str, Any]:
@@ -191,6 +193,25 @@ class SageMakerApi:
             apps.append({k: d[k] for k in d if k not in ("LastHealthCheckTimestamp", "LastUserActivityTimestamp", "FailureReason")})
         apps.sort(key=lambda a: a["CreationTime"], reverse=body.get("SortOrder", "Descending") == "Descending")
         return {"Apps": apps}
+
+    # ---- tags (apps only: what the runner uses) ---------------------------------------
+
+    def _tagged_app(self, body: dict[str, Any]):
+        arn = _require(body, "ResourceArn")
+        app = self.world.app_by_arn(arn)
+        if app is None:
+            raise ApiError("ResourceNotFound", f"Resource {arn} does not exist")
+        return app
+
+    def op_AddTags(self, body: dict[str, Any], host_url: str) -> dict[str, Any]:
+        app = self._tagged_app(body)
+        for tag in body.get("Tags") or []:
+            app.tags[tag["Key"]] = tag.get("Value", "")
+        return {"Tags": [{"Key": k, "Value": v} for k, v in app.tags.items()]}
+
+    def op_ListTags(self, body: dict[str, Any], host_url: str) -> dict[str, Any]:
+        app = self._tagged_app(body)
+        return {"Tags": [{"Key": k, "Value": v} for k, v in app.tags.items()]}
 
     # ---- domain, profile, space -----------------------------------------------------
 

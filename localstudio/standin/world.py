@@ -166,6 +166,7 @@ class App:
     created: float = field(default_factory=time.time)
     in_service_at: float = 0.0  # monotonic time it became InService
     deleted_at: float = 0.0  # monotonic time it became Deleted
+    tags: dict[str, str] = field(default_factory=dict)  # AddTags/ListTags on the app's ARN
 
     @property
     def arn(self) -> str:
@@ -204,6 +205,7 @@ class App:
             "instance_type": self.instance_type,
             "status": self.status,
             "failure_reason": self.failure_reason,
+            "tags": dict(self.tags),
         }
 
 
@@ -317,6 +319,7 @@ class World:
         user_profile: str | None,
         instance_type: str,
         start_seconds: float | None = None,
+        tags: dict[str, str] | None = None,
     ) -> App:
         if app_type in ("JupyterServer", "KernelGateway"):
             raise ApiError("ValidationException", CLASSIC_RETIRED.format(app_type=app_type))
@@ -330,7 +333,7 @@ class World:
                 f"The space {space_name} storage is not in Available status: it is still in use by a "
                 f"deleted app. Try again later.",
             )
-        app = App(app_type, app_name, space_name, user_profile, instance_type)
+        app = App(app_type, app_name, space_name, user_profile, instance_type, tags=dict(tags or {}))
         self.apps.append(app)
         delay = self.faults.app_start_seconds if start_seconds is None else start_seconds
         fails = self.faults.app_fails
@@ -373,6 +376,13 @@ class World:
             self.stop_instance()
             return True
         return False
+
+    def app_by_arn(self, arn: str) -> App | None:
+        """The newest app record with this ARN (what AddTags/ListTags address)."""
+        for app in reversed(self.apps):
+            if app.arn == arn:
+                return app
+        return None
 
     # ---- notebook instance ----------------------------------------------------------
 

@@ -159,3 +159,100 @@ def test_a_payload_too_large_for_a_state_is_payload_invalid_naming_the_limit(env
     assert "256 KiB" in execution.cause and "64 KiB" in execution.cause
     assert len(execution.cause) < 1000
     assert execution.invocations == PREPARE_ONLY
+
+
+# ---- Leaks: everything a step creates is recorded before anything can fail ----------------------
+
+
+def test_a_failure_right_after_the_session_is_created_leaves_nothing_running(env: Env) -> None:
+    path = write_notebook(env.root, "leak/after_session.ipynb", "1")
+    # the first look at the new kernel (GET api/kernels/<id>) fails: in the old StartKernel
+    # that was in the invocation that created the session, whose ids then never reached the state
+    env.standin.set_faults(http_errors=[{"path_regex": r"/api/kernels/[0-9a-f-]+$", "method": "GET",
+                                         "status": 500, "count": 1}])
+    try:
+        execution = env.run({"notebook": path})
+    finally:
+        env.standin.set_faults(http_errors=[])
+
+    assert execution.status == "FAILED"
+    assert execution.error == "JupyterHTTPError", (execution.error, execution.cause)
+    assert_nothing_running(env)
+
+
+def test_cleanup_finds_a_session_whose_id_never_reached_the_state_by_the_runs_marker(env: Env) -> None:
+    """An execution aborted (or a StartKernel crashed) inside create_session: the state has the
+    run but no kernel; the session's name carries the run id, and Cleanup removes it — and
+    nothing else, not a person's session on the notebook itself."""
+    from localstudio.local_stack import FakeLambdaContext
+    from steps import cleanup, prepare
+    from studiorunner.jupyter.http import JupyterHTTP
+    from studiorunner.jupyter.rest import JupyterClient
+    from studiorunner.run.start_kernel import run_session_path
+
+    path = write_notebook(env.root, "leak/aborted.ipynb", "1")
+    run = prepare.handler({"payload": {"notebook": path}, "execution": "aborted-in-start-kernel"},
+                          FakeLambdaContext("studio-runner-prepare", 60))
+    client = JupyterClient(JupyterHTTP(env.standin.jupyter_url, token=env.standin.token))
+    person = client.create_session(path, kernel_name="python3")  # someone has the notebook open
+    leaked = client.create_session(run_session_path(path, run["run_id"]), kernel_name="python3")
+    try:
+        state = {"run": run, "target": {"status": "ready"},
+                 "error": {"Error": "ExecutionAborted", "Cause": "aborted mid-StartKernel"}}
+        outcome = cleanup.handler(state, FakeLambdaContext("studio-runner-cleanup", 60))
+
+        sessions = {s["id"] for s in env.running()["sessions"]}
+        assert leaked["id"] not in sessions, outcome
+        assert person["id"] in sessions  # never touch what is not ours
+        assert "deleted session and its kernel" in outcome["result"]["cleanup"]["actions"]
+    finally:
+        client.delete_session(person["id"])
+        client.delete_session(leaked["id"])
+    assert_nothing_running(env)
+
+
+def test_a_kernel_that_dies_at_start_leaves_no_session(env: Env) -> None:
+    # a kernelspec in the stand-in server's own JUPYTER_DATA_DIR (its kernelspecs are re-read per request)
+    spec_dir = env.standin._tmp / "data" / "kernels" / "dies-at-start"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": ["/bin/sh", "-c", "exit 3", "{connection_file}"], "display_name": "Dies at start",
+        "language": "python"}))
+    path = write_notebook(env.root, "leak/dies.ipynb", "1", kernel="dies-at-start")
+
+    execution = env.run({"notebook": path, "timeouts": {"start_seconds": 60}})
+
+    assert execution.status == "FAILED"
+    assert execution.error in ("KernelDied", "KernelNotReady"), (execution.error, execution.cause)
+    assert_nothing_running(env)
+
+
+def test_the_last_run_out_stops_the_app_an_earlier_run_started(local_env) -> None:
+    import time
+
+    env = local_env("studio-space", app_initially="absent", faults={"app_start_seconds": 0.3})
+    flag_b, flag_a_done = env.root / "b-started", env.root / "a-done"
+    first = write_notebook(env.root, "first.ipynb",
+                           f"import pathlib, time\nwhile not pathlib.Path({str(flag_b)!r}).exists(): time.sleep(0.1)")
+    second = write_notebook(env.root, "second.ipynb",
+                            f"import pathlib, time\npathlib.Path({str(flag_b)!r}).touch()\n"
+                            f"while not pathlib.Path({str(flag_a_done)!r}).exists(): time.sleep(0.1)")
+    arn_a = env.stack.start({"notebook": first})
+    deadline = time.monotonic() + 60
+    while not env.standin.state()["kernels"] and time.monotonic() < deadline:  # A started the app and a kernel
+        time.sleep(0.2)
+    arn_b = env.stack.start({"notebook": second})
+
+    a = env.stack.wait(arn_a, timeout=120)
+    assert a.succeeded, (a.error, a.cause)
+    assert any("other kernel" in k for k in a.output["cleanup"]["kept"]), a.output["cleanup"]  # B's kernel
+    flag_a_done.touch()
+    b = env.stack.wait(arn_b, timeout=120)
+
+    assert b.succeeded, (b.error, b.cause)
+    assert any("deleted JupyterLab app" in x for x in b.output["cleanup"]["actions"]), b.output["cleanup"]
+    deadline = time.monotonic() + 10
+    while env.running()["apps"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert env.running()["apps"] == []
+    assert_nothing_running(env)

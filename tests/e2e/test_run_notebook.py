@@ -32,8 +32,11 @@ def test_success_saves_executed_notebook_and_leaves_nothing_running(local_env):
     assert running["kernels"] == [] and running["sessions"] == []
     # the space's app was there before the run: the run leaves it alone
     assert len(running["apps"]) == 1
+    # StartKernel twice: the first returns the new session's ids into the state, the second
+    # sees the kernel answer (issue 9: nothing created may go unrecorded)
     assert execution.invocations == ["studio-runner-prepare", "studio-runner-start-target",
-                                     "studio-runner-start-kernel", "studio-runner-run-cells", "studio-runner-cleanup"]
+                                     "studio-runner-start-kernel", "studio-runner-start-kernel",
+                                     "studio-runner-run-cells", "studio-runner-cleanup"]
 
 
 def test_cell_error_fails_run_saves_output_and_cleans_up(local_env):

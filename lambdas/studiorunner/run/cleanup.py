@@ -132,7 +132,7 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
                 report.actions.append(f"deleted KernelGateway app {app_name}")
         elif app_name:
             report.kept.append(f"KernelGateway app {app_name} (not started by this run)")
-        if progress.created or spec.cleanup_app == "always":
+        if spec.cleanup_app != "never":  # also when another run started the app: see targets.studio
             kernels = report.attempt("list the kernels left on the app", jupyter.list_kernels)
             if kernels is None:
                 report.kept.append("the target's app (could not tell whether other kernels run on it)")

@@ -98,9 +98,19 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
         kernel.id = session["kernel"]["id"]
         kernel.session_id = session["id"]
         kernel.client_session_id = new_session_id()
+        # Return the ids into the state before anything else can fail: a Lambda that raises
+        # returns no state, and Cleanup could not remove what it does not know. The next
+        # invocation probes readiness.
+        return _pending(kernel, "kernel starting", ctx, first_wait=1.0)
 
     state_now = jupyter.kernel_state(kernel.id)
     if state_now in DEAD_STATES:
+        # Remove its session now: a kernel that died at start leaves the session behind.
+        try:
+            if kernel.session_id:
+                jupyter.delete_session(kernel.session_id)
+        except JupyterHTTPError as exc:
+            log.warning("could not delete the session of the dead kernel (Cleanup tries again): %s", exc)
         raise KernelDied(f"Kernel {kernel.name!r} died while starting (state: {state_now})", kernel=kernel.name)
     if not _kernel_answers(jupyter, kernel.id):
         return _pending(kernel, "kernel not answering kernel_info yet", ctx)
@@ -139,14 +149,14 @@ def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KER
     return False
 
 
-def _pending(kernel: KernelProgress, detail: str, ctx: StepContext) -> dict[str, Any]:
+def _pending(kernel: KernelProgress, detail: str, ctx: StepContext, *, first_wait: float = 2.0) -> dict[str, Any]:
     start_seconds = ctx.spec.timeouts.start_seconds
     if kernel.overdue(ctx.now, start_seconds):
         raise KernelNotReady(
             f"Kernel {kernel.name!r} was not ready after {start_seconds:g} s ({detail})",
             kernel=kernel.name,
         )
-    kernel.wait(detail, first=2.0, cap=30.0)
+    kernel.wait(detail, first=first_wait, cap=30.0)
     return kernel.to_dict()
 
 

@@ -10,6 +10,7 @@ be used and stopped but never created.
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +31,13 @@ def _code(exc: ClientError) -> str:
 def _reason(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
     return f"{error.get('Code')}: {error.get('Message') or 'no message'}"
+
+
+#: Tag on an app a run created. When runs overlap, the one that started the app may end
+#: while another's kernel is still on it; whichever run ends last, finding the tag and no
+#: other kernel, stops the app ("the last run out turns off the light").
+STARTED_BY_TAG = "studio-runner:started-by"
+STARTED_BY_VALUE = "studio-runner"
 
 
 class _StudioAppTarget(Target):
@@ -113,6 +121,9 @@ class _StudioAppTarget(Target):
     def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
         report = ReleaseReport()
         label = self._label()
+        if policy == "if_created" and not progress.created and not other_kernels and self._started_by_a_run():
+            progress = replace(progress, created=True)  # another run of ours started it; we are the last out
+            label += " (started by an earlier run, which left it to the last run out)"
         reason = _keep_reason(progress, policy, other_kernels)
         if reason:
             report.kept.append(f"{label} ({reason})")
@@ -131,6 +142,17 @@ class _StudioAppTarget(Target):
     def _gone(self) -> bool:
         app = self._describe_app()
         return app is None or app.get("Status") in _GONE
+
+    def _started_by_a_run(self) -> bool:
+        """True when the running app carries the tag a run puts on an app it creates."""
+        try:
+            app = self._describe_app()
+            if not app or app.get("Status") not in ("InService", "Pending") or not app.get("AppArn"):
+                return False
+            tags = self.sagemaker.list_tags(ResourceArn=app["AppArn"]).get("Tags", [])
+        except ClientError:
+            return False  # cannot tell (e.g. no sagemaker:ListTags): keep the app, as before
+        return any(t.get("Key") == STARTED_BY_TAG for t in tags)
 
 
 class StudioSpaceTarget(_StudioAppTarget):
@@ -163,7 +185,8 @@ class StudioSpaceTarget(_StudioAppTarget):
 
     def _create(self, progress: TargetProgress, status: str, *, now: float, start_seconds: float) -> TargetProgress:
         instance_type, source = self._instance_type()
-        kwargs: dict[str, Any] = {**self._app_ids(), "AppType": self.app_type, "AppName": "default"}
+        kwargs: dict[str, Any] = {**self._app_ids(), "AppType": self.app_type, "AppName": "default",
+                                  "Tags": [{"Key": STARTED_BY_TAG, "Value": STARTED_BY_VALUE}]}
         if instance_type:
             kwargs["ResourceSpec"] = {"InstanceType": instance_type}
         progress.instance_type, progress.instance_type_source = instance_type or "", source
