@@ -256,3 +256,43 @@ def test_the_last_run_out_stops_the_app_an_earlier_run_started(local_env) -> Non
         time.sleep(0.2)
     assert env.running()["apps"] == []
     assert_nothing_running(env)
+
+
+# ---- Transient trouble is ridden out -------------------------------------------------------
+
+
+def test_a_transient_503_on_a_post_is_ridden_out_by_the_state_machine(env: Env) -> None:
+    # a POST is never replayed by the HTTP client (not idempotent): the step fails with
+    # JupyterUnavailable and the state machine's Retry runs StartKernel again
+    path = write_notebook(env.root, "transient/post503.ipynb", "print('through')")
+    env.standin.set_faults(http_errors=[{"path_regex": r"/api/sessions$", "method": "POST", "status": 503,
+                                         "count": 1}])
+    try:
+        execution = env.run({"notebook": path})
+    finally:
+        env.standin.set_faults(http_errors=[])
+
+    assert execution.succeeded, (execution.error, execution.cause)
+    assert execution.invocations.count("studio-runner-start-kernel") >= 3  # failed once, retried, probed
+    assert_nothing_running(env)
+
+
+def test_no_state_outgrows_step_functions_limit_with_the_largest_payload_accepted(env: Env) -> None:
+    """Parameters the notebook does not define each make a warning; thousands of them rode in
+    every later state (kernel.warnings) and would end in States.DataLimitExceeded, which no
+    Catch sees (moto does not enforce the limit, so the test measures the states)."""
+    path = write_notebook(env.root, "many_undefined.ipynb", "a = 1", "print(len(dir()))", tags={0: ["parameters"]})
+    parameters = {f"p{i}": i for i in range(4_500)}
+    assert 50_000 < len(json.dumps({"notebook": path, "parameters": parameters})) < 64 * 1024
+
+    execution = env.run({"notebook": path, "parameters": parameters})
+
+    assert execution.succeeded, (execution.error, execution.cause)
+    assert len(execution.output["warnings"]) <= 21
+    assert "4480 more warning(s)" in execution.output["warnings"][-1]
+    history = env.stack.sfn.get_execution_history(executionArn=execution.arn, maxResults=1000)["events"]
+    sizes = [len((e.get("stateEnteredEventDetails") or e.get("stateExitedEventDetails") or {}).get(key, "")
+                 .encode()) for e in history for key in ("input", "output")]
+    assert max(sizes) < 256 * 1024, max(sizes)
+    nb = env.output(execution)  # the notebook keeps every warning
+    assert len(nb.metadata.studio_runner["warnings"]) == 4_500

@@ -22,7 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from studiorunner.errors import JupyterHTTPError
+from studiorunner.errors import JupyterHTTPError, JupyterUnavailable
 from studiorunner.redact import safe_url
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
@@ -246,7 +246,7 @@ class JupyterHTTP:
                 if method in IDEMPOTENT and isinstance(exc, requests.ConnectionError) and may_retry(None):
                     continue
                 # The exception text would include the full URL; keep only its kind.
-                raise JupyterHTTPError(
+                raise JupyterUnavailable(
                     f"{method} {path} could not reach the Jupyter server ({type(exc).__name__})",
                     method=method, path=path, status=None,
                 ) from None
@@ -258,7 +258,10 @@ class JupyterHTTP:
                 continue
             break
         if status not in tuple(ok):
-            raise JupyterHTTPError(
+            # 502/503/504 left after the retries (or on a POST, never retried here): a proxy or
+            # app restarting; named so the state machine can retry the step.
+            error = JupyterUnavailable if status in RETRY_STATUSES else JupyterHTTPError
+            raise error(
                 f"{method} {path} answered {status} {_message_of(response)}".rstrip(),
                 method=method, path=path, status=status, html=_is_html(response),
             )

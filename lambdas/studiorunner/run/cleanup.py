@@ -139,6 +139,10 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
                 return report
             # this run's own kernel, if its removal failed, is no reason to keep the app
             other_kernels = len([k for k in kernels if k.get("id") != kernel.id])
+    if jupyter is None and not progress.created and spec.cleanup_app == "if_created":
+        # Kernels could not be counted: never stop an app another run started (its kernel may be on it).
+        report.kept.append("the target's app (not started by this run)")
+        return report
     released = report.attempt("stop the target's app", lambda: target.release(
         progress, spec.cleanup_app, other_kernels=other_kernels))
     if released is not None:

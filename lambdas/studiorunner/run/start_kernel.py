@@ -69,9 +69,22 @@ def _prepare_notebook(ctx: StepContext, jupyter: JupyterClient, kernel: KernelPr
         for warning in warnings:
             log.warning(warning)
     ctx.services.notebooks().write(run.output_uri, nb)
-    kernel.name, kernel.path, kernel.warnings = choice.name, path, warnings
+    kernel.name, kernel.path, kernel.warnings = choice.name, path, _bounded(warnings)
     kernel.cells_total = len(nbtools.code_cells_to_run(nb))
     kernel.session_path = run_session_path(path, run.run_id)
+
+
+#: Warnings kept in the state (and the result); the notebook's metadata has them all. One
+#: per undefined parameter could otherwise push a state past Step Functions' 256 KiB.
+MAX_WARNINGS_IN_STATE = 20
+
+
+def _bounded(warnings: list[str]) -> list[str]:
+    if len(warnings) <= MAX_WARNINGS_IN_STATE:
+        return warnings
+    kept = [w[:300] for w in warnings[:MAX_WARNINGS_IN_STATE]]
+    more = len(warnings) - len(kept)
+    return kept + [f"… and {more} more warning(s): all are in the output notebook's metadata.studio_runner.warnings"]
 
 
 def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
