@@ -17,7 +17,8 @@ from infra.config import Target
 from infra.nag import acknowledge, resource_finding
 
 # Apps are what the steps start, poll and delete; AddTags because CreateApp with Tags
-# (how a run marks the app it started) needs it.
+# (how a run marks the app it started) needs it; ListTags to read that mark, so the last of
+# overlapping runs stops an app an earlier run started.
 APP_ACTIONS = ["sagemaker:DescribeApp", "sagemaker:CreateApp", "sagemaker:DeleteApp", "sagemaker:AddTags",
                "sagemaker:ListTags"]
 NOTEBOOK_INSTANCE_ACTIONS = [
