@@ -230,7 +230,7 @@ def test_a_kernel_that_dies_at_start_leaves_no_session(env: Env) -> None:
 def test_the_last_run_out_stops_the_app_an_earlier_run_started(local_env) -> None:
     import time
 
-    env = local_env("studio-space", app_initially="absent", faults={"app_start_seconds": 0.3})
+    env = local_env("studio-space", app_initially="absent", faults={"app_start_seconds": 0.3}, max_concurrent_runs=2)
     flag_b, flag_a_done = env.root / "b-started", env.root / "a-done"
     first = write_notebook(env.root, "first.ipynb",
                            f"import pathlib, time\nwhile not pathlib.Path({str(flag_b)!r}).exists(): time.sleep(0.1)")
