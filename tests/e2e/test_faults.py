@@ -11,9 +11,6 @@ start their own.
 from __future__ import annotations
 
 import json
-import os
-import signal
-from pathlib import Path
 from typing import Iterator
 
 import nbformat
@@ -33,41 +30,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield Env(standin, stack, root)
 
 
-def _no_stack_trace(cause: str) -> None:
-    assert "Traceback" not in cause and "stackTrace" not in cause and 'File "' not in cause, cause
-
-
 # ---- Cleanup that crashes or lies -----------------------------------------------------------
-
-
-def test_jupyter_server_killed_mid_run_keeps_kernel_died_and_cleanup_does_not_crash(local_env, tmp_path):
-    env = local_env("studio-space")
-    pid_file = tmp_path / "kernel.pid"
-    path = write_notebook(
-        env.root, "killer.ipynb",
-        "print('before', flush=True)",
-        f"import os, signal\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "os.kill(os.getppid(), signal.SIGKILL)  # the Jupyter server (and with it Studio's API) dies\n"
-        "import time; time.sleep(30)",
-        "print('never')",
-    )
-    try:
-        execution = env.run({"notebook": path}, timeout=120)
-    finally:
-        if pid_file.exists():  # an orphaned kernel must not outlive the test
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    assert execution.status == "FAILED"
-    assert execution.error == "KernelDied", (execution.error, execution.cause)  # the run's first error
-    _no_stack_trace(execution.cause)
-    assert "cleanup also failed" in execution.cause  # it says what it could not do
-    nb = env.output(execution)  # the cause still names the executed notebook, and it is there
-    assert nb.metadata.studio_runner["status"] == "failed"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code[0].outputs[0].text == "before\n"
 
 
 def test_write_back_into_a_folder_is_write_back_failed_not_cleanup_failed(env: Env) -> None:
@@ -89,15 +52,6 @@ def test_a_failure_before_the_output_exists_names_no_notebook(env: Env) -> None:
 
     assert execution.error == "NotebookNotFound"
     assert "s3://" not in execution.cause, execution.cause
-
-
-def test_target_failed_names_no_notebook(local_env) -> None:
-    env = local_env("studio-space", app_initially="absent", faults={"app_fails": True, "app_start_seconds": 0.2})
-    execution = env.run({"notebook": write_notebook(env.root, "n.ipynb", "1")})
-
-    assert execution.error == "TargetFailed"
-    assert "s3://" not in execution.cause, execution.cause
-    assert env.running()["apps"] == []
 
 
 # ---- Errors with their proper name ----------------------------------------------------------
@@ -224,37 +178,6 @@ def test_a_kernel_that_dies_at_start_leaves_no_session(env: Env) -> None:
 
     assert execution.status == "FAILED"
     assert execution.error in ("KernelDied", "KernelNotReady"), (execution.error, execution.cause)
-    assert_nothing_running(env)
-
-
-def test_the_last_run_out_stops_the_app_an_earlier_run_started(local_env) -> None:
-    import time
-
-    env = local_env("studio-space", app_initially="absent", faults={"app_start_seconds": 0.3}, max_concurrent_runs=2)
-    flag_b, flag_a_done = env.root / "b-started", env.root / "a-done"
-    first = write_notebook(env.root, "first.ipynb",
-                           f"import pathlib, time\nwhile not pathlib.Path({str(flag_b)!r}).exists(): time.sleep(0.1)")
-    second = write_notebook(env.root, "second.ipynb",
-                            f"import pathlib, time\npathlib.Path({str(flag_b)!r}).touch()\n"
-                            f"while not pathlib.Path({str(flag_a_done)!r}).exists(): time.sleep(0.1)")
-    arn_a = env.stack.start({"notebook": first})
-    deadline = time.monotonic() + 60
-    while not env.standin.state()["kernels"] and time.monotonic() < deadline:  # A started the app and a kernel
-        time.sleep(0.2)
-    arn_b = env.stack.start({"notebook": second})
-
-    a = env.stack.wait(arn_a, timeout=120)
-    assert a.succeeded, (a.error, a.cause)
-    assert any("other kernel" in k for k in a.output["cleanup"]["kept"]), a.output["cleanup"]  # B's kernel
-    flag_a_done.touch()
-    b = env.stack.wait(arn_b, timeout=120)
-
-    assert b.succeeded, (b.error, b.cause)
-    assert any("deleted JupyterLab app" in x for x in b.output["cleanup"]["actions"]), b.output["cleanup"]
-    deadline = time.monotonic() + 10
-    while env.running()["apps"] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert env.running()["apps"] == []
     assert_nothing_running(env)
 
 

@@ -34,7 +34,7 @@ def test_success_saves_executed_notebook_and_leaves_nothing_running(local_env):
     assert len(running["apps"]) == 1
     # StartKernel twice: the first returns the new session's ids into the state, the second
     # sees the kernel answer (issue 9: nothing created may go unrecorded)
-    assert execution.invocations == ["studio-runner-prepare", "studio-runner-start-target",
+    assert execution.invocations == ["studio-runner-prepare", "studio-runner-acquire-slot", "studio-runner-start-target",
                                      "studio-runner-start-kernel", "studio-runner-start-kernel",
                                      "studio-runner-run-cells", "studio-runner-cleanup"]
 
