@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from studiorunner.errors import TargetFailed
 from studiorunner.jupyter.http import JupyterHTTP
@@ -67,7 +67,7 @@ class NotebookInstanceTarget(Target):
     def lost_error(self) -> TargetFailed | None:
         try:
             status = self._describe().get("NotebookInstanceStatus", "Unknown")
-        except TargetFailed:
+        except (TargetFailed, BotoCoreError, ClientError):  # cannot tell: let the original error speak
             return None
         if status == "InService":
             return None

@@ -13,7 +13,7 @@ from abc import abstractmethod
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from studiorunner.errors import TargetFailed
 from studiorunner.jupyter.http import JupyterHTTP
@@ -91,7 +91,7 @@ class _StudioAppTarget(Target):
     def lost_error(self) -> TargetFailed | None:
         try:
             app = self._describe_app()
-        except ClientError:
+        except (ClientError, BotoCoreError):  # e.g. EndpointConnectionError: Studio itself unreachable
             return None  # cannot tell: let the original error speak
         status = (app or {}).get("Status", "Deleted")
         if status == "InService":
