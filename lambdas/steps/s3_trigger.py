@@ -20,7 +20,8 @@ from ._runtime import clients, logger, step
 def handler(event: S3EventBridgeNotificationEvent, context: LambdaContext) -> dict[str, Any]:
     uploaded = event.detail.object
     obj = InboxObject.uploaded(bucket=event.detail.bucket.name, key=uploaded.key, etag=uploaded.etag,
-                               sequencer=uploaded.get("sequencer") or "", version_id=uploaded.get("version-id") or "")
+                               sequencer=uploaded.get("sequencer") or "", version_id=uploaded.get("version-id") or "",
+                               event_time=event.get("time") or "")
     result = start_run(obj, settings=TriggerSettings.from_env(os.environ),
                        s3=clients()("s3"), stepfunctions=clients()("stepfunctions"))
     logger.info("s3 trigger", extra={"status": result.status, "key": result.key,

@@ -46,14 +46,16 @@ class InboxObject:
     etag: str
     sequencer: str = ""
     version_id: str = ""
+    event_time: str = ""  # the event's ``time`` (ISO 8601), the same on every delivery of it
 
     @classmethod
-    def uploaded(cls, *, bucket: str, key: str, etag: str = "", sequencer: str = "", version_id: str = "") -> InboxObject:
+    def uploaded(cls, *, bucket: str, key: str, etag: str = "", sequencer: str = "", version_id: str = "",
+                 event_time: str = "") -> InboxObject:
         """From the fields of an ``Object Created`` event; its key arrives URL-encoded."""
         if not bucket or not key:
             raise PayloadInvalid("not an S3 Object Created event: no bucket or key")
         return cls(bucket=bucket, key=unquote_plus(key), etag=str(etag or ""), sequencer=str(sequencer or ""),
-                   version_id=str(version_id or ""))
+                   version_id=str(version_id or ""), event_time=str(event_time or ""))
 
     @classmethod
     def from_event_detail(cls, detail: dict[str, Any]) -> InboxObject:
@@ -105,9 +107,28 @@ def execution_name(obj: InboxObject) -> str:
     """
     identity = "\n".join((obj.bucket, obj.key, obj.etag, obj.version_id, obj.sequencer))
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    when = _event_time(obj.event_time)
+    if when is not None:
+        # Named for people as every run is (<stem>-<UTC time>-<suffix>, studiorunner.naming): the
+        # time is the event's, the suffix the upload's digest, so a re-delivery names the same run.
+        from studiorunner.naming import run_name
+
+        return run_name(obj.key, when=when, suffix=digest[:8], default_stem="object")
     stem = obj.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     readable = _UNSAFE.sub("-", stem).strip("-")[: MAX_EXECUTION_NAME - len(digest) - len("s3--")] or "object"
     return f"s3-{readable}-{digest}"
+
+
+def _event_time(text: str):
+    from datetime import datetime, timezone
+
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def build_payload(obj: InboxObject, *, inbox_prefix: str, s3: S3Client) -> dict[str, Any] | None:

@@ -173,3 +173,15 @@ def test_handler_starts_a_run_from_an_eventbridge_event(aws, monkeypatch, lambda
 
     assert result["status"] == "started"
     assert _inputs(sfn, settings)[0]["notebook_s3"].endswith("reports/daily report.ipynb")
+
+
+def test_execution_names_read_like_every_run_and_stay_idempotent():
+    """<stem>-<event time UTC>-<digest>: a re-delivered event names the same execution."""
+    obj = InboxObject.uploaded(bucket="b", key="inbox/t/Daily%20Report.ipynb", etag="e1", sequencer="0061",
+                               event_time="2026-11-30T06:00:01Z")
+    name = execution_name(obj)
+    assert re.fullmatch(r"Daily-Report-20261130T060001Z-[0-9a-f]{8}", name), name
+    assert execution_name(InboxObject.uploaded(bucket="b", key="inbox/t/Daily%20Report.ipynb", etag="e1",
+                                               sequencer="0061", event_time="2026-11-30T06:00:01Z")) == name
+    assert execution_name(InboxObject.uploaded(bucket="b", key="inbox/t/Daily%20Report.ipynb", etag="e2",
+                                               sequencer="0062", event_time="2026-11-30T06:00:01Z")) != name
