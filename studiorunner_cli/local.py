@@ -111,6 +111,12 @@ def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
     if connect() is not None:
         print(f"a local stack is already up (see {state_file()})", file=sys.stderr)
         return 1
+    try:
+        import flask  # noqa: F401 - moto's HTTP server needs it (moto[server])
+    except ImportError:
+        print("studio-runner: `local up` serves the AWS APIs with moto's server, which needs "
+              "moto[server] (flask): pip install 'moto[server]'", file=sys.stderr)
+        return 1
 
     def _term(signum, frame):
         raise _Stop()
