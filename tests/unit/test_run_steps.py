@@ -239,12 +239,16 @@ def test_a_kernel_that_never_answers_ends_with_kernel_not_ready():
 
 
 class FakeClassic:
-    """Studio Classic's kernel POST: it blocks while a KernelGateway app starts, then times out."""
+    """Studio Classic's kernel POST: it blocks (here: times out) while the server starts the kernel.
+
+    Classic is retired (REAL-STUDIO A7): kernels only go onto KernelGateway apps that still run,
+    and ``sagemaker/api/apps`` is a bare list with no kernels in it (A8).
+    """
 
     def __init__(self) -> None:
         self.kernels = [{"id": "k-person", "name": "python3"}]
-        self.apps = [{"app_name": "kg-person", "kernels": ["k-person"]}]
-        self.posts = 0
+        self.apps = [{"app_name": "kg-person", "instance_type": "ml.t3.medium", "status": "InService"}]
+        self.posts: list[str | None] = []
 
     def list_kernels(self):
         return list(self.kernels)
@@ -253,10 +257,9 @@ class FakeClassic:
         return list(self.apps)
 
     def create_kernel(self, name, *, instance_type=None, timeout=30.0):
-        self.posts += 1
-        # The server goes on starting the app and the kernel after our request gave up.
+        self.posts.append(instance_type)
+        # The server goes on starting the kernel after our request gave up.
         self.kernels.append({"id": "k-run", "name": name})
-        self.apps.append({"app_name": "kg-run", "kernels": ["k-run"]})
         raise JupyterHTTPError("POST api/kernels timed out", timeout=True)
 
 
@@ -268,8 +271,9 @@ def test_a_classic_kernel_post_that_times_out_is_adopted_never_posted_twice():
     assert (kernel.posted, kernel.id) == (True, None)  # pending: the state machine waits
     kernel = KernelProgress.from_dict(kernel.to_dict())  # across the Wait, through the state
     _start_classic_kernel(jupyter, kernel, ctx)
-    assert jupyter.posts == 1
-    assert (kernel.id, kernel.app_name, kernel.app_created) == ("k-run", "kg-run", True)
+    assert jupyter.posts == ["ml.t3.medium"]  # once, onto the app that still runs
+    assert kernel.id == "k-run"  # the run's kernel, never the person's k-person
+    assert not kernel.app_created  # the app was there before the run: never the run's to delete
 
 
 # -- Cleanup ----------------------------------------------------------------------------
