@@ -394,7 +394,7 @@ class LocalStack:
         return [e["executionArn"] for e in pages.get("executions", [])]
 
     def stop(self, execution_arn: str, *, error: str = "Stopped", cause: str = "stopped by the user",
-             timeout: float = 60.0) -> dict[str, Any] | None:
+             timeout: float = 300.0) -> dict[str, Any] | None:
         """Stop a run as ``stop-execution`` does, then clean up as the ExecutionEnded rule would.
 
         Step Functions acts on a stop between states; the Lambda step running meanwhile (a

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from e2e_support import REPO, write_notebook
 
@@ -31,55 +28,6 @@ def _env(tmp_path: Path, *, path: str | None = None) -> dict[str, str]:
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "studiorunner_cli", *args]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])  # Ctrl-C takes the same path (130)
-def test_a_signal_mid_cell_stops_the_run_cleans_up_and_keeps_the_partial_notebook(tmp_path, sig, code):
-    work = tmp_path / "work"
-    write_notebook(work, "long.ipynb", "import os\nprint('kernel pid', os.getpid(), flush=True)",
-                   "import time\nprint('sleeping', flush=True)\ntime.sleep(300)", "print('never')")
-    proc = subprocess.Popen(_cli("run", "--local", "long.ipynb", "-o", "out/"), cwd=work, env=_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-
-    def read() -> None:
-        for line in iter(proc.stdout.readline, ""):
-            lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 200
-        while not any("Cell 1" in line and "running" in line for line in lines):
-            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.2)
-        proc.send_signal(sig)
-        stderr = proc.stderr.read()
-        assert proc.wait(timeout=180) == code, "".join(lines) + stderr
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    reader.join(5)
-
-    assert "Stopping run long-" in stderr and "cleaned up: deleted session and its kernel" in stderr, stderr
-    assert "Traceback" not in stderr
-    nb = nbformat.read(work / "out" / "long.ipynb", as_version=4)
-    first, slow = nb.cells[0], nb.cells[1]
-    pid = int(first.outputs[0]["text"].split()[-1])
-    assert not _pid_alive(pid), "the run's kernel is still running"
-    assert [o.get("text") for o in slow.outputs if o.get("output_type") == "stream"] == ["sleeping\n"]
-    assert slow.metadata.papermill.status in ("failed", "aborted")
-    assert sorted(p.name for p in work.iterdir()) == ["long.ipynb", "out"]  # nothing else in the user's folder
-    assert list((tmp_path / "tmp").iterdir()) == [], "the stand-in's temp folder was left behind"
 
 
 def test_from_another_folder_with_commands_a_studio_python_and_an_output_folder(tmp_path):
