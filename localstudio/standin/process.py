@@ -179,6 +179,9 @@ class StandIn:
             HOME=str(self.root),  # Studio's home directory is the Jupyter root
             PYTHONUNBUFFERED="1",
             PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+            # A Studio terminal has the image's python on PATH; ours is the one the kernels run on,
+            # whatever PATH the caller had (a user's shell need not have the venv activated).
+            PATH=os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),
         )
         config = {
             "faults": self.faults,

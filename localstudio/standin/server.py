@@ -44,6 +44,10 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         "--KernelRestarter.time_to_dead=1.0",
         # As SageMaker Distribution starts it (REAL-STUDIO L4).
         "--ServerApp.allow_origin=*",
+        # The user's shell, but not a login shell (jupyter_server's default when not on a tty):
+        # /etc/profile would reset PATH, and the terminal must keep the python the kernels run on
+        # that the stand-in put first on PATH, as a Studio terminal has its image's python.
+        "--ServerApp.terminado_settings=" + json.dumps({"shell_command": [os.environ.get("SHELL") or "/bin/sh"]}),
     ]
     for key in ("iopub_data_rate_limit", "iopub_msg_rate_limit"):
         if config.get(key) is not None:

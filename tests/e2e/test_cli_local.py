@@ -30,19 +30,26 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "studiorunner_cli", *args]
 
 
-def test_from_another_folder_with_commands_and_an_output_folder(tmp_path):
+def test_from_another_folder_with_commands_a_studio_python_and_an_output_folder(tmp_path):
     work, project = tmp_path / "work", tmp_path / "project"
     write_notebook(project, "report.ipynb", "print('hello from', __import__('os').getcwd().rsplit('/', 1)[-1])")
     work.mkdir()
+    # PATH without the venv: a Studio terminal has the image's python, the stand-in's must have ours.
+    bare = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if Path(p).resolve() != Path(sys.executable).parent.resolve())
     done = subprocess.run(
-        _cli("run", "--local", "../project/report.ipynb", "-o", "out/", "--command", "echo from the terminal"),
-        cwd=work, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+        _cli("run", "--local", "../project/report.ipynb", "-o", "out/", "--command", "echo from the terminal",
+             "--command", "python -c 'import sys; print(\"python is\", sys.executable)'"),
+        cwd=work, env=_env(tmp_path, path=bare), capture_output=True, text=True, timeout=300)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(p.name for p in work.iterdir()) == ["out"]
     assert sorted(p.name for p in (work / "out").iterdir()) == ["commands.log", "report.ipynb"]
     assert "from the terminal" in (work / "out" / "commands.log").read_text()
     assert "| from the terminal" in done.stdout  # the commands' output is shown
+    log = (work / "out" / "commands.log").read_text()
+    venv_bin = Path(sys.executable).parent
+    assert f"python is {venv_bin}" in log.replace(str(venv_bin.resolve()), str(venv_bin)), log
     nb = nbformat.read(work / "out" / "report.ipynb", as_version=4)
     assert nb.cells[0].outputs[0]["text"] == "hello from project\n"  # relative paths: the notebook's own folder
     assert "Cell 0    completed" in done.stdout
