@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from e2e_support import REPO, write_notebook
 
@@ -132,3 +135,55 @@ def test_no_request_of_a_local_run_leaves_the_process_after_the_stack_closes(tmp
         time.sleep(3)  # what a leftover thread would send, it would send now (RunCells budget 1 s)
     assert [url for url in sent if "localhost:5000" in url or "amazonaws.com" in url] == []
     assert arn
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])  # Ctrl-C takes the same path (130)
+def test_a_signal_mid_run_stops_it_cleans_up_and_keeps_the_partial_notebook(tmp_path, sig, code):
+    # Known gap (issue note): the stop waits for the running RunCells step to end — the kernel
+    # interrupt does not reach the kernel, and the step goes on to the next cells — so the cell
+    # here is short; what the stop must do afterwards is asserted.
+    work = tmp_path / "work"
+    write_notebook(work, "long.ipynb", "import os\nprint('kernel pid', os.getpid(), flush=True)",
+                   "import time\nprint('sleeping', flush=True)\ntime.sleep(6)", "print('never')")
+    proc = subprocess.Popen(_cli("run", "--local", "long.ipynb", "-o", "out/"), cwd=work, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in iter(proc.stdout.readline, ""):
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 200
+        while not any("Cell 1" in line and "running" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        stderr = proc.stderr.read()
+        assert proc.wait(timeout=180) == code, "".join(lines) + stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+
+    assert "Stopping run long-" in stderr and "deleted session and its kernel" in stderr, stderr
+    assert "Traceback" not in stderr
+    nb = nbformat.read(work / "out" / "long.ipynb", as_version=4)
+    pid = int(nb.cells[0].outputs[0]["text"].split()[-1])
+    assert not _pid_alive(pid), "the run's kernel is still running"
+    assert "sleeping\n" in [o.get("text") for o in nb.cells[1].outputs if o.get("output_type") == "stream"]
+    # Known leftovers (issue note): the notebook's folder is the stand-in's home (.local/, .studio-runner/),
+    # and after a stop the run's studio-runner/ journal folder stays.
+    leftovers = (".local", ".studio-runner", "studio-runner")
+    assert sorted(p.name for p in work.iterdir() if p.name not in leftovers) == ["long.ipynb", "out"]
+    assert list((tmp_path / "tmp").iterdir()) == [], "the stand-in's temp folder was left behind"
