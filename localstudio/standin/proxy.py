@@ -84,30 +84,42 @@ class StandInProxy:
         self.stop()
 
     def start(self) -> StandInProxy:
+        # One port on each of the stand-in's hosts (API, sign-in, app: REAL-STUDIO L1/L2), so the
+        # URLs the stand-in hands out keep their host; each connection goes on to its own host.
+        from localstudio.standin.world import HOSTS
+
+        listener = self._listen("127.0.0.1", 0)
+        self._listener, self.port = listener, listener.getsockname()[1]
+        self._listeners = [listener] + [self._listen(host, self.port) for host in sorted(set(HOSTS.values()))
+                                        if host != "127.0.0.1"]
+        for sock in self._listeners:
+            threading.Thread(target=self._accept, args=(sock,), name="standin-proxy", daemon=True).start()
+        return self
+
+    @staticmethod
+    def _listen(host: str, port: int) -> socket.socket:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
+        listener.bind((host, port))
         listener.listen(64)
-        self._listener, self.port = listener, listener.getsockname()[1]
-        threading.Thread(target=self._accept, name="standin-proxy", daemon=True).start()
-        return self
+        return listener
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._listener is not None:
-            with contextlib.suppress(OSError):
-                self._listener.close()
+        for listener in getattr(self, "_listeners", [self._listener]):
+            if listener is not None:
+                with contextlib.suppress(OSError):
+                    listener.close()
         with self._lock:
             for sock in list(self._open):
                 _shut(sock)
 
     # -- connections --
 
-    def _accept(self) -> None:
-        assert self._listener is not None
+    def _accept(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
@@ -125,7 +137,8 @@ class StandInProxy:
                 self.queries_stripped += 1
             if not websocket:
                 head = _connection_close(head)
-            upstream = socket.create_connection(self.upstream, timeout=30)
+            # to the stand-in's own host the client reached (the proxy listens on each of them)
+            upstream = socket.create_connection((client.getsockname()[0], self.upstream[1]), timeout=30)
             upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
