@@ -134,7 +134,9 @@ def test_no_log_level_prints_the_presigned_token(aws_env, caplog):
         return urls[-1]
 
     target._presigned_url = spy
-    with caplog.at_level(logging.DEBUG):
+    # Other tests in the same process may have quietened these loggers: every level, here.
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="urllib3"), \
+            caplog.at_level(logging.DEBUG, logger="botocore"):
         logging.getLogger().setLevel(logging.DEBUG)
         target.login()
     token = urls[0].split("token=")[1]
