@@ -395,37 +395,36 @@ class LocalStack:
 
     def stop(self, execution_arn: str, *, error: str = "Stopped", cause: str = "stopped by the user",
              timeout: float = 300.0) -> dict[str, Any] | None:
-        """Stop a run as ``stop-execution`` does, then clean up as the ExecutionEnded rule would.
+        """Stop a run as ``stop-execution`` does, and clean up as the ExecutionEnded rule does.
 
-        Step Functions acts on a stop between states; the Lambda step running meanwhile (a
-        RunCells in a long cell) is not interrupted by it. Locally that step is in this
-        process, so its kernel is interrupted until the step returns (the interrupted cell
-        records the KeyboardInterrupt, and the partial notebook is saved); then the
-        ExecutionEnded handler removes what the run started. Returns its result.
+        Step Functions reports a stopped execution ABORTED at once, and EventBridge then
+        invokes ExecutionEnded, which removes the run's kernel while the Lambda step in
+        flight (a RunCells in a long cell) is still running: that step then finds its kernel
+        gone, saves the partial notebook and returns. moto instead keeps the execution
+        RUNNING until the step returns, so the cleanup is called here right after the stop,
+        as the rule would; once the step has returned it is called again, for anything the
+        step started meanwhile (a StartKernel in flight). Returns what both passes did.
         """
         self._stopping.add(execution_arn.rsplit(":", 1)[-1])
         try:
             self.sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause)
-        except Exception:  # noqa: BLE001 - already ended
-            pass
+        except Exception:  # noqa: BLE001 - already ended: nothing to stop or clean up
+            return self.clean_up_after(execution_arn)
+        first = self._execution_ended(execution_arn, "ABORTED")
         deadline = time.monotonic() + timeout
-        last_interrupt = 0.0
-        while time.monotonic() < deadline:
-            with self._idle:
-                if self._in_flight == 0 and self._status(execution_arn) != "RUNNING":
-                    break
-            if time.monotonic() - last_interrupt > 1.0:
-                last_interrupt = time.monotonic()
-                self._interrupt_kernel(execution_arn)
-            with self._idle:
+        with self._idle:
+            while time.monotonic() < deadline and (self._in_flight or self._status(execution_arn) == "RUNNING"):
                 self._idle.wait(0.2)
-        return self.clean_up_after(execution_arn)
+        return _merge_cleanups(first, self.clean_up_after(execution_arn))
 
     def clean_up_after(self, execution_arn: str) -> dict[str, Any] | None:
         """What the EventBridge rule does for an ABORTED or TIMED_OUT execution: call ExecutionEnded."""
         status = self._status(execution_arn)
         if status not in ("ABORTED", "TIMED_OUT"):
             return None
+        return self._execution_ended(execution_arn, status)
+
+    def _execution_ended(self, execution_arn: str, status: str) -> dict[str, Any]:
         from steps import execution_ended
 
         event = {"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
@@ -444,21 +443,6 @@ class LocalStack:
             return self.sfn.describe_execution(executionArn=execution_arn)["status"]
         except Exception:  # noqa: BLE001
             return "UNKNOWN"
-
-    def _interrupt_kernel(self, execution_arn: str) -> None:
-        """Interrupt the run's own kernel (found in the execution's history, never by guessing)."""
-        try:
-            from steps import _runtime
-            from studiorunner.jupyter.rest import JupyterClient
-            from studiorunner.run import aborted
-
-            state = aborted.state_from_history(aborted.history_events(self.sfn, execution_arn))
-            kernel_id = (state.get("kernel") or {}).get("id")
-            if not kernel_id or not state.get("run"):
-                return
-            JupyterClient(_runtime.services().target(state["run"]).login()).interrupt_kernel(kernel_id)
-        except Exception:  # noqa: BLE001 - best effort: the step returns at its budget anyway
-            pass
 
     def _join_workers(self, timeout: float) -> None:
         """Wait for the interpreter's execution threads (they must not outlive the mocks)."""
@@ -506,3 +490,16 @@ class LocalStack:
     def put_object(self, key: str, body: bytes) -> str:
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         return f"s3://{BUCKET}/{key}"
+
+
+def _merge_cleanups(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One report of the two ExecutionEnded passes of a local stop: what either did."""
+    if not first or not first.get("cleaned"):
+        return second or first
+    if not second or not second.get("cleaned"):
+        return first
+    merged = dict(first)
+    merged["cleanup"] = {key: list(first["cleanup"].get(key, [])) + [
+        item for item in second["cleanup"].get(key, []) if item not in first["cleanup"].get(key, [])]
+        for key in set(first["cleanup"]) | set(second["cleanup"])}
+    return merged

@@ -89,10 +89,21 @@ def embedded(*, root: Path, flavor: str = "studio-space", budget: float | None =
         # The token only from the environment, never from the command line (ps shows that).
         server = _nullcontext(ExternalJupyter(jupyter_url.rstrip("/"), token=os.environ.get("JUPYTER_TOKEN") or None))
     else:
-        server = StandIn(root=root, flavor=flavor)
-    with server as standin, LocalStack(standin, run_cells_budget=budget) as stack:
-        yield Runs(stack.sfn, stack.s3, state_machine_arn=stack.state_machine_arn, bucket=BUCKET,
-                   stopper=stack.stop), stack
+        server = StandIn(root=root, flavor=flavor, trash=False)  # root is the user's folder
+    checkpoints = root / ".ipynb_checkpoints"
+    had_checkpoints = checkpoints.exists()
+    try:
+        with server as standin, LocalStack(standin, run_cells_budget=budget) as stack:
+            yield Runs(stack.sfn, stack.s3, state_machine_arn=stack.state_machine_arn, bucket=BUCKET,
+                       stopper=stack.stop), stack
+    finally:
+        if not had_checkpoints and not jupyter_url:
+            # jupyter_server makes it in a folder where its contents API deletes anything (the
+            # run's own files): empty, and not the user's
+            try:
+                checkpoints.rmdir()
+            except OSError:
+                pass
 
 
 @contextmanager

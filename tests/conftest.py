@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,3 +24,16 @@ def lambda_context() -> FakeLambdaContext:
 def sample_event() -> Callable[[str], dict[str, Any]]:
     """``sample_event("s3_object_created")``: a fresh copy of ``tests/events/<name>.json``."""
     return lambda name: json.loads((EVENTS / f"{name}.json").read_text())
+
+
+_LOGGERS = ("", "moto", "werkzeug", "botocore", "urllib3", "websocket", "studiorunner", "localstudio")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """The CLI quietens loggers for its own process (``studiorunner_cli.local.quiet_logs``);
+    a test that runs it in-process must not leave the next test's warnings unheard."""
+    levels = {name: logging.getLogger(name).level for name in _LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

@@ -70,6 +70,7 @@ class StandIn:
         instance_initially: str = "InService",
         legacy: bool = False,
         log_path: Path | str | None = None,
+        trash: bool = True,
     ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
@@ -83,6 +84,10 @@ class StandIn:
         self.app_initially = app_initially
         self.instance_initially = instance_initially
         self.legacy = legacy  # studio-classic: a domain whose Classic apps still run
+        # jupyter_server moves what the contents API deletes to ~/.local/share/Trash (its
+        # default, and Studio's). Off for a folder of the user's own served as the home
+        # (the local CLI's), where a trash folder would be left in it.
+        self.trash = trash
         self.token = secrets.token_hex(24)
         self.identity: dict[str, str] = dict(IDENTITY)
         self._log_path = Path(log_path) if log_path else None
@@ -191,6 +196,7 @@ class StandIn:
             "iopub_msg_rate_limit": self.iopub_msg_rate_limit,
             "parent_pid": os.getpid(),
             "legacy": self.legacy,
+            "trash": self.trash,
         }
         cmd = [
             sys.executable, "-m", "localstudio.standin",

@@ -25,6 +25,7 @@ CONFIG_KEYS = {
     "iopub_msg_rate_limit",
     "parent_pid",
     "legacy",
+    "trash",
 }
 
 
@@ -49,6 +50,8 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # that the stand-in put first on PATH, as a Studio terminal has its image's python.
         "--ServerApp.terminado_settings=" + json.dumps({"shell_command": [os.environ.get("SHELL") or "/bin/sh"]}),
     ]
+    if config.get("trash") is False:
+        argv.append("--FileContentsManager.delete_to_trash=False")
     for key in ("iopub_data_rate_limit", "iopub_msg_rate_limit"):
         if config.get(key) is not None:
             argv.append(f"--ZMQChannelsWebsocketConnection.{key}={float(config[key])}")

@@ -193,10 +193,22 @@ def start(jupyter: Any, kernel_id: str, *, run_id: str, session_path: str, run_s
 
 
 def remove(jupyter: Any, path: str) -> str | None:
-    """Delete the journal and its folder (the run's own); a note of what is left, or None."""
+    """Delete the journal, its run's folder, and the runs' folders above it once they hold
+    nothing else (the run's own; no other run's). A note of what is left, or None."""
     try:
         jupyter.delete_file(path)
-        jupyter.delete_file(path.rpartition("/")[0])  # empty now: only the journal was in it
+        folder = path.rpartition("/")[0]
+        jupyter.delete_file(folder)  # empty now: only the journal was in it
     except Exception as e:  # noqa: BLE001 - a file left behind bills nothing: report, never raise
         return f"the run's journal {path} ({type(e).__name__})"
+    while "/" in folder:  # studio-runner/runs, then studio-runner: only when empty
+        folder = folder.rpartition("/")[0]
+        try:
+            names = jupyter.list_directory(folder)
+            # jupyter_server creates .ipynb_checkpoints in a folder whose file it deletes
+            if names is None or [n for n in names if n != ".ipynb_checkpoints"]:
+                break
+            jupyter.delete_file(folder)
+        except Exception:  # noqa: BLE001 - another run's files came in, or it is gone: leave it
+            break
     return None

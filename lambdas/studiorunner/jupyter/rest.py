@@ -80,6 +80,17 @@ class JupyterClient:
             raise
         return model.get("content") or ""
 
+    def list_directory(self, path: str) -> list[str] | None:
+        """The names in a folder of the tree (hidden ones included if the server shows them),
+        or None when the folder does not exist."""
+        try:
+            model = self.http.get(f"api/contents/{quote_path(path)}", params={"type": "directory", "content": 1}).json()
+        except JupyterHTTPError as exc:
+            if exc.facts.get("status") == 404:
+                return None
+            raise
+        return [item.get("name", "") for item in model.get("content") or []]
+
     def delete_file(self, path: str) -> bool:
         """Delete a file (or an empty folder) in the tree; False when it was already gone."""
         return self._delete(f"api/contents/{quote_path(path)}")
