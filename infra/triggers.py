@@ -1,7 +1,10 @@
 """What starts and what finishes runs outside the state machine.
 
 - schedules: EventBridge Scheduler, one schedule per configured entry, each with its time
-  zone, a retry policy and a dead-letter queue;
+  zone, a retry policy and a dead-letter queue; its universal target calls StartExecution
+  itself so that the run is named for the schedule (``<schedule>-<scheduler execution id>``,
+  ``studiorunner.naming.schedule_run_prefix``): the templated Step Functions target
+  cannot name an execution;
 - the S3 trigger: an EventBridge rule on ``Object Created`` under the inbox prefix invokes a
   small Lambda that starts the run under a name derived from the object (a rule cannot name
   an execution, and the name is what makes a duplicated event harmless);
@@ -11,11 +14,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
@@ -29,6 +34,7 @@ from infra.config import Schedule
 from infra.function import StudioRunnerFunction
 from infra.nag import acknowledge
 from infra.network import LambdaNetwork
+from studiorunner.naming import schedule_run_prefix
 
 CLEANUP_STATUSES = ["ABORTED", "TIMED_OUT"]
 
@@ -46,9 +52,15 @@ class Schedules(Construct):
                 self, entry.name,
                 description=entry.description or f"Studio Runner schedule {entry.name}",
                 schedule=scheduler.ScheduleExpression.expression(entry.expression, TimeZone.of(entry.timezone)),
-                target=scheduler_targets.StepFunctionsStartExecution(
-                    state_machine,
-                    input=scheduler.ScheduleTargetInput.from_object(entry.payload),
+                target=scheduler_targets.Universal(
+                    service="sfn", action="startExecution",
+                    input=scheduler.ScheduleTargetInput.from_object({
+                        "StateMachineArn": state_machine.state_machine_arn,
+                        "Name": schedule_run_prefix(entry.name) + scheduler.ContextAttribute.execution_id,
+                        "Input": json.dumps(entry.payload, separators=(",", ":")),
+                    }),
+                    policy_statements=[iam.PolicyStatement(
+                        actions=["states:StartExecution"], resources=[state_machine.state_machine_arn])],
                     dead_letter_queue=self.dead_letter_queue,
                     retry_attempts=retry_attempts,
                     max_event_age=Duration.hours(1),

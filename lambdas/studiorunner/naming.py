@@ -37,5 +37,20 @@ def run_name(notebook: str | None, *, when: datetime | None = None, suffix: str 
     return (stem + tail)[:MAX_NAME]
 
 
+#: EventBridge Scheduler's ``<aws.scheduler.execution-id>`` (e.g. ``d32c5kddcf5bb8c3``): the
+#: room a schedule's run name keeps for it.
+SCHEDULER_ID_ROOM = 40
+
+
+def schedule_run_prefix(schedule: str) -> str:
+    """``<schedule>-`` for a schedule's runs, named ``<schedule>-<scheduler execution id>``:
+    the Scheduler names the execution itself (its universal target calls StartExecution),
+    and cannot format a time without ``:``, which an execution name may not hold; the
+    execution's start date is the run's time. A retried delivery of the same invocation
+    reuses the id, so Step Functions refuses it instead of running the notebook twice."""
+    stem = _UNSAFE.sub("-", schedule).strip("-_") or "schedule"
+    return stem[: MAX_NAME - SCHEDULER_ID_ROOM - 1].rstrip("-_") + "-"
+
+
 def is_valid_name(name: str) -> bool:
     return 0 < len(name) <= MAX_NAME and not _UNSAFE.search(name)

@@ -11,6 +11,7 @@ from cfnlint.api import ManualArgs, lint_file
 
 from infra.bundling import RUNTIME
 from infra.runner import STEPS
+from studiorunner.naming import is_valid_name, schedule_run_prefix
 from tests.infra.conftest import ROOT
 
 HANDLERS = {step.handler for step in STEPS} | {"steps.s3_trigger.handler", "steps.execution_ended.handler"}
@@ -126,20 +127,48 @@ def test_step_functions_get_the_run_environment(synthesized):
     assert json.loads(targets_json.as_string()) == CONTEXT["targets"]
 
 
-def test_each_schedule_starts_the_state_machine_in_its_time_zone(synthesized):
+def test_each_schedule_starts_a_run_named_for_it_in_its_time_zone(synthesized):
+    """Issue 10: a schedule's runs are named ``<schedule>-<scheduler execution id>``, so the
+    universal target calls StartExecution with the name (the Step Functions target cannot)."""
     for entry in synthesized.config.schedules:
+        target = Capture()
         synthesized.template.has_resource_properties("AWS::Scheduler::Schedule", {
+            "Name": Match.absent(),
             "ScheduleExpression": entry.expression,
             "ScheduleExpressionTimezone": entry.timezone,
             "State": "ENABLED",
-            "Target": Match.object_like({
-                "Arn": {"Ref": Match.string_like_regexp("StateMachine")},
-                "Input": json.dumps(entry.payload, separators=(",", ":")),
-                "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 3}),
-                "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [Match.string_like_regexp("DeadLetters"), "Arn"]}},
-            }),
+            "Target": target,
+            "Description": Match.string_like_regexp(entry.name) if not entry.description else entry.description,
         })
+        assert _joined(target.as_object()["Arn"]) == "arn:aws:scheduler:::aws-sdk:sfn:startExecution"
+        assert target.as_object()["RetryPolicy"]["MaximumRetryAttempts"] == 3
+        assert "DeadLetters" in target.as_object()["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        request = json.loads(_joined(target.as_object()["Input"]))
+        assert request["StateMachineArn"] == "STATE_MACHINE_ARN"
+        assert request["Name"] == f"{entry.name}-<aws.scheduler.execution-id>"
+        assert json.loads(request["Input"]) == entry.payload
+        # Scheduler puts in its id; the name Step Functions gets is one it accepts
+        name = request["Name"].replace("<aws.scheduler.execution-id>", "d32c5kddcf5bb8c3")
+        assert is_valid_name(name)
     synthesized.template.resource_count_is("AWS::Scheduler::Schedule", len(synthesized.config.schedules))
+    synthesized.template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({"Action": "states:StartExecution", "Effect": "Allow",
+                           "Resource": {"Ref": Match.string_like_regexp("StateMachine")}})])}})
+
+
+def test_a_long_schedule_name_still_makes_valid_run_names():
+    prefix = schedule_run_prefix("a-very-long-schedule-name-for-the-quarterly-finance-report.v2")
+    assert is_valid_name(prefix + "d" * 38)
+    assert prefix.startswith("a-very-long-schedule-name") and prefix.endswith("-")
+
+
+def _joined(value) -> str:
+    """A template string with its references put in: the partition ``aws``, the state machine's ARN."""
+    if isinstance(value, str):
+        return value
+    names = {"AWS::Partition": "aws"}
+    return "".join(p if isinstance(p, str) else names.get(p.get("Ref"), "STATE_MACHINE_ARN")
+                   for p in value["Fn::Join"][1])
 
 
 def test_the_s3_trigger_rule_matches_created_objects_under_the_inbox(synthesized):
