@@ -46,6 +46,15 @@ class ProgressPrinter:
         self._current: tuple[Any, float] | None = None  # (cell, when its line was last printed)
         self._tty = getattr(out, "isatty", lambda: False)()
         self._line_open = False
+        self._phase: str | None = None
+
+    def phase(self, text: str | None) -> None:
+        """Say what the run is doing outside its cells (a slot, the target, a kernel), once per change."""
+        if text and text != self._phase and text != "running cells":
+            # counts in a slot message change on every poll: say it again only when the state does
+            if not (self._phase and text.split(" (")[0] == self._phase.split(" (")[0]):
+                self._write(f"  … {text}")
+        self._phase = text
 
     def _write(self, text: str) -> None:
         if self._line_open:
@@ -98,7 +107,10 @@ def follow(runs: Runs, run_id: str, printer: ProgressPrinter, *, poll: float = 1
     """Until the run ends: print its progress; return how it ended."""
     while True:
         info = runs.describe(run_id)
-        printer.update(runs.progress(info))
+        progress = runs.progress(info)
+        if not (progress.get("current") and info.status == "RUNNING"):
+            printer.phase(runs.phase(info))  # no cell running: one history call says what is happening
+        printer.update(progress)
         if info.status != "RUNNING":
             printer.close()
             return info

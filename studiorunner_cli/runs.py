@@ -151,12 +151,61 @@ class Runs:
                 return None
         return None
 
+    def phase(self, info: RunInfo) -> str | None:
+        """What a running run is doing before (or between) its cells, from the execution's
+        latest state: ``waiting for a slot on …``, ``starting the target (Pending)``…"""
+        if info.status != "RUNNING":
+            return None
+        try:
+            events = self.sfn.get_execution_history(executionArn=info.arn, reverseOrder=True,
+                                                    maxResults=20)["events"]
+        except Exception:  # noqa: BLE001 - a view: never a reason to fail status or watch
+            return None
+        # the newest by id (moto returns the whole history, oldest first, whatever reverseOrder says)
+        entered = [e for e in events if e.get("stateEnteredEventDetails")]
+        if not entered:
+            return None
+        latest = max(entered, key=lambda e: e.get("id", 0))["stateEnteredEventDetails"]
+        try:
+            state = json.loads(latest.get("input") or "{}")
+        except ValueError:
+            state = {}
+        return phase_text(latest.get("name", ""), state if isinstance(state, dict) else {})
+
     def progress(self, info: RunInfo) -> dict[str, Any]:
         from studiorunner.progress import progress_uri, read_progress
 
         uri = self.output_uri(info)
         body = self.get_uri(progress_uri(uri)) if uri else None
         return read_progress(body) if body else {}
+
+
+#: The state machine's states (statemachine/runner.asl.json), by what a person is told.
+_PHASES = {
+    "preparing": ("Start", "IsBatch?", "Prepare"),
+    "running a batch": ("PlanBatch", "BatchMode?", "RunBatchInline", "RunBatchDistributed", "SummarizeBatch"),
+    "waiting for a slot": ("AcquireSlot", "SlotAcquired?", "WaitForSlot"),
+    "starting the target": ("StartTarget", "TargetReady?", "WaitForTarget"),
+    "running shell commands": ("HasCommands?", "RunCommands"),
+    "starting a kernel": ("HasNotebook?", "StartKernel", "KernelReady?", "WaitForKernel"),
+    "running cells": ("RunCells", "MoreCells?"),
+    "cleaning up": ("Cleanup", "Succeeded?", "Done", "Failed", "CleanupCrashed"),
+}
+_PHASE_OF = {step: phase for phase, steps in _PHASES.items() for step in steps}
+
+
+def phase_text(step: str, state: dict[str, Any]) -> str:
+    """A person's words for state ``step`` of a run whose state is ``state``."""
+    phase = _PHASE_OF.get(step, step)
+    if phase == "waiting for a slot":
+        slot = state.get("slot") if isinstance(state.get("slot"), dict) else {}
+        return str(slot.get("message") or phase)
+    polled = {"starting the target": "target", "starting a kernel": "kernel"}.get(phase)
+    if polled and isinstance(state.get(polled), dict):
+        progress = state[polled]
+        if progress.get("status") == "pending" and progress.get("detail"):
+            return f"{phase} ({progress['detail']})"
+    return phase
 
 
 def _info(desc: dict[str, Any]) -> RunInfo:

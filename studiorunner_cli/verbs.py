@@ -58,6 +58,9 @@ def status(args: argparse.Namespace, runs: Runs) -> int:
             ("target", str(info.payload.get("target") or "(default)")),
             ("parameters", _params(info)),
             ("started", f"{_when(info.started)} ({duration_text(info.duration)})")]
+    phase = runs.phase(info)
+    if phase:
+        rows.append(("now", phase))
     progress = runs.progress(info)
     if progress:
         text = f"{progress.get('cells_finished', 0)}/{progress.get('cells_total', '?')} cells finished"

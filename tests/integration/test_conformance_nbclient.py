@@ -133,7 +133,7 @@ def test_skip_exceptions_allow_errors(server: JupyterServer) -> None:
 def test_interrupt_on_timeout_and_carry_on(server: JupyterServer) -> None:
     start = time.monotonic()
     expected, actual, cursor = execute(server, "Interrupt.ipynb", cell_timeout=3, allow_errors=True)
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 30
     assert cursor.done and cursor.cells_failed == 1
     assert_same_outputs(expected, actual, compare_tracebacks=False)
     assert actual.cells[0].metadata["studio_runner"]["timed_out"] is True
@@ -150,7 +150,7 @@ def test_autokill_raises_kernel_died_promptly(server: JupyterServer) -> None:
     start = time.monotonic()
     with pytest.raises(KernelDied):
         execute(server, "Autokill.ipynb")
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 30
 
 
 def test_disable_stdin_fails_fast(server: JupyterServer) -> None:
@@ -158,7 +158,7 @@ def test_disable_stdin_fails_fast(server: JupyterServer) -> None:
     with pytest.raises(CellExecutionError) as failed:
         execute(server, "Disable Stdin.ipynb")
     assert failed.value.facts["ename"] == "StdinNotImplementedError"
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 30
 
 
 def test_output_widget_notebook_needs_ipywidgets(server: JupyterServer) -> None:

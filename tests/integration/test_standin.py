@@ -232,7 +232,7 @@ def test_space_app_lifecycle_loading_page_resource_in_use_and_deleted_records(st
     assert app_status(s, **SPACE_APP) == "Pending"
     assert loading(sess.get(f"{s.jupyter_url}/api/kernels", timeout=10))
     wait_for(lambda: app_status(s, **SPACE_APP) == "InService", 5, "InService")
-    assert 0.9 <= time.monotonic() - created <= 3.0
+    assert 0.9 <= time.monotonic() - created <= 5.0
     wait_for(lambda: sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).status_code == 200
              and sess.get(f"{s.jupyter_url}/api/kernels", timeout=10).headers["Content-Type"].startswith("application/json"),
              5, "the proxy to pass requests to Jupyter")
@@ -383,7 +383,7 @@ def test_drop_websockets_knob_closes_kernel_sockets(standin_space: StandIn) -> N
         with pytest.raises(websocket.WebSocketConnectionClosedException):
             while True:
                 ws.recv()  # kernel_info / status traffic, then the server's close
-        assert 0.4 <= time.monotonic() - opened <= 3.0
+        assert 0.4 <= time.monotonic() - opened <= 5.0
     finally:
         s.set_faults(drop_websockets_after_seconds=None)
         delete_kernel(s, sess, kernel["id"])

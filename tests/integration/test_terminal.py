@@ -170,7 +170,7 @@ def test_a_hanging_command_times_out_and_is_interrupted(terminal):
     with pytest.raises(CommandTimeout) as caught:
         run_commands(terminal, ["echo waiting; sleep 600"], timeout=2, allow_failure=False, log=None, results=results)
     elapsed = time.monotonic() - start
-    assert 2 <= elapsed < 5
+    assert 2 <= elapsed < 15  # at its timeout, not the command's 600 s
     assert "did not finish within 2 s" in str(caught.value) and "still usable" in str(caught.value)
     assert results[0].timed_out and results[0].output.startswith("waiting\n")
     assert terminal.run("echo after", timeout=5).output == "after\n"
@@ -205,13 +205,13 @@ def test_multi_line_command_with_quotes_and_tabs(terminal):
 
 def test_a_command_reading_stdin_does_not_hang(terminal):
     result = terminal.run("read line; echo \"read status $?\"; cat; wc -c", timeout=5)
-    assert result.exit_status == 0 and result.duration_seconds < 2
+    assert result.exit_status == 0 and result.duration_seconds < 4  # not waiting for input until the 5 s timeout
     assert result.output.startswith("read status 1\n")
 
 
 def test_a_syntax_error_fails_fast(terminal):
     result = terminal.run("echo 'unterminated", timeout=5)
-    assert result.exit_status == 2 and not result.timed_out and result.duration_seconds < 2
+    assert result.exit_status == 2 and not result.timed_out and result.duration_seconds < 4
     assert "unterminated" in result.output.lower() or "unexpected eof" in result.output.lower()
     expansion = terminal.run("echo ${never_set_anywhere?}", timeout=5)
     assert expansion.exit_status != 0 and "never_set_anywhere" in expansion.output

@@ -33,7 +33,12 @@ DEFINITION = {
             {"Variable": "$.parameters.mode", "IsPresent": True, "Next": "ByMode"}], "Default": "Done"},
         "ByMode": {"Type": "Choice", "Choices": [
             {"Variable": "$.parameters.mode", "StringEquals": "fail", "Next": "Failed"},
-            {"Variable": "$.parameters.mode", "StringEquals": "wait", "Next": "Wait"}], "Default": "Done"},
+            {"Variable": "$.parameters.mode", "StringEquals": "wait", "Next": "Wait"},
+            {"Variable": "$.parameters.mode", "StringEquals": "queue", "Next": "AcquireSlot"}], "Default": "Done"},
+        # as AcquireSlot leaves the state when the target's slots are all taken
+        "AcquireSlot": {"Type": "Pass", "ResultPath": "$.slot", "Next": "WaitForSlot", "Result": {
+            "status": "waiting", "message": "waiting for a slot on lab (2 of 2 in use, waiting 4 s)"}},
+        "WaitForSlot": {"Type": "Wait", "Seconds": 120, "Next": "Done"},
         "Wait": {"Type": "Wait", "Seconds": 120, "Next": "Done"},
         "Failed": {"Type": "Fail", "Error": "CellExecutionError",
                    "Cause": "Cell 1 (In [2]) raised ZeroDivisionError: division by zero; executed notebook: s3://x/runs/y/report.ipynb"},
@@ -176,6 +181,49 @@ def test_status_list_logs_download_and_stop(aws, monkeypatch, capsys, tmp_path):
     assert main(["stop", RUN_ID]) == 1  # not running any more
     assert main(["status", "no-such-run"]) == 1
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_status_and_watch_say_a_run_is_waiting_for_a_slot(aws, monkeypatch, capsys):
+    sfn, _, arn = aws
+    _fixed_name(monkeypatch)
+    assert main(["run", "reports/report.ipynb", "-p", "mode", "queue"]) == 0
+    capsys.readouterr()
+    execution = arn.replace(":stateMachine:", ":execution:") + ":" + RUN_ID
+    deadline = time.monotonic() + 10
+    while not any(e.get("stateEnteredEventDetails", {}).get("name") == "WaitForSlot"
+                  for e in sfn.get_execution_history(executionArn=execution)["events"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    assert main(["status", RUN_ID]) == 0
+    out = capsys.readouterr().out
+    assert "now          waiting for a slot on lab (2 of 2 in use, waiting 4 s)" in out, out
+
+    from studiorunner_cli.display import ProgressPrinter, follow
+    from studiorunner_cli.runs import Runs
+
+    runs = Runs(sfn, boto3.client("s3", region_name=REGION), state_machine_arn=arn, bucket=BUCKET)
+    printer, polls = ProgressPrinter(), iter(range(2))
+    monkeypatch.setattr(time, "sleep", lambda s: next(polls))  # two polls, then StopIteration ends the watch
+    with pytest.raises(StopIteration):
+        follow(runs, RUN_ID, printer, poll=0)
+    assert capsys.readouterr().out.count("… waiting for a slot on lab") == 1  # said once, not per poll
+    sfn.stop_execution(executionArn=execution)
+
+
+@pytest.mark.parametrize("step, state, said", [
+    ("WaitForTarget", {"target": {"status": "pending", "detail": "Pending"}}, "starting the target (Pending)"),
+    ("StartKernel", {"kernel": {"status": "ready"}}, "starting a kernel"),
+    ("WaitForSlot", {}, "waiting for a slot"),
+    ("RunCommands", {}, "running shell commands"),
+    ("Cleanup", {}, "cleaning up"),
+])
+def test_each_state_of_the_state_machine_has_words_for_people(step, state, said):
+    from studiorunner_cli.runs import _PHASE_OF, phase_text
+
+    assert phase_text(step, state) == said
+    definition = json.loads((REPO / "statemachine" / "runner.asl.json").read_text())
+    assert set(definition["States"]) <= set(_PHASE_OF)  # a new state gets words too
 
 
 def _status_soon(sfn, execution_arn: str) -> str:
