@@ -123,10 +123,10 @@ def check_run_args(args: argparse.Namespace) -> Plan:
     if args.kernel:
         payload["kernel"] = {**payload.get("kernel", {}), "name": args.kernel}
     if args.html:
-        # Not built: the Lambda side renders no HTML yet (nbconvert's size and import time were
-        # measured against the Lambda budget; see bench/README.md). Refused before anything starts.
-        raise UsageError("--html: HTML output is not available yet (output_formats is not a payload key); "
-                         "download the notebook and run `jupyter nbconvert --to html` on it")
+        formats = payload.get("output_formats", ["notebook"])
+        if isinstance(formats, list) and "html" not in formats:
+            formats = [*formats, "html"]
+        payload["output_formats"] = formats  # a bad value in --payload is reported by _validate
     if plan.stem is None:
         source = payload.get("notebook") or payload.get("notebook_s3")
         plan.stem = source if isinstance(source, str) else None

@@ -19,10 +19,12 @@ from studiorunner.errors import PayloadInvalid
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CLEANUP_POLICIES = ("if_created", "always", "never")
+#: What a run writes to S3. The executed notebook is the run's record, so it is always written.
+OUTPUT_FORMATS = ("notebook", "html")
 
 TOP_LEVEL_KEYS = {
     "target", "notebook", "notebook_s3", "parameters", "kernel", "timeouts", "cleanup",
-    "allow_errors", "write_back", "commands", "allow_command_errors",
+    "allow_errors", "write_back", "commands", "allow_command_errors", "output_formats",
 }
 KERNEL_KEYS = {"name", "instance_type"}
 TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds", "queue_seconds"}
@@ -65,6 +67,7 @@ class RunSpec:
     write_back: bool = False
     commands: list[str] = field(default_factory=list)
     allow_command_errors: bool = False
+    output_formats: list[str] = field(default_factory=lambda: ["notebook"])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +140,24 @@ def _size_problem(raw: Mapping[str, Any]) -> str | None:
             f"256 KiB: put large inputs in a file the notebook reads (e.g. an S3 object) and pass its name"
         )
     return None
+
+
+def _output_formats(raw: Mapping[str, Any], *, has_notebook: bool, problems: list[str]) -> list[str]:
+    formats = raw.get("output_formats", ["notebook"])
+    allowed = ", ".join(f'"{f}"' for f in OUTPUT_FORMATS)
+    if not isinstance(formats, list) or not formats:
+        problems.append(f"'output_formats' must be a non-empty list of {allowed}, got {formats!r}")
+        return ["notebook"]
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown:
+        problems.append(f"'output_formats' has unknown format(s) {unknown!r} (allowed: {allowed})")
+    elif "notebook" not in formats:
+        problems.append("'output_formats' must include \"notebook\": the executed notebook is the run's record "
+                        f"and is always written (e.g. [\"notebook\", \"html\"]), got {formats!r}")
+    elif "html" in formats and not has_notebook:
+        problems.append("'output_formats' \"html\" renders the executed notebook: give 'notebook' or "
+                        "'notebook_s3' (a commands-only run has none)")
+    return [f for f in OUTPUT_FORMATS if f in formats]  # de-duplicated, in a fixed order
 
 
 def _invalid(problems: list[str]) -> PayloadInvalid:
@@ -235,6 +256,9 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
         if why := _text_problem(command):
             problems.append(f"command {i + 1} {why}: a terminal cannot carry it")
 
+    output_formats = _output_formats(raw, has_notebook=notebook is not None or notebook_s3 is not None,
+                                     problems=problems)
+
     if problems:
         raise _invalid(problems)
 
@@ -251,4 +275,5 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
         write_back=raw.get("write_back", False),
         commands=list(commands),
         allow_command_errors=raw.get("allow_command_errors", False),
+        output_formats=output_formats,
     )

@@ -185,3 +185,21 @@ def test_a_cell_longer_than_one_run_cells_invocation_keeps_all_its_output(local_
     assert "".join(o.text for o in nb.cells[0].outputs if o.output_type == "stream") == \
         "".join(f"tick {i}\n" for i in range(6))
     assert nb.cells[1].outputs[0].text == "after\n"
+
+
+def test_html_output_of_a_failed_run_shows_the_outputs_and_the_error(local_env):
+    env = local_env("studio-space")
+    path = write_notebook(env.root, "paged.ipynb", "print('<before>')", "raise KeyError('missing-key')",
+                          "print('never')")
+    execution = env.run({"notebook": path, "output_formats": ["notebook", "html"]})
+
+    assert execution.error == "CellExecutionError"
+    notebook_uri = env.output(execution).metadata.studio_runner["output_uri"]
+    html_uri = notebook_uri.replace(".ipynb", ".html")
+    page = env.stack.read_output(html_uri).decode()
+    bucket, key = html_uri[len("s3://"):].split("/", 1)
+    assert env.stack.s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "text/html; charset=utf-8"
+    assert "&lt;before&gt;" in page  # the first cell's output, escaped
+    assert "KeyError" in page and "missing-key" in page and 'class="cell code failed"' in page
+    assert "\x1b[" not in page  # the traceback's colours are gone
+    assert env.running()["kernels"] == []

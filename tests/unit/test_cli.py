@@ -134,6 +134,24 @@ def test_run_wait_follows_and_writes_into_an_output_folder(aws, monkeypatch, cap
     assert "| ok" in out  # the commands' output is shown
 
 
+def test_run_html_asks_for_the_page_and_run_and_download_write_it_beside_the_notebook(aws, monkeypatch, capsys,
+                                                                                         tmp_path):
+    sfn, s3, arn = aws
+    _fixed_name(monkeypatch)
+    _executed(s3)
+    s3.put_object(Bucket=BUCKET, Key=f"runs/{RUN_ID}/report.html", Body=b"<html>the page</html>")
+    code = main(["run", "reports/report.ipynb", "--html", "--wait", "-o", "out/"])
+    out, err = capsys.readouterr()
+
+    assert code == 0, out + err
+    payload = json.loads(sfn.describe_execution(
+        executionArn=arn.replace(":stateMachine:", ":execution:") + ":" + RUN_ID)["input"])
+    assert payload["output_formats"] == ["notebook", "html"]
+    assert Path("out/report.html").read_bytes() == b"<html>the page</html>"
+    assert main(["download", RUN_ID, "-o", str(tmp_path / "dl.ipynb")]) == 0
+    assert (tmp_path / "dl.html").read_bytes() == b"<html>the page</html>"
+
+
 def test_failed_run_exits_1_and_says_why_once(aws, monkeypatch, capsys):
     _fixed_name(monkeypatch)
     code = main(["run", "reports/report.ipynb", "--wait", "-p", "mode", "fail"])

@@ -4,7 +4,7 @@ import pytest
 
 from studiorunner.errors import PayloadInvalid, TargetNotAllowed
 from studiorunner.config import RunnerConfig
-from studiorunner.payload import validate_payload
+from studiorunner.payload import RunSpec, validate_payload
 
 
 def test_full_payload_is_accepted():
@@ -117,3 +117,28 @@ def test_a_long_list_of_problems_is_cut_short():
         validate_payload({"notebook": "a.ipynb", "parameters": {f"bad name {i}": i for i in range(500)}})
     assert "and 480 more problem(s)" in str(info.value)
     assert info.value.facts["problem_count"] == 500
+
+
+def test_output_formats_default_to_the_notebook_and_may_add_html():
+    assert validate_payload({"notebook": "a.ipynb"}).output_formats == ["notebook"]
+    spec = validate_payload({"notebook": "a.ipynb", "output_formats": ["html", "notebook", "html"]})
+    assert spec.output_formats == ["notebook", "html"]
+    assert RunSpec.from_dict(spec.to_dict()).output_formats == ["notebook", "html"]
+
+
+@pytest.mark.parametrize("formats, words", [
+    (["html"], 'must include "notebook": the executed notebook is the run\'s record'),
+    (["notebook", "pdf"], "unknown format(s) ['pdf']"),
+    ("html", "must be a non-empty list"),
+    ([], "must be a non-empty list"),
+    ([["notebook"]], "unknown format(s)"),
+])
+def test_bad_output_formats_are_refused_before_anything_starts(formats, words):
+    with pytest.raises(PayloadInvalid) as info:
+        validate_payload({"notebook": "a.ipynb", "output_formats": formats})
+    assert words in str(info.value)
+
+
+def test_html_needs_a_notebook_to_render():
+    with pytest.raises(PayloadInvalid, match="a commands-only run has none"):
+        validate_payload({"commands": ["ls"], "output_formats": ["notebook", "html"]})

@@ -359,3 +359,46 @@ def test_a_failed_commands_cause_names_the_command_log():
     outcome = cleanup(state, services)
     assert outcome["error"] == "CommandFailed"
     assert outcome["cause"] == f"Command 1 exited with status 1; command log: s3://{BUCKET}/runs/exec-1/commands.log"
+
+
+def _run_with_html(services: Services, error: dict[str, str] | None = None) -> dict[str, Any]:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('<b>hi</b>')", execution_count=1, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="<b>hi</b>\n")])])
+    services.store.write(f"s3://{BUCKET}/runs/exec-1/report.ipynb", nb)
+    state = prepared(services, {"notebook": "work/report.ipynb", "output_formats": ["notebook", "html"]})
+    return cleanup({**state, **({"error": error} if error else {})}, services)
+
+
+def test_cleanup_writes_the_html_page_beside_the_notebook_once_it_is_final():
+    services, _ = make_services()
+    outcome = _run_with_html(services, {"Error": "ExecutionAborted", "Cause": "The execution ended ABORTED"})
+    html_uri = f"s3://{BUCKET}/runs/exec-1/report.html"
+    assert outcome["error"] == "ExecutionAborted"
+    assert outcome["result"]["output_html"] == html_uri and "warnings" not in outcome["result"]
+    page = services.store.objects[html_uri].decode()
+    assert "&lt;b&gt;hi&lt;/b&gt;" in page
+    assert "ExecutionAborted" in page  # marked failed in the notebook first, so the page says so too
+
+
+def test_a_page_that_cannot_be_rendered_is_a_warning_never_a_cleanup_failure(monkeypatch):
+    from studiorunner import html_page
+
+    def broken(nb, **_):
+        raise RecursionError("too deep")
+
+    monkeypatch.setattr(html_page, "render_notebook", broken)
+    services, _ = make_services()
+    outcome = _run_with_html(services)
+    assert outcome["status"] == "SUCCEEDED"
+    assert "output_html" not in outcome["result"]
+    assert outcome["result"]["warnings"] == ["could not render the executed notebook as HTML: RecursionError"]
+    assert f"s3://{BUCKET}/runs/exec-1/report.html" not in services.store.objects
+    assert outcome["result"]["output_notebook"] == f"s3://{BUCKET}/runs/exec-1/report.ipynb"
+
+
+def test_without_html_in_output_formats_no_page_is_written():
+    services, _ = make_services()
+    services.store.write(f"s3://{BUCKET}/runs/exec-1/report.ipynb", nbformat.v4.new_notebook())
+    outcome = cleanup(prepared(services), services)
+    assert "output_html" not in outcome["result"] and list(services.store.objects) == [
+        f"s3://{BUCKET}/runs/exec-1/report.ipynb"]

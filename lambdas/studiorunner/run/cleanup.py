@@ -9,7 +9,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from nbformat import NotebookNode
 
+from studiorunner import html_page
 from studiorunner import notebook as nbtools
 from studiorunner.errors import NotebookNotFound, StudioRunnerError
 from studiorunner.jupyter.rest import JupyterClient
@@ -190,15 +192,20 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     error_name, message = error_message(state.error)
     cursor = state.cursor_summary
     output_uri = run.output_uri if run else None
-    output_exists = False
+    output_exists, nb = False, None
     if output_uri and error_name not in _BEFORE_OUTPUT:
-        output_exists = _finish_notebook(services, output_uri, error_name, message)
+        output_exists, nb = _finish_notebook(services, output_uri, error_name, message)
     if not output_exists:
         output_uri = None  # never point a person at a notebook that was never written
     report = release_resources(state, services, output_exists=output_exists)
     slot = release_slot(raw_state, services)  # after the app is gone: the next run may start it
     if slot:
         report.actions.append(slot)
+    html_uri = html_problem = None
+    if output_uri and run and "html" in run.spec.output_formats:
+        # After the notebook is final (a failed run's page shows the error too) and after the
+        # run's resources are released (rendering a big notebook must not delay that).
+        html_uri, html_problem = _write_html(services, output_uri, nb)
     for action in report.actions:
         log.info("cleanup: %s", action)
     for problem in report.problems:
@@ -210,6 +217,7 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
         "status": "FAILED" if error_name else "SUCCEEDED",
         "target": run.target if run else None,
         "output_notebook": output_uri,
+        **({"output_html": html_uri} if html_uri else {}),
         "cells_total": state.kernel.cells_total,
         "cells_executed": cursor.cells_executed,
         "cells_failed": cursor.cells_failed,
@@ -225,6 +233,8 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     warnings = list(state.kernel.warnings)
     if report.write_back_problem:
         warnings.append(report.write_back_problem)
+    if html_problem:
+        warnings.append(html_problem)
     if warnings:
         result["warnings"] = warnings
 
@@ -252,23 +262,45 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     return {"status": "SUCCEEDED", "result": result}
 
 
-def _finish_notebook(services: Services, uri: str, error_name: str, message: str) -> bool:
-    """True if the output notebook exists; a step other than RunCells failed: say so in it."""
+def _finish_notebook(services: Services, uri: str, error_name: str,
+                     message: str) -> tuple[bool, NotebookNode | None]:
+    """(whether the output notebook exists, the notebook as finished if it could be read);
+    a step other than RunCells failed: say so in it."""
     try:
         nb = services.notebooks().read(uri)
     except NotebookNotFound:
-        return False
+        return False, None
     except Exception as exc:  # noqa: BLE001
         log.warning("could not read the output notebook: %s", describe(exc))
-        return True  # it may well exist: still name it
+        return True, None  # it may well exist: still name it
     if not error_name:
-        return True
+        return True, nb
     meta = nb.metadata.get("studio_runner", {})
     if meta.get("status") == "failed":
-        return True
+        return True, nb
     nbtools.finish_run(nb, "failed", datetime.now(timezone.utc), {"error": error_name, "message": message})
     try:
         services.notebooks().write(uri, nb)
     except Exception as exc:  # noqa: BLE001
         log.warning("could not mark the output notebook failed: %s", describe(exc))
-    return True
+    return True, nb
+
+
+def _write_html(services: Services, notebook_uri: str, nb: NotebookNode | None) -> tuple[str | None, str | None]:
+    """Render the executed notebook beside it (``output_formats: ["html"]``): (its URI, None),
+    or (None, why not) — a warning in the result, never a cleanup failure: the notebook,
+    the run's record, is already written."""
+    uri = html_page.html_uri(notebook_uri)
+    try:
+        nb = nb if nb is not None else services.notebooks().read(notebook_uri)
+        page = html_page.render_notebook(nb)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not render the notebook as HTML: %s", describe(exc))
+        return None, f"could not render the executed notebook as HTML: {describe(exc)}"
+    try:
+        services.notebooks().write_bytes(uri, page.encode("utf-8"), content_type=html_page.HTML_CONTENT_TYPE)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not write the HTML page: %s", describe(exc))
+        return None, f"could not write the HTML rendering to {uri}: {describe(exc)}"
+    log.info("cleanup: wrote the HTML rendering to %s", uri)
+    return uri, None
