@@ -82,6 +82,9 @@ def report_batch(args, runs, info, result: dict[str, Any], default_dir: Path | N
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / f"{stem}-{child['index']}.ipynb").write_bytes(body)
             written += 1
+            page = runs.get_uri(uri[: -len(".ipynb")] + ".html") if uri.endswith(".ipynb") else None
+            if page is not None:  # the run asked for output_formats "html"
+                (out_dir / f"{stem}-{child['index']}.html").write_bytes(page)
     failed = [c for c in result.get("runs", []) if c.get("status") != "SUCCEEDED"]
     total = result.get("total", len(result.get("runs", [])))
     where = f"; {written} executed notebooks in {out_dir}" if written else ""

@@ -192,5 +192,5 @@ def render_notebook(nb: Mapping[str, Any], *, name: str | None = None) -> str:
 
 def html_uri(notebook_uri: str) -> str:
     """Where a notebook's HTML goes: the same key with ``.html`` (``runs/<id>/<name>.html``)."""
-    stem = notebook_uri[: -len(".ipynb")] if notebook_uri.endswith(".ipynb") else notebook_uri
+    stem = notebook_uri.removesuffix(".ipynb")
     return f"{stem}.html"

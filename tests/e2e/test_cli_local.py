@@ -41,13 +41,14 @@ def test_from_another_folder_with_commands_a_studio_python_and_an_output_folder(
     bare = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
                            if Path(p).resolve() != Path(sys.executable).parent.resolve())
     done = subprocess.run(
-        _cli("run", "--local", "../project/report.ipynb", "-o", "out/", "--command", "echo from the terminal",
+        _cli("run", "--local", "../project/report.ipynb", "-o", "out/", "--html", "--command", "echo from the terminal",
              "--command", "python -c 'import sys; print(\"python is\", sys.executable)'"),
         cwd=work, env=_env(tmp_path, path=bare), capture_output=True, text=True, timeout=300)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(p.name for p in work.iterdir()) == ["out"]
-    assert sorted(p.name for p in (work / "out").iterdir()) == ["commands.log", "report.ipynb"]
+    assert sorted(p.name for p in (work / "out").iterdir()) == ["commands.log", "report.html", "report.ipynb"]
+    assert "hello from project" in (work / "out" / "report.html").read_text()
     assert "from the terminal" in (work / "out" / "commands.log").read_text()
     assert "| from the terminal" in done.stdout  # the commands' output is shown
     log = (work / "out" / "commands.log").read_text()

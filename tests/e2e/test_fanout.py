@@ -104,13 +104,15 @@ def test_cli_parameter_sets_write_one_notebook_per_set_and_exit_1_naming_the_fai
     sets.write_text("- x: 2\n- x: 0\n")
     out = tmp_path / "out"
     code = main(["run", str(home / "inverse.ipynb"), "--parameter-sets", str(sets), "--max-concurrency", "2",
-                 "--local", "--root", str(home), "-o", str(out)])
+                 "--local", "--root", str(home), "-o", str(out), "--html"])
 
     err = capsys.readouterr().err
     assert code == 1, err
     assert "1 of 2 runs failed" in err
     assert "set 1 (" in err and "CellExecutionError" in err and "set 0 (" not in err
-    assert sorted(p.name for p in out.iterdir()) == ["inverse-0.ipynb", "inverse-1.ipynb"]
+    assert sorted(p.name for p in out.iterdir()) == ["inverse-0.html", "inverse-0.ipynb", "inverse-1.html",
+                                                     "inverse-1.ipynb"]
+    assert "ZeroDivisionError" in (out / "inverse-1.html").read_text()
     first = json.loads((out / "inverse-0.ipynb").read_text())
     assert stream_text_of(first["cells"][2]) == "0.5\n"
 

@@ -4,15 +4,14 @@ be, rich outputs shown, failures visible."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
-
 from studiorunner import html_page
 from studiorunner import notebook as nbtools
 
-T0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk\n+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\n"
 
 
@@ -42,7 +41,7 @@ def _failed_run() -> nbformat.NotebookNode:
 
 
 def _cells(page: str) -> list[str]:
-    return re.findall(r'<div class="cell .*?(?=<div class="cell |</main>)', page, re.S)
+    return re.findall(r'<div class="cell .*?(?=<div class="cell |</main>)', page, re.DOTALL)
 
 
 def test_source_and_text_outputs_are_escaped():

@@ -402,3 +402,19 @@ def test_without_html_in_output_formats_no_page_is_written():
     outcome = cleanup(prepared(services), services)
     assert "output_html" not in outcome["result"] and list(services.store.objects) == [
         f"s3://{BUCKET}/runs/exec-1/report.ipynb"]
+
+
+def test_a_page_that_cannot_be_written_is_a_warning_naming_where_and_why(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    services, _ = make_services()
+
+    def denied(uri, data, **_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no PutObject"}}, "PutObject")
+
+    monkeypatch.setattr(services.store, "write_bytes", denied)
+    outcome = _run_with_html(services)
+    assert outcome["status"] == "SUCCEEDED" and "output_html" not in outcome["result"]
+    [warning] = outcome["result"]["warnings"]
+    assert warning.startswith(f"could not write the HTML rendering to s3://{BUCKET}/runs/exec-1/report.html: ClientError")
+    assert "AccessDenied" in warning

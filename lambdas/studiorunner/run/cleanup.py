@@ -11,7 +11,6 @@ from typing import Any, Callable, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from nbformat import NotebookNode
 
-from studiorunner import html_page
 from studiorunner import notebook as nbtools
 from studiorunner.errors import NotebookNotFound, StudioRunnerError
 from studiorunner.jupyter.rest import JupyterClient
@@ -290,6 +289,9 @@ def _write_html(services: Services, notebook_uri: str, nb: NotebookNode | None) 
     """Render the executed notebook beside it (``output_formats: ["html"]``): (its URI, None),
     or (None, why not) — a warning in the result, never a cleanup failure: the notebook,
     the run's record, is already written."""
+    # Imported here: only runs that ask for HTML pay its import (~5-9 ms, bench/README.md).
+    from studiorunner import html_page
+
     uri = html_page.html_uri(notebook_uri)
     try:
         nb = nb if nb is not None else services.notebooks().read(notebook_uri)
