@@ -49,14 +49,18 @@ demo: $(VENV)/bin/studio-runner
 	$(VENV)/bin/studio-runner run --local examples/demo.ipynb -p who "Studio Runner" -o build/demo-output.ipynb
 
 ## The whole test suite, then the Lambda-side tests on the runtime's Python against the bundle.
+## Three workers on two cores: most tests wait on kernels, servers and the state machine's
+## Wait states, not on the CPU (measured: 12 min with -n 3 vs 19 min in one process).
+PYTEST_WORKERS ?= 3
+
 test: venv node_modules/.installed build/wheelhouse/.downloaded
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 	$(MAKE) test-bundle
 
 ## The Lambda-side tests under Python 3.13 with the built bundle (not lambdas/) on sys.path;
 ## .venv313 has only the test side (moto, jupyter_server, ipykernel, pytest…).
 test-bundle: $(VENV313)/.installed $(BUNDLE)/.built
-	STUDIO_RUNNER_LAMBDA_PATH=$(abspath $(BUNDLE)) $(VENV313)/bin/python -m pytest -q \
+	STUDIO_RUNNER_LAMBDA_PATH=$(abspath $(BUNDLE)) $(VENV313)/bin/python -m pytest -q -n $(PYTEST_WORKERS) \
 		-p tests.infra.bundle_plugin -o pythonpath="$(abspath $(BUNDLE)) ." $(BUNDLE_TESTS)
 
 $(VENV313)/.installed: tests/infra/requirements-bundle.txt
