@@ -92,7 +92,11 @@ class StandInState:
         km = self.kernel_manager
         kernels = []
         for model in await ensure_async(km.list_kernels()):
-            kernel = km.get_kernel(model["id"])
+            try:
+                kernel = km.get_kernel(model["id"])
+            except KeyError:  # shut down between the listing and now
+                continue
+            ready = getattr(kernel, "ready", None)
             process = getattr(getattr(kernel, "provisioner", None), "process", None)
             kernels.append(
                 {
@@ -104,7 +108,7 @@ class StandInState:
                     "pid": getattr(process, "pid", None),
                     # False while the kernel is (re)starting: a DELETE then gets a 500
                     # from jupyter_client, as it would on a real server.
-                    "ready": bool(kernel.ready.done()),
+                    "ready": bool(ready is not None and ready.done()),
                 }
             )
         sessions = await ensure_async(self.serverapp.session_manager.list_sessions())

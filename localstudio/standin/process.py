@@ -284,6 +284,8 @@ class StandIn:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace")
+            if e.code >= 500:  # the stand-in's own bug: its traceback is in its log
+                detail += "\n--- stand-in log ---\n" + self._log_tail(60)
             raise StandInError(f"stand-in control {method} {path} answered {e.code}: {detail}") from None
 
     def set_faults(self, **knobs: Any) -> dict[str, Any]:
