@@ -54,7 +54,8 @@ def test_loading_page_as_503_is_waited_out_too(local_env):
 
 
 def test_create_app_resource_in_use_right_after_a_stop_is_retried(local_env):
-    env = local_env("studio-space", faults={"storage_busy_seconds": 3.0})
+    # long enough that the run reaches CreateApp inside it even on a loaded machine
+    env = local_env("studio-space", faults={"storage_busy_seconds": 8.0})
     env.standin.idle_shutdown()  # someone stopped the space just now
     deadline = time.monotonic() + 10
     while env.standin.state()["apps"][-1]["status"] != "Deleted" and time.monotonic() < deadline:
