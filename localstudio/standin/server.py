@@ -43,6 +43,12 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # A killed kernel is noticed (and restarted, as Jupyter does) within a second
         # instead of three, so fault tests stay quick.
         "--KernelRestarter.time_to_dead=1.0",
+        # Kernels talk to the server over Unix sockets in the stand-in's runtime folder, not TCP:
+        # jupyter_client picks a kernel's TCP ports by probing free ones and the kernel binds them
+        # a second later, so with several servers starting kernels at once (the test suite's
+        # workers) another process can take a port first and the kernel dies at start. Invisible
+        # to clients, which reach kernels only through the server's WebSocket, as in Studio.
+        "--KernelManager.transport=ipc",
         # As SageMaker Distribution starts it (REAL-STUDIO L4).
         "--ServerApp.allow_origin=*",
         # The user's shell, but not a login shell (jupyter_server's default when not on a tty):
