@@ -43,12 +43,6 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # A killed kernel is noticed (and restarted, as Jupyter does) within a second
         # instead of three, so fault tests stay quick.
         "--KernelRestarter.time_to_dead=1.0",
-        # Kernels talk to the server over Unix sockets in the stand-in's runtime folder, not TCP:
-        # jupyter_client picks a kernel's TCP ports by probing free ones and the kernel binds them
-        # a second later, so with several servers starting kernels at once (the test suite's
-        # workers) another process can take a port first and the kernel dies at start. Invisible
-        # to clients, which reach kernels only through the server's WebSocket, as in Studio.
-        "--KernelManager.transport=ipc",
         # As SageMaker Distribution starts it (REAL-STUDIO L4).
         "--ServerApp.allow_origin=*",
         # The user's shell, but not a login shell (jupyter_server's default when not on a tty):
@@ -56,12 +50,28 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # that the stand-in put first on PATH, as a Studio terminal has its image's python.
         "--ServerApp.terminado_settings=" + json.dumps({"shell_command": [os.environ.get("SHELL") or "/bin/sh"]}),
     ]
+    if _ipc_fits(os.environ.get("JUPYTER_RUNTIME_DIR", "")):
+        # Kernels talk to the server over Unix sockets in the stand-in's runtime folder, not TCP:
+        # jupyter_client picks a kernel's TCP ports by probing free ones and the kernel binds them
+        # a second later, so with several servers starting kernels at once (the test suite's
+        # workers) another process can take a port first and the kernel dies at start. Invisible
+        # to clients, which reach kernels only through the server's WebSocket, as in Studio.
+        argv.append("--KernelManager.transport=ipc")
     if config.get("trash") is False:
         argv.append("--FileContentsManager.delete_to_trash=False")
     for key in ("iopub_data_rate_limit", "iopub_msg_rate_limit"):
         if config.get(key) is not None:
             argv.append(f"--ZMQChannelsWebsocketConnection.{key}={float(config[key])}")
     return argv
+
+
+#: A Unix socket's path holds at most 107 bytes; a kernel's are ``<runtime dir>/kernel-<uuid>-ipc-<n>``.
+_SOCKET_PATH_MAX = 107
+
+
+def _ipc_fits(runtime_dir: str) -> bool:
+    """Whether the kernels' Unix sockets fit under ``runtime_dir`` (else they use TCP)."""
+    return bool(runtime_dir) and len(os.fsencode(runtime_dir)) + len("/kernel-") + 36 + len("-ipc-") + 2 <= _SOCKET_PATH_MAX
 
 
 def _watch_parent(serverapp: Any, parent_pid: int) -> None:
