@@ -95,3 +95,7 @@ class Cursor:
             if p.msg_id == msg_id:
                 return p
         return None
+
+    def running_cell(self) -> int | None:
+        """The cell the kernel is running: the oldest request sent and not aborted (None: none)."""
+        return next((p.cell for p in self.pending if p.reply != "aborted"), None)

@@ -430,8 +430,9 @@ class CellExecutor:
         Bug fix: the cell used to stay ``pending`` (``os._exit`` in the cell: its
         execute_input never left the kernel) or ``aborted`` (SIGKILL), without a word.
         """
-        index = mark_kernel_died(self.nb, self.cur, state, self._now())
+        index = self.cur.running_cell()
         if index is not None:
+            nbtools.mark_cell_kernel_died(self.nb.cells[index], self._now(), state)
             self.on_cell_end(index, self.nb.cells[index], "failed")
         return KernelDied(message, kernel_state=state, cell_index=index)
 
@@ -452,12 +453,3 @@ class CellExecutor:
                 self.missed.begin(stopped_at, self.wall())
                 return
         raise KernelDied("the kernel WebSocket closed and could not be reopened", kernel_state=state)
-
-def mark_kernel_died(nb: NotebookNode, cursor: Cursor, state: str, when: datetime.datetime) -> int | None:
-    """Mark the cell the kernel was running when it died (the oldest pending request that
-    was not aborted); returns its index, or None when no cell was running."""
-    for p in cursor.pending:
-        if p.reply != "aborted":
-            nbtools.mark_cell_kernel_died(nb.cells[p.cell], when, state)
-            return p.cell
-    return None

@@ -29,7 +29,7 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     """Execute cells from the cursor until done or the time budget is spent."""
     from studiorunner.execution import journal as run_journal
     from studiorunner.execution.cursor import Cursor
-    from studiorunner.execution.executor import CellExecutor, mark_kernel_died
+    from studiorunner.execution.executor import CellExecutor
     from studiorunner.execution.options import ExecutorOptions, KernelControl
     from studiorunner.jupyter.connection import KernelChannel
 
@@ -78,7 +78,9 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             if state_now not in DEAD_STATES:
                 raise
             # The kernel died between two invocations: the cell it was running says so.
-            index = mark_kernel_died(nb, cursor, state_now, datetime.now(timezone.utc))
+            index = cursor.running_cell()
+            if index is not None:
+                nbtools.mark_cell_kernel_died(nb.cells[index], datetime.now(timezone.utc), state_now)
             raise KernelDied(f"Kernel {kernel.name!r} is gone", kernel=kernel.name, kernel_state=state_now,
                              cell_index=index) from exc
         executor = CellExecutor(
