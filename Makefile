@@ -21,7 +21,7 @@ BUNDLE_TESTS := tests/unit \
 	tests/e2e/test_run_notebook.py::test_a_cell_longer_than_one_run_cells_invocation_keeps_all_its_output \
 	tests/e2e/test_aborted.py::test_aborted_execution_is_cleaned_up
 
-.PHONY: demo install test test-bundle unit integration e2e infra synth bench clean venv
+.PHONY: demo install test test-bundle lint unit integration e2e infra synth bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -53,7 +53,12 @@ demo: $(VENV)/bin/studio-runner
 ## Wait states, not on the CPU (measured: 12 min with -n 3 vs 19 min in one process).
 PYTEST_WORKERS ?= 3
 
+## The lint gate: ruff (pyflakes, import order, bugbear, pyupgrade; pyproject's [tool.ruff]).
+lint: venv
+	$(VENV)/bin/ruff check .
+
 test: venv node_modules/.installed build/wheelhouse/.downloaded
+	$(MAKE) lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 	$(MAKE) test-bundle
 

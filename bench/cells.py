@@ -39,8 +39,17 @@ from pathlib import Path
 from localstudio.standin import StandIn
 from studiorunner.jupyter.connection import KernelChannel
 
-from .common import (BenchResult, OurKernel, Row, cpu_seconds, kernel_pids_of, median, nbclient_gateway_kernel,
-                     nbclient_kernel, trivial_notebook)
+from .common import (
+    BenchResult,
+    OurKernel,
+    Row,
+    cpu_seconds,
+    kernel_pids_of,
+    median,
+    nbclient_gateway_kernel,
+    nbclient_kernel,
+    trivial_notebook,
+)
 
 
 def no_quickack_channel(url: str, **kw: object) -> KernelChannel:

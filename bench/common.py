@@ -14,23 +14,24 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-import localstudio  # noqa: F401  (puts lambdas/ on sys.path)
 import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_notebook
 
+import localstudio  # noqa: F401  (puts lambdas/ on sys.path)
 from studiorunner.execution.cursor import Cursor
 from studiorunner.execution.executor import CellExecutor
 from studiorunner.execution.options import ExecutorOptions, KernelControl
+from studiorunner.jupyter.connection import KernelChannel
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.kernel_protocol import new_session_id
 from studiorunner.jupyter.rest import JupyterClient
-from studiorunner.jupyter.connection import KernelChannel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -67,7 +68,7 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for row, out in zip(self.rows, data["rows"]):
+        for row, out in zip(self.rows, data["rows"], strict=False):
             out["ratio"] = row.ratio
         return data
 
@@ -327,7 +328,7 @@ def table(results: list[BenchResult]) -> str:
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     out = []
     for n, line in enumerate(lines):
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip())
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     notes = [f"  [{r.name}] {row.measure}: {row.note}" for r in results for row in r.rows if row.note]

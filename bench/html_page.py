@@ -15,9 +15,9 @@ import statistics
 import time
 
 from nbformat.v4 import new_code_cell, new_notebook, new_output
-from studiorunner import html_page
 
 import localstudio  # noqa: F401  (puts lambdas/ on sys.path)
+from studiorunner import html_page
 
 
 def thousand_cells(n: int = 1000):

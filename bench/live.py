@@ -25,10 +25,21 @@ from typing import Any
 from unittest import mock
 
 import nbformat
+
 from localstudio.standin import StandIn
 
-from .common import (BenchResult, OurKernel, Row, cpu_seconds, kernel_pids_of, median, nbclient_kernel,
-                     timed_command, trivial_notebook, write_notebook)
+from .common import (
+    BenchResult,
+    OurKernel,
+    Row,
+    cpu_seconds,
+    kernel_pids_of,
+    median,
+    nbclient_kernel,
+    timed_command,
+    trivial_notebook,
+    write_notebook,
+)
 
 WINDOW = 100
 WIDE_WINDOW = 500  # several saves fall in it: the amortised cost
@@ -58,7 +69,7 @@ def _median_interval(started: float, ends: list[float]) -> float:
     import statistics
 
     points = [started, *ends]
-    return statistics.median(b - a for a, b in zip(points, points[1:])) * 1000
+    return statistics.median(b - a for a, b in zip(points, points[1:], strict=False)) * 1000
 
 
 def _ours(standin: StandIn, cells: int) -> dict[str, Any]:

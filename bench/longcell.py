@@ -23,7 +23,6 @@ import nbformat
 
 from localstudio.local_stack import Execution, LocalStack
 from localstudio.standin import StandIn
-
 from studiorunner.execution.executor import Cursor
 
 from .common import BenchResult, Row, code_notebook, stream_text, write_notebook

@@ -85,9 +85,9 @@ def phases(task: dict[str, Any]) -> dict[str, Any]:
 
     t_start = time.perf_counter()
     import localstudio  # noqa: F401
+    import steps  # noqa: F401
     from localstudio.local_stack import STEPS, LocalStack
     from localstudio.standin import StandIn
-    import steps  # noqa: F401
 
     imported = time.perf_counter()
     import importlib

@@ -22,7 +22,7 @@ _LAMBDAS = str(Path(__file__).resolve().parent.parent / "lambdas")
 if _LAMBDAS not in sys.path:
     sys.path.append(_LAMBDAS)
 
-from studiorunner.config import TARGET_NAME, TargetConfig, TargetConfigError
+from studiorunner.config import TARGET_NAME, TargetConfig, TargetConfigError  # noqa: E402
 
 CONTEXT_KEY = "studio_runner"
 

@@ -38,7 +38,7 @@ def resource_finding(scope: IConstruct, value: str) -> str:
     return "".join(rendered)
 
 
-def acknowledge_wildcard_resources(scope: IConstruct, statements: "list[iam.PolicyStatement]", reason: str) -> None:
+def acknowledge_wildcard_resources(scope: IConstruct, statements: list[iam.PolicyStatement], reason: str) -> None:
     """Acknowledge IAM5 for each resource pattern (``*``/``?``) of ``statements`` on ``scope``."""
     for statement in statements:
         for resource in statement.resources:

@@ -13,10 +13,11 @@ import re
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 import boto3
@@ -56,7 +57,7 @@ def definition() -> str:
     """The ASL with the Lambda ARNs substituted, as CDK's definition_substitutions would."""
     text = ASL_PATH.read_text()
     for step in STEPS:
-        text = text.replace("${%sFunctionArn}" % step, function_arn(step))
+        text = text.replace(f"${{{step}FunctionArn}}", function_arn(step))
     leftover = re.findall(r"\$\{[A-Za-z]+\}", text)
     if leftover:
         raise RuntimeError(f"unsubstituted placeholders in {ASL_PATH.name}: {sorted(set(leftover))}")

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from studiorunner_cli.runs import RunInfo, Runs
 
@@ -21,7 +22,7 @@ def _since(iso: str | None) -> float | None:
     if not iso:
         return None
     try:
-        return (datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds()
+        return (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
     except ValueError:
         return None
 

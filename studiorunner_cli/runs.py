@@ -8,9 +8,10 @@ in the clients they are given and in how a stop is cleaned up after.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 DEFAULT_STACK = "StudioRunner"
 UPLOAD_PREFIX = "uploads"
@@ -43,7 +44,7 @@ class RunInfo:
     def duration(self) -> float | None:
         if not self.started:
             return None
-        end = self.stopped or datetime.now(timezone.utc)
+        end = self.stopped or datetime.now(UTC)
         return (end - self.started).total_seconds()
 
 

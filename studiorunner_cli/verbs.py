@@ -6,7 +6,7 @@ import argparse
 import re
 import signal
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,12 @@ def check_since(since: str | None) -> datetime | None:
     match = _AGE.match(since.strip())
     if match:
         unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return datetime.now(timezone.utc) - timedelta(**{unit: int(match.group(1))})
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
     try:
         when = datetime.fromisoformat(since.strip())
     except ValueError:
         raise UsageError(f"--since takes an ISO date/time or an age like 30m, 12h, 7d; got {since!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def runs_for(args: argparse.Namespace) -> Runs:
@@ -200,7 +200,7 @@ def _matches(notebook: str | None, wanted: str) -> bool:
 def _when(when: Any) -> str:
     if not isinstance(when, datetime):
         return "-"
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _params(info: RunInfo) -> str:

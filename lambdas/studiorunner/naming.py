@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 MAX_NAME = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -30,7 +30,7 @@ def stem_of(notebook: str | None, default: str = "run") -> str:
 def run_name(notebook: str | None, *, when: datetime | None = None, suffix: str | None = None,
              default_stem: str = "run") -> str:
     """``<stem>-<UTC time>-<suffix>`` within 80 characters (the stem is shortened, never the rest)."""
-    when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = (when or datetime.now(UTC)).astimezone(UTC)
     suffix = _UNSAFE.sub("-", suffix) if suffix else secrets.token_hex(3)
     tail = f"-{when.strftime(_TIME_FORMAT)}-{suffix}"
     stem = stem_of(notebook, default_stem)[: max(1, MAX_NAME - len(tail))].rstrip("-_") or default_stem

@@ -34,8 +34,9 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from nbformat import NotebookNode
 
@@ -53,7 +54,7 @@ def progress_uri(output_uri: str) -> str:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def last_lines(cell: NotebookNode | dict[str, Any], limit: int = LAST_LINES) -> list[str]:

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
@@ -120,7 +121,7 @@ def execution_name(obj: InboxObject) -> str:
 
 
 def _event_time(text: str):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     if not text:
         return None
@@ -128,7 +129,7 @@ def _event_time(text: str):
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def build_payload(obj: InboxObject, *, inbox_prefix: str, s3: S3Client) -> dict[str, Any] | None:

@@ -12,9 +12,9 @@ def utc_iso(when: datetime.datetime | float | None = None, *, timespec: str = "m
     Notebook metadata keeps papermill's ``+00:00`` form instead (``notebook.py``).
     """
     if when is None:
-        moment = datetime.datetime.now(datetime.timezone.utc)
+        moment = datetime.datetime.now(datetime.UTC)
     elif isinstance(when, datetime.datetime):
-        moment = when.astimezone(datetime.timezone.utc) if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+        moment = when.astimezone(datetime.UTC) if when.tzinfo else when.replace(tzinfo=datetime.UTC)
     else:
-        moment = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+        moment = datetime.datetime.fromtimestamp(when, datetime.UTC)
     return moment.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+
 import localstudio  # noqa: F401  (puts lambdas/ on sys.path)
 from localstudio.local_stack import LocalStack
 from localstudio.standin import StandIn

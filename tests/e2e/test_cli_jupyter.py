@@ -11,10 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import nbformat
-
 from e2e_support import REPO, write_notebook
 
 BASE = "/jupyterlab/default"

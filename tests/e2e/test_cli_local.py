@@ -14,7 +14,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from e2e_support import REPO, write_notebook
 
 

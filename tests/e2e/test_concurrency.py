@@ -62,7 +62,7 @@ def test_five_runs_on_a_one_slot_target_run_one_at_a_time(local_env):
     for execution in executions:
         assert execution.succeeded, (execution.error, execution.cause)
     windows = sorted(_kernel_window(env.output(e)) for e in executions)
-    for (_, end), (next_start, _) in zip(windows, windows[1:]):
+    for (_, end), (next_start, _) in zip(windows, windows[1:], strict=False):
         assert end <= next_start, f"two runs overlapped on a one-slot target: {windows}"
     # The queue is visible in the state for `status`/`watch`: some run waited, and said so.
     waits = [s for arn in arns for s in _slot_states(env, arn) if s["status"] == "waiting"]

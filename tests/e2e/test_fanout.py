@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 
 import nbformat
-
 from e2e_support import assert_nothing_running, write_notebook
 
 KERNEL_DATE = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -11,13 +11,12 @@ start their own.
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
-import nbformat
 import pytest
-
 from e2e_support import Env, assert_nothing_running, write_notebook
-from localstudio.local_stack import BUCKET, LocalStack
+
+from localstudio.local_stack import LocalStack
 from localstudio.standin import StandIn
 
 PREPARE_ONLY = ["studio-runner-prepare", "studio-runner-cleanup"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from e2e_support import Env, assert_nothing_running, stream_text, write_notebook
+
 from localstudio.local_stack import LocalStack
 from localstudio.standin import StandIn
 from localstudio.standin.proxy import proxied

@@ -13,14 +13,14 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 import nbformat
 import pytest
-
 from e2e_support import PEERS, Env, assert_nothing_running, errors, stream_text
+
 from localstudio.local_stack import LocalStack
 from localstudio.standin import StandIn
 from tests.integration.test_conformance_nbclient import assert_same_outputs

@@ -14,7 +14,6 @@ import time
 import uuid
 
 import websocket
-
 from e2e_support import Env, stream_text, write_notebook
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import nbformat
 import pytest
-
 from e2e_support import REPO, Env, assert_nothing_running, errors, stream_text, write_notebook
+
 from localstudio.local_stack import BUCKET, LocalStack
 from localstudio.standin import StandIn
 

@@ -409,9 +409,8 @@ def test_grants_to_eventbridge_and_cloudwatch_name_the_rule_or_alarm_and_the_acc
 
 
 def test_dashboard_and_alarms_per_target_read_the_metrics_the_lambdas_emit(synthesized):
-    from steps import _metrics
-
     from infra import observability
+    from steps import _metrics
 
     assert set(observability.METRIC_NAMES) == set(_metrics.METRIC_NAMES)
     synthesized.template.has_resource_properties("AWS::CloudWatch::Dashboard",

@@ -15,8 +15,8 @@ from typing import Any
 
 import requests
 
-from studiorunner.jupyter.kernel_protocol import new_session_id
 from studiorunner.jupyter.connection import KernelChannel
+from studiorunner.jupyter.kernel_protocol import new_session_id
 
 
 def _free_port() -> int:

@@ -22,8 +22,14 @@ import requests
 
 import localstudio  # noqa: F401
 from studiorunner.config import TargetConfig
-from studiorunner.errors import (JupyterHTTPError, KernelSpecNotFound, LoginFailed, NotebookNotFound, TargetFailed,
-                                 TargetNotReady)
+from studiorunner.errors import (
+    JupyterHTTPError,
+    KernelSpecNotFound,
+    LoginFailed,
+    NotebookNotFound,
+    TargetFailed,
+    TargetNotReady,
+)
 from studiorunner.jupyter import http as http_module
 from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.targets import StudioClassicTarget, StudioSpaceTarget, TargetProgress

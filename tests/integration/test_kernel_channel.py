@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from nbformat import NotebookNode
@@ -14,8 +13,8 @@ from studiorunner.errors import CellExecutionError, CellTimeout, JupyterHTTPErro
 from studiorunner.execution.cursor import Cursor
 from studiorunner.execution.executor import CellExecutor
 from studiorunner.execution.options import ExecutorOptions, KernelControl
-from studiorunner.jupyter.kernel_protocol import V1_SUBPROTOCOL, kernel_info_request, new_session_id
 from studiorunner.jupyter.connection import KernelChannel
+from studiorunner.jupyter.kernel_protocol import V1_SUBPROTOCOL, kernel_info_request, new_session_id
 from tests.integration.kernel_server import JupyterServer, start_server
 
 

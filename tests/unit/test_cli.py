@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import boto3
@@ -292,7 +293,7 @@ def test_usage_errors_exit_2_before_anything_starts(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    for argv, code, seconds in report["results"]:
+    for argv, code, _seconds in report["results"]:
         assert code == 2, (argv, done.stderr)
     assert report["heavy"] == [], "usage errors must be decided before AWS or a server is touched"
     assert "PayloadInvalid" in done.stderr and "'notebook' must be a path ending in .ipynb" in done.stderr
@@ -313,11 +314,11 @@ def test_parameters_as_papermill_takes_them(tmp_path):
 
 
 def test_run_names_are_readable_and_fit_step_functions():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from studiorunner.naming import is_valid_name, run_name
 
-    when = datetime(2026, 11, 30, 17, 45, 1, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 30, 17, 45, 1, tzinfo=UTC)
     assert run_name("reports/daily.ipynb", when=when, suffix="a1b2c3") == "daily-20261130T174501Z-a1b2c3"
     assert run_name("s3://b/inbox/x/Q3 report (final).ipynb", when=when, suffix="a1b2c3") == \
         "Q3-report-final-20261130T174501Z-a1b2c3"

@@ -298,7 +298,7 @@ def test_the_cell_where_the_kernel_died_says_so() -> None:
     for script, outputs in (([("exit",)], []), ([("out", "stdout", "bye\n"), ("die",)], ["stream"])):
         ex, kernel, nb = make({"die": script}, "a", "die", "b")
         ended: list[tuple[int, str]] = []
-        ex.on_cell_end = lambda i, cell, status: ended.append((i, status))
+        ex.on_cell_end = lambda i, cell, status: ended.append((i, status))  # noqa: B023
         with pytest.raises(KernelDied) as died:
             run(ex)
         assert isinstance(died.value, RuntimeError) and died.value.cell_index == 1

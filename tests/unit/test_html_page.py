@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
 from studiorunner import html_page
 from studiorunner import notebook as nbtools
 
@@ -30,7 +31,7 @@ def _failed_run() -> nbformat.NotebookNode:
         [new_output("error", ename="ZeroDivisionError", evalue="division by zero",
                     traceback=["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"])],
     ]
-    for count, (cell, outs) in enumerate(zip(nb.cells[1:4], outputs), start=1):
+    for count, (cell, outs) in enumerate(zip(nb.cells[1:4], outputs, strict=False), start=1):
         nbtools.mark_cell_started(cell, T0)
         cell.execution_count, cell.outputs = count, outs
         nbtools.mark_cell_finished(cell, "failed" if count == 3 else "completed", T0)

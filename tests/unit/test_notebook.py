@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
@@ -19,9 +19,9 @@ from studiorunner.notebook import (
     code_cells_to_run,
     finish_run,
     mark_cell_finished,
-    mark_cell_started,
     mark_cell_kernel_died,
     mark_cell_queued,
+    mark_cell_started,
     notebook_name,
     output_key,
     prepare_for_run,
@@ -31,7 +31,7 @@ from studiorunner.parameters import inject_parameters
 from studiorunner.store import notebook_from_bytes, notebook_to_bytes
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "peer-suites"
-T0 = datetime(2026, 11, 22, 6, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 6, 0, 0, tzinfo=UTC)
 
 
 def at(seconds: float) -> datetime:
@@ -77,7 +77,7 @@ def test_prepare_for_run_resets_cells_exactly_as_papermills_notebook_start():
 
     prepare(nb, parameters={"x": 2})
 
-    for ours, theirs in zip(nb.cells, reference.cells):
+    for ours, theirs in zip(nb.cells, reference.cells, strict=False):
         assert ours.metadata.papermill == theirs.metadata.papermill
         assert ours.get("outputs") == theirs.get("outputs")
         assert ours.get("execution_count") == theirs.get("execution_count")
@@ -199,7 +199,7 @@ def test_error_banner_is_papermills_and_links_to_the_failing_cell(tmp_path):
     add_error_banner(nb, 5, "ZeroDivisionError", "division by zero")
 
     assert len(nb.cells) == len(reference.cells) == 9
-    for ours, theirs in zip(nb.cells, reference.cells):
+    for ours, theirs in zip(nb.cells, reference.cells, strict=False):
         assert ours.metadata.get("tags", []) == theirs.metadata.get("tags", [])
     banner, anchor = nb.cells[0], nb.cells[6]
     assert banner.source.startswith(reference.cells[0].source)  # papermill's text, then the error

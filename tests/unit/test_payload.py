@@ -2,8 +2,8 @@
 
 import pytest
 
-from studiorunner.errors import PayloadInvalid, TargetNotAllowed
 from studiorunner.config import RunnerConfig
+from studiorunner.errors import PayloadInvalid, TargetNotAllowed
 from studiorunner.payload import RunSpec, validate_payload
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from jupyter_server.services.kernels.connection.base import (
     deserialize_msg_from_ws_v1,
     serialize_binary_message,

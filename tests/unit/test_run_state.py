@@ -18,7 +18,7 @@ def test_the_asl_has_exactly_the_steps_of_the_step_list():
     assert sorted(tasks) == sorted(step.name for step in STEPS)
     for step in STEPS:
         task = tasks[step.name]
-        assert task["Resource"] == "${%s}" % step.placeholder
+        assert task["Resource"] == f"${{{step.placeholder}}}"
         if step.name == "Prepare":  # the whole state is rebuilt around Prepare's result
             assert task["ResultPath"] == "$" and task["ResultSelector"] == {"run.$": "$"}
         else:

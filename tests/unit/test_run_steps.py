@@ -12,8 +12,16 @@ import nbformat
 import pytest
 
 from studiorunner.config import RunnerConfig, TargetConfig
-from studiorunner.errors import (JupyterHTTPError, KernelNotReady, LoginFailed, NotebookNotFound, PayloadInvalid,
-                                 RunTimeout, TargetNotAllowed, TargetNotReady)
+from studiorunner.errors import (
+    JupyterHTTPError,
+    KernelNotReady,
+    LoginFailed,
+    NotebookNotFound,
+    PayloadInvalid,
+    RunTimeout,
+    TargetNotAllowed,
+    TargetNotReady,
+)
 from studiorunner.run import cleanup, prepare, start_target
 from studiorunner.run.context import MIN_BUDGET_SECONDS, StepContext
 from studiorunner.run.services import SAFETY_MARGIN_SECONDS, Services

@@ -25,4 +25,4 @@ def test_the_old_formats_are_kept():
     # nbclient's output timestamps, and the gap note's seconds
     assert timestamp({"header": {"date": "2026-11-22T07:00:00.000001+01:00"}}) == "2026-11-22T06:00:00.000001Z"
     assert timestamp({"header": {"date": "2026-11-22T06:00:00"}}) == "2026-11-22T06:00:00.000000Z"
-    assert iso(datetime.datetime(2026, 11, 22, 6, tzinfo=datetime.timezone.utc).timestamp()) == "2026-11-22T06:00:00Z"
+    assert iso(datetime.datetime(2026, 11, 22, 6, tzinfo=datetime.UTC).timestamp()) == "2026-11-22T06:00:00Z"

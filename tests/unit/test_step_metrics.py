@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from steps import _metrics
 from steps._runtime import metrics
 

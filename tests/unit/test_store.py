@@ -9,10 +9,9 @@ from pathlib import Path
 import boto3
 import nbformat
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from nbformat.v4 import new_code_cell, new_notebook
-
-from botocore.exceptions import ClientError
 
 from studiorunner.errors import NotebookAccessDenied, NotebookInvalid, NotebookNotFound
 from studiorunner.store import (
@@ -234,7 +233,7 @@ def test_expensive_saves_space_themselves_out():
     assert saver.interval() == pytest.approx(20.0)
     throttled = store.writes[1:-1]  # not the flushes at start and end
     assert len(throttled) >= 5
-    for (_, cells_a, end_a), (_, _, end_b) in zip(throttled, throttled[1:]):
+    for (_, cells_a, end_a), (_, _, end_b) in zip(throttled, throttled[1:], strict=False):
         # the next save waited at least 10x what the previous one cost
         assert end_b - end_a >= max(1.0, 10 * 0.001 * cells_a) - 1e-9
     total_save_seconds = sum(0.001 * n for _, n, _ in store.writes)

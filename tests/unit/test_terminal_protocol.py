@@ -8,11 +8,10 @@ import json
 import re
 import subprocess
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from studiorunner.terminal.ansi import OutputCleaner, clean
 from studiorunner.errors import CommandFailed, CommandTimeout
 from studiorunner.jupyter.connection import ChannelClosed
 from studiorunner.jupyter.terminal_protocol import (
@@ -23,6 +22,7 @@ from studiorunner.jupyter.terminal_protocol import (
     encode_message,
     wrap_command,
 )
+from studiorunner.terminal.ansi import OutputCleaner, clean
 from studiorunner.terminal.commands import log_footer, log_header, run_commands, summary
 from studiorunner.terminal.session import CommandResult, TerminalSession
 
@@ -342,7 +342,7 @@ def test_run_commands_raises_timeout_even_when_failures_are_allowed():
 
 
 def test_log_lines_for_a_multi_line_command():
-    started = datetime(2026, 11, 22, 1, 2, 3, 456000, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 22, 1, 2, 3, 456000, tzinfo=UTC)
     assert log_header(2, "for i in 1 2\ndo echo $i\ndone", started) == (
         "=== [2] 2026-11-22T01:02:03.456Z $ for i in 1 2\n=== [2] > do echo $i\n=== [2] > done\n"
     )

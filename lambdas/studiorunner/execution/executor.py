@@ -30,7 +30,8 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nbformat import NotebookNode
 
@@ -70,7 +71,7 @@ class CellExecutor:
         *,
         session: str,
         kernel: KernelControl,
-        options: ExecutorOptions = ExecutorOptions(),
+        options: ExecutorOptions | None = None,
         on_cell_start: Callable[[int, NotebookNode], None] = _noop,
         on_cell_end: Callable[[int, NotebookNode, str], None] = _noop,
         clock: Callable[[], float] = time.monotonic,
@@ -80,7 +81,7 @@ class CellExecutor:
         self.nb = nb
         self.session = session
         self.kernel = kernel
-        self.options = options
+        self.options = options or ExecutorOptions()
         self.on_cell_start = on_cell_start
         self.on_cell_end = on_cell_end
         self.clock = clock
@@ -178,7 +179,7 @@ class CellExecutor:
         self.cur.requeue = []
 
     def _now(self) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(self.wall(), datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(self.wall(), datetime.UTC)
 
     def _end(self, index: int, status: nbtools.CellStatus, **facts: Any) -> None:
         cell = self.nb.cells[index]

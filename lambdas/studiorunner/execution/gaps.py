@@ -17,8 +17,9 @@ recovered is marked in the cell, never silent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from nbformat import NotebookNode
 

@@ -10,7 +10,8 @@ handed to the same cleanup the state machine uses.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from studiorunner.run.state import STEP_RESULT_PATHS
 

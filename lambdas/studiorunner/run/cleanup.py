@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from nbformat import NotebookNode
@@ -115,7 +116,7 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
             except Exception as exc:  # noqa: BLE001 — a failed write-back is not a cleanup failure
                 report.write_back_problem = f"could not write the executed notebook back to {path}: {describe(exc)}"
         for session_id in report.attempt("list the run's sessions", lambda: _own_sessions(jupyter, state)) or []:
-            if report.attempt("delete the run's session", lambda: jupyter.delete_session(session_id)):
+            if report.attempt("delete the run's session", lambda sid=session_id: jupyter.delete_session(sid)):
                 report.actions.append("deleted session and its kernel")
         if kernel.id and report.attempt("shut down the run's kernel", lambda: jupyter.delete_kernel(kernel.id)):
             report.actions.append("shut down kernel")
@@ -277,7 +278,7 @@ def _finish_notebook(services: Services, uri: str, error_name: str,
     meta = nb.metadata.get("studio_runner", {})
     if meta.get("status") == "failed":
         return True, nb
-    nbtools.finish_run(nb, "failed", datetime.now(timezone.utc), {"error": error_name, "message": message})
+    nbtools.finish_run(nb, "failed", datetime.now(UTC), {"error": error_name, "message": message})
     try:
         services.notebooks().write(uri, nb)
     except Exception as exc:  # noqa: BLE001

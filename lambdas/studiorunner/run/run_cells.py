@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from nbformat import NotebookNode
 
@@ -80,7 +81,7 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             # The kernel died between two invocations: the cell it was running says so.
             index = cursor.running_cell()
             if index is not None:
-                nbtools.mark_cell_kernel_died(nb.cells[index], datetime.now(timezone.utc), state_now)
+                nbtools.mark_cell_kernel_died(nb.cells[index], datetime.now(UTC), state_now)
             raise KernelDied(f"Kernel {kernel.name!r} is gone", kernel=kernel.name, kernel_state=state_now,
                              cell_index=index) from exc
         executor = CellExecutor(
@@ -113,7 +114,7 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             raise
         raise exc from None
     if cursor.done:
-        nbtools.finish_run(nb, "succeeded", datetime.now(timezone.utc), None)
+        nbtools.finish_run(nb, "succeeded", datetime.now(UTC), None)
     saver.flush(nb)
     # The cursor goes back into the next invocation as is: nothing but the cursor in it.
     return cursor.to_dict()
@@ -124,6 +125,6 @@ def _record_failure(nb: NotebookNode, exc: StudioRunnerError) -> None:
     index = facts.get("cell_index")
     if index is not None:
         nbtools.add_error_banner(nb, index, facts.get("ename", type(exc).__name__), facts.get("evalue", exc.message))
-    nbtools.finish_run(nb, "failed", datetime.now(timezone.utc),
+    nbtools.finish_run(nb, "failed", datetime.now(UTC),
                        {"error": type(exc).__name__, "message": exc.message,
                         **{k: v for k, v in facts.items() if isinstance(v, (str, int, float, type(None)))}})

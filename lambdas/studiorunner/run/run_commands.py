@@ -10,6 +10,7 @@ from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
 from studiorunner.run.state import CommandsReport
 
+
 def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds: float) -> dict[str, Any]:
     """Run the payload's shell commands in a Jupyter terminal; save their log beside the notebook.
 
@@ -19,7 +20,8 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
     import io
 
     from studiorunner.jupyter.connection import TerminalChannel
-    from studiorunner.terminal.commands import run_commands as run_in_terminal, summary
+    from studiorunner.terminal.commands import run_commands as run_in_terminal
+    from studiorunner.terminal.commands import summary
     from studiorunner.terminal.session import TerminalSession
 
     ctx = StepContext.begin(state, services)

@@ -9,8 +9,9 @@ every time: no cookie, token or URL crosses a step boundary. The Lambda handlers
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from studiorunner.clients import ClientCache
 from studiorunner.config import RunnerConfig

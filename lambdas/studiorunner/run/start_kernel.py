@@ -143,8 +143,8 @@ def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KER
     kernel, so the REST model alone cannot say whether it is ready. The probe uses its
     own WebSocket session id so it never touches the run's replay buffer.
     """
-    from studiorunner.jupyter.kernel_protocol import kernel_info_request
     from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
+    from studiorunner.jupyter.kernel_protocol import kernel_info_request
 
     ws = jupyter.channels(kernel_id, new_session_id())
     deadline = time.monotonic() + timeout

@@ -19,8 +19,9 @@ written by an older deployment (an execution in flight during a redeploy) still 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from studiorunner.payload import RunSpec
 from studiorunner.targets import TargetProgress

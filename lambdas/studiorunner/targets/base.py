@@ -12,8 +12,9 @@ fresh process (every Lambda logs in afresh; nothing secret is kept between steps
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 

@@ -13,7 +13,7 @@ What each place gets, and why:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from studiorunner.errors import CommandFailed, CommandTimeout
@@ -124,7 +124,7 @@ def run_commands(
     for index, command in enumerate(commands, 1):
         output = _RedactedLines(log) if log is not None else None
         if log is not None:
-            log.write(log_header(index, command, datetime.now(timezone.utc)))
+            log.write(log_header(index, command, datetime.now(UTC)))
         result = session.run(command, timeout=timeout, on_output=output.write if output is not None else None)
         done.append(result)
         if log is not None and output is not None:

@@ -13,13 +13,20 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from studiorunner.errors import CommandFailed
 from studiorunner.jupyter.connection import ChannelClosed
 from studiorunner.jupyter.http import delete_if_present
-from studiorunner.jupyter.terminal_protocol import Marker, MarkerParser, idle_probe, new_nonce, setup_lines, wrap_command
+from studiorunner.jupyter.terminal_protocol import (
+    Marker,
+    MarkerParser,
+    idle_probe,
+    new_nonce,
+    setup_lines,
+    wrap_command,
+)
 from studiorunner.terminal.ansi import OutputCleaner
 
 # -- what the session needs from the outside world ----------------------------------------
@@ -246,7 +253,7 @@ class TerminalSession:
             raise RuntimeError(f"cannot run a command: {self.broken or 'the terminal was not created'}")
         self.seq += 1
         seq = self.seq
-        started_at = datetime.now(timezone.utc)
+        started_at = datetime.now(UTC)
         start = self.clock()
         cleaner = OutputCleaner()
         tail = _Tail(self.max_output_chars)
