@@ -213,9 +213,11 @@ class _FrontDoorMatcher(Matcher):
             return self._answer(request, 200, SIGNIN_PAGE, "html")
         if role is None or ours:
             return self._answer(request, 404, "Not found on this host")
-        status = self.state.faults.take_http_error(request.method or "GET", path)
-        if status is not None:
-            return self._answer(request, status, "stand-in fault: http_errors")
+        rule = self.state.faults.take_http_error(request.method or "GET", path)
+        if rule is not None and rule.html:
+            return self._answer(request, rule.status, LOADING_PAGE, "html")
+        if rule is not None:
+            return self._answer(request, rule.status, "stand-in fault: http_errors")
         if path == AUTH_PATH or not path.startswith(self.base_url):
             return None
         if not self.state.world.jupyter_available():

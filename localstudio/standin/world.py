@@ -62,12 +62,14 @@ class ApiError(Exception):
 
 @dataclass
 class HttpErrorRule:
-    """The next ``count`` requests whose method and path match answer ``status``."""
+    """The next ``count`` requests whose method and path match answer ``status`` (with
+    ``html``: an HTML page, as Studio's proxy answers while an app settles, REAL-STUDIO A11)."""
 
     path_regex: str
     status: int = 503
     count: int = 1
     method: str | None = None  # None: any method
+    html: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.count <= 0:
@@ -143,12 +145,12 @@ class Faults:
         for name, value in new.items():
             setattr(self, name, value)
 
-    def take_http_error(self, method: str, path: str) -> int | None:
-        """Consume one matching http_errors rule; return its status or None."""
+    def take_http_error(self, method: str, path: str) -> HttpErrorRule | None:
+        """Consume one matching http_errors rule; return it or None."""
         for rule in self.http_errors:
             if rule.matches(method, path):
                 rule.count -= 1
-                return rule.status
+                return rule
         return None
 
     def to_dict(self) -> dict[str, Any]:

@@ -218,3 +218,28 @@ def test_no_state_outgrows_step_functions_limit_with_the_largest_payload_accepte
     assert max(sizes) < 256 * 1024, max(sizes)
     nb = env.output(execution)  # the notebook keeps every warning
     assert len(nb.metadata.studio_runner["warnings"]) == 4_500
+
+
+def test_an_html_page_on_cleanups_login_check_is_ridden_out(env: Env) -> None:
+    # Studio's proxy answers a loading or sign-in page (HTML, 200) while an app settles; the
+    # last cell arms the stand-in so that Cleanup's login check (GET api/status) gets two.
+    from localstudio.standin.extension import CONTROL_PATH
+
+    knobs = {"http_errors": [{"path_regex": r"/api/status$", "method": "GET", "status": 200, "html": True,
+                              "count": 2}]}
+    path = write_notebook(
+        env.root, "transient/html_status.ipynb", "print('done')",
+        "import json, urllib.request\n"
+        "opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))\n"
+        f"opener.open(urllib.request.Request({env.standin.base_url + CONTROL_PATH + '/faults'!r}, "
+        f"data=json.dumps({knobs!r}).encode(), method='POST', headers={{'Content-Type': 'application/json'}}))")
+    try:
+        execution = env.run({"notebook": path})
+        left = env.standin.state()["faults"]["http_errors"]
+    finally:
+        env.standin.set_faults(http_errors=[])
+
+    assert [rule["count"] for rule in left] == [0]  # Cleanup did meet both HTML answers
+    assert execution.succeeded, (execution.error, execution.cause)
+    assert "problems" not in execution.output["cleanup"], execution.output["cleanup"]
+    assert_nothing_running(env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,16 +14,23 @@ from botocore.exceptions import BotoCoreError, ClientError
 from nbformat import NotebookNode
 
 from studiorunner import notebook as nbtools
-from studiorunner.errors import NotebookNotFound, StudioRunnerError
+from studiorunner.errors import JupyterUnavailable, NotebookNotFound, StudioRunnerError, TargetNotReady
+from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.run.services import Services
 from studiorunner.run.slots import release_slot
 from studiorunner.run.start_kernel import SESSION_MARKER
 from studiorunner.run.state import RunState
-from studiorunner.targets import ReleaseReport
+from studiorunner.targets import ReleaseReport, Target
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: How long Cleanup keeps trying to log in while the target answers a loading page or a
+#: 502/503/504 (its Lambda has 5 minutes; the rest of its work takes seconds).
+LOGIN_SECONDS = 90.0
+LOGIN_BACKOFF_FIRST, LOGIN_BACKOFF_CAP = 1.0, 15.0  # 1, 2, 4, 8, 15, 15, … seconds
+_sleep = time.sleep  # tests replace it
 
 #: Errors raised before the run could have written its output notebook.
 _BEFORE_OUTPUT = ("PayloadInvalid", "TargetNotAllowed")
@@ -78,7 +86,28 @@ def write_back_path(source_path: str) -> str:
     return f"{stem}.output.ipynb"
 
 
-def release_resources(state: RunState, services: Services, *, output_exists: bool = True) -> CleanupReport:
+def login_patiently(target: Target, budget_seconds: float) -> JupyterHTTP:
+    """``target.login()``, tried again with backoff for up to ``budget_seconds`` while the
+    server is not answering Jupyter yet: Studio's proxy answers a loading or sign-in page
+    (HTML, 200) or a 502/503/504 for a while when an app settles (REAL-STUDIO A11). Other
+    steps ride such a moment out through the state machine's Wait loop or Retry; Cleanup,
+    which must never fail a run whose cells all succeeded for it, waits here, within its
+    Lambda's time. The last error is raised once the budget is spent."""
+    started, attempt = time.monotonic(), 0
+    while True:
+        try:
+            return target.login()
+        except (TargetNotReady, JupyterUnavailable):
+            delay = min(LOGIN_BACKOFF_CAP, LOGIN_BACKOFF_FIRST * 2**attempt)
+            if time.monotonic() - started + delay > budget_seconds:
+                raise
+            log.info("cleanup: the target's Jupyter server is not answering yet; trying again in %.1f s", delay)
+            _sleep(delay)
+            attempt += 1
+
+
+def release_resources(state: RunState, services: Services, *, output_exists: bool = True,
+                      login_seconds: float = LOGIN_SECONDS) -> CleanupReport:
     """Remove what this run started: its session and kernel, KernelGateway app, app/instance.
 
     Only what the state names as the run's own: ids it recorded, or its own session path
@@ -101,7 +130,7 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
     other_kernels = 0
     jupyter = None
     try:
-        jupyter = JupyterClient(target.login())
+        jupyter = JupyterClient(login_patiently(target, login_seconds))
     except Exception as exc:  # noqa: BLE001
         if getattr(exc, "facts", {}).get("gone"):  # the app stopped (idle shutdown): its kernels went with it
             report.kept.append(f"nothing to remove in the target's Jupyter server (its app is {exc.facts.get('status')})")
