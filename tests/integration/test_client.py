@@ -348,3 +348,45 @@ def test_jupyter_target_against_a_plain_jupyter_server_without_token(plain_jupyt
         until(lambda: (m := channel.recv(5)) and m.get("msg_type") == "kernel_info_reply", 30)
     assert client.delete_session(session["id"])
     assert client.list_sessions() == [] and client.list_kernels() == []
+
+
+# ---- an unreachable `jupyter` target is JupyterUnavailable, a refusal LoginFailed (issue 21.4) ----
+
+
+@pytest.mark.parametrize("url", ["refused", "http://no-such-host.invalid:8888/jupyterlab/default"])
+def test_an_unreachable_jupyter_server_is_jupyter_unavailable_not_login_failed(url, monkeypatch):
+    from studiorunner.errors import JupyterUnavailable
+
+    if url == "refused":
+        with socket.socket() as sock:  # a port nobody listens on: the connection is refused
+            sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/jupyterlab/default"
+    monkeypatch.setattr(http_module, "_sleep", lambda seconds: None)
+    monkeypatch.delenv("STUDIO_RUNNER_JUPYTER_TOKEN", raising=False)
+    target = JupyterTarget(TargetConfig(name="lab", type="jupyter", url=url))
+
+    with pytest.raises(JupyterUnavailable) as caught:
+        target.login()
+    assert "'lab'" in str(caught.value) and "could not be reached" in str(caught.value)
+    assert not isinstance(caught.value, LoginFailed)
+
+
+def test_a_jupyter_server_that_answers_and_refuses_the_token_is_login_failed(standin_factory, monkeypatch):
+    standin = standin_factory("jupyter")
+    monkeypatch.setenv("STUDIO_RUNNER_JUPYTER_TOKEN", "not-" + standin.token)
+    target = JupyterTarget(TargetConfig(name="lab", type="jupyter", url=standin.jupyter_url))
+
+    with pytest.raises(LoginFailed) as caught:
+        target.login()
+    assert caught.value.facts["status"] in (401, 403) and "refused the token" in str(caught.value)
+    assert standin.token not in str(caught.value)
+
+
+def test_the_state_machine_retries_a_step_that_found_jupyter_unavailable() -> None:
+    import json
+
+    from localstudio.local_stack import definition
+
+    states = json.loads(definition())["States"]
+    for name in ("StartTarget", "StartKernel"):
+        assert any("JupyterUnavailable" in r["ErrorEquals"] for r in states[name]["Retry"]), name

@@ -6,9 +6,15 @@ import json
 import os
 
 from studiorunner.config import TargetConfig
-from studiorunner.errors import JupyterHTTPError, LoginFailed
+from studiorunner.errors import JupyterHTTPError, JupyterUnavailable, LoginFailed
 from studiorunner.jupyter.http import JupyterHTTP, new_session
+from studiorunner.redact import safe_url
 from studiorunner.targets.base import Target, TargetProgress
+
+#: How long the login check rides out a server that does not answer before it is
+#: ``JupyterUnavailable``: short, since the state machine retries the step (Retry on
+#: StartKernel and StartTarget) and Cleanup logs in again within its own budget.
+LOGIN_RETRY_SECONDS = 10.0
 
 
 class JupyterTarget(Target):
@@ -37,11 +43,22 @@ class JupyterTarget(Target):
     def login(self) -> JupyterHTTP:
         """Token auth when a token is configured; else none, as a server started with
         ``--ServerApp.token=''`` (a SageMaker space's, REAL-STUDIO L4) wants: XSRF then
-        applies to every non-GET, and the chokepoint obtains ``_xsrf`` from a rendered page."""
+        applies to every non-GET, and the chokepoint obtains ``_xsrf`` from a rendered page.
+
+        A server that cannot be reached (refused connection, DNS failure, a 502/503/504) is
+        ``JupyterUnavailable``, which the state machine retries; one that answers and refuses
+        the token (401/403), or answers something that is not Jupyter, is ``LoginFailed``."""
         http = JupyterHTTP(self.config.url, new_session(), token=self._token())
         try:
-            http.get("api/status")
-        except JupyterHTTPError as exc:  # its message names path and status only
-            raise LoginFailed(f"Target {self.config.name!r} refused the token or is unreachable: {exc}",
-                              target=self.config.name, status=exc.facts.get("status")) from None
+            http.get("api/status", retry_seconds=LOGIN_RETRY_SECONDS)
+        except JupyterUnavailable as exc:  # its message names path and status only, never the token
+            raise JupyterUnavailable(
+                f"Target {self.config.name!r}: the Jupyter server at {safe_url(self.config.url)} "
+                f"could not be reached: {exc}",
+                target=self.config.name, status=exc.facts.get("status"), path="api/status") from None
+        except JupyterHTTPError as exc:
+            status = exc.facts.get("status")
+            why = "refused the token" if status in (401, 403) else "did not answer as a Jupyter server"
+            raise LoginFailed(f"Target {self.config.name!r} {why}: {exc}",
+                              target=self.config.name, status=status) from None
         return http
