@@ -1,4 +1,4 @@
-"""``run``: the whole ``python -m localstudio run`` of a 3-cell notebook vs ``papermill`` on it.
+"""``run``: the whole ``studio-runner run --local`` of a 3-cell notebook vs ``papermill`` on it.
 
 Method. Both are timed as a user meets them: a fresh process from the shell to exit
 (wall time, median of ``--run-repeat``, alternating). Ours starts the stand-in (a
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         source = write_notebook(code_notebook(CELLS), root / "three.ipynb")
         for i in range(args.run_repeat):
             seconds, proc = timed_command(
-                [sys.executable, "-m", "localstudio", "run", "three.ipynb", "--root", str(root),
+                [sys.executable, "-m", "studiorunner_cli", "run", "--local", "three.ipynb", "--root", str(root),
                  "-o", str(root / f"ours-{i}.ipynb")], cwd=root)
             ours.append(seconds)
             seconds, _ = timed_command(
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> BenchResult:
 
 
 def _many_cells(args: argparse.Namespace, result: BenchResult) -> None:
-    """A local run of N trivial cells, whole process (``python -m localstudio run``, which
+    """A local run of N trivial cells, whole process (``studio-runner run --local``, which
     follows progress.json) vs nbclient's whole process (``jupyter-execute``), fresh processes,
     alternating, median of ``--run-repeat``."""
     ours: list[float] = []
@@ -88,8 +88,8 @@ def _many_cells(args: argparse.Namespace, result: BenchResult) -> None:
         root = Path(tmp)
         write_notebook(trivial_notebook(args.run_cells), root / "many.ipynb")
         for i in range(args.run_repeat):
-            seconds, _ = timed_command([sys.executable, "-m", "localstudio", "run", "many.ipynb",
-                                        "-o", str(root / f"ours-{i}.ipynb")], cwd=root, timeout=900)
+            seconds, _ = timed_command([sys.executable, "-m", "studiorunner_cli", "run", "--local", "many.ipynb",
+                                        "--root", str(root), "-o", str(root / f"ours-{i}.ipynb")], cwd=root, timeout=900)
             ours.append(seconds)
             seconds, _ = timed_command([execute, "many.ipynb", f"--output=nbclient-{i}"], cwd=root, timeout=900)
             peer.append(seconds)

@@ -80,7 +80,7 @@ def output_nbclient(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def phases(task: dict[str, Any]) -> dict[str, Any]:
-    """What ``python -m localstudio run`` does, with a stopwatch on each part."""
+    """What ``studio-runner run --local`` does, with a stopwatch on each part."""
     from pathlib import Path
 
     t_start = time.perf_counter()

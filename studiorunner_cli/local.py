@@ -13,6 +13,7 @@ Everything a local run does stays inside this machine: the stand-in and moto lis
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -21,10 +22,47 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studiorunner_cli.parameters import UsageError
 from studiorunner_cli.runs import Runs
+from studiorunner_cli.verb import TARGET_TYPES, Verb
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """``studio-runner local up|serve``."""
+
+    local_verb: str
+    root: str = "."
+    target: str = "studio-space"
+    port: int = 0
+
+
+def _arguments(local: argparse.ArgumentParser) -> None:
+    sub = local.add_subparsers(dest="local_verb", required=True, parser_class=type(local))
+    up = sub.add_parser("up", help="keep a local stack up (Ctrl-C to stop)")
+    up.add_argument("--root", default=".", help="the folder the stand-in serves as home (default: .)")
+    up.add_argument("--target", choices=TARGET_TYPES, default="studio-space")
+    up.add_argument("--port", type=int, default=0, help="port for the AWS APIs on 127.0.0.1 (default: any free one)")
+    serve = sub.add_parser("serve", help="only the Studio stand-in, to poke at with a browser or the AWS CLI")
+    serve.add_argument("--root", default=".", help="the folder the stand-in serves as home (default: .)")
+    serve.add_argument("--target", choices=TARGET_TYPES, default="studio-space")
+    serve.add_argument("--port", type=int, default=8890, help="the stand-in's port on 127.0.0.1 (default: 8890)")
+
+
+def local(options: LocalOptions) -> int:
+    root = Path(options.root).expanduser().resolve()
+    if not root.is_dir():
+        raise UsageError(f"--root {options.root}: no such folder")
+    if options.local_verb == "serve":
+        from localstudio.standin import serve
+
+        serve(root, options.target, options.port)
+        return 0
+    return up(root=root, flavor=options.target, port=options.port)
 
 
 def cache_dir() -> Path:
@@ -177,3 +215,6 @@ def _ended_without_cleanup(stack: Any, handled: set[str]) -> list[str]:
                 handled.add(item["executionArn"])
                 found.append(item["executionArn"])
     return found
+
+
+VERB = Verb("local", "a long-lived local stack", _arguments, LocalOptions, local)

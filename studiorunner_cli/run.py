@@ -12,13 +12,77 @@ from pathlib import Path
 from typing import Any
 
 from studiorunner_cli.parameters import UsageError, collect
+from studiorunner_cli.verb import TARGET_TYPES, Verb, Where, add_where
 
-TARGET_TYPES = ("studio-space", "studio-classic", "notebook-instance", "jupyter")
 LOCAL_ONLY = ("root", "budget", "jupyter")
 
 
 class Terminated(BaseException):
     """SIGTERM: stop as cleanly as after Ctrl-C."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """``studio-runner run``'s flags, typed (field names are the flags' ``dest``)."""
+
+    notebook: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()
+    parameters_raw: tuple[tuple[str, str], ...] = ()
+    parameters_file: tuple[str, ...] = ()
+    parameters_yaml: tuple[str, ...] = ()
+    target: str | None = None
+    commands: tuple[str, ...] = ()
+    wait: bool = False
+    output: str | None = None
+    log_output: bool = False
+    html: bool = False
+    input: str | None = None
+    remote: bool = False
+    kernel: str | None = None
+    cell_timeout: float | None = None
+    run_timeout: float | None = None
+    allow_errors: bool = False
+    parameter_sets: str | None = None
+    max_concurrency: int | None = None
+    root: str | None = None
+    budget: float | None = None
+    jupyter: str | None = None
+    where: Where = field(default_factory=Where)
+
+
+def add_run_arguments(run: argparse.ArgumentParser) -> None:
+    """The ``run`` verb's flags (one place, so other options can extend it)."""
+    run.add_argument("notebook", nargs="?", help="a local .ipynb (uploaded), an s3:// URI, or with --remote a path in the target")
+    run.add_argument("-p", "--parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a parameter, typed as papermill types it (True/False/None, int, float, else text)")
+    run.add_argument("-r", "--parameters-raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a parameter kept as a string")
+    run.add_argument("-f", "--parameters-file", action="append", default=[], metavar="FILE", help="parameters from a YAML file")
+    run.add_argument("-y", "--parameters-yaml", action="append", default=[], metavar="YAML", help="parameters as YAML text")
+    run.add_argument("--target", help="a configured target (local: what the stand-in plays: " + ", ".join(TARGET_TYPES) + ")")
+    run.add_argument("--command", action="append", default=[], dest="commands", metavar="CMD",
+                     help="a shell command to run in a Jupyter terminal first (repeatable)")
+    run.add_argument("--wait", action="store_true", help="follow the run until it ends (always, with an embedded local stack)")
+    run.add_argument("-o", "--output", help="write the executed notebook here (a file, or a folder to write into)")
+    run.add_argument("--log-output", action="store_true", help="print the cells' outputs when the run ends")
+    run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
+    run.add_argument("--input", help="a payload JSON file, as `aws stepfunctions start-execution` takes it")
+    run.add_argument("--remote", action="store_true", help="NOTEBOOK is a path in the target's file tree")
+    run.add_argument("--kernel", help="kernel name (default: the notebook's)")
+    run.add_argument("--cell-timeout", type=float, metavar="SECONDS")
+    run.add_argument("--run-timeout", type=float, metavar="SECONDS")
+    run.add_argument("--allow-errors", action="store_true", help="carry on past cell errors")
+    run.add_argument("--parameter-sets", metavar="FILE",
+                     help="a JSON or YAML list of parameter objects: one run per set (a batch); "
+                          "-o is then a folder with one executed notebook per set")
+    run.add_argument("--max-concurrency", type=int, metavar="N",
+                     help="with --parameter-sets: at most N runs at once (each target's own limit still holds)")
+    local = run.add_argument_group("local stack only")
+    local.add_argument("--root", help="the folder the stand-in serves as home (default: the notebook's folder)")
+    local.add_argument("--budget", type=float, help="seconds per RunCells invocation (default: a Lambda's 900 s)")
+    local.add_argument("--jupyter", metavar="URL",
+                       help="run on the Jupyter server at URL instead of a stand-in (token: $JUPYTER_TOKEN)")
+    add_where(run)
 
 
 @dataclass
@@ -34,6 +98,14 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
+def run_verb(options: RunOptions) -> int:
+    plan = check_run_args(options)  # every usage error before anything starts
+    return run(options, plan)
+
+
+VERB = Verb("run", "start a run (and follow it with --wait)", add_run_arguments, RunOptions, run_verb)
+
+
 def _read_input(name: str) -> dict[str, Any]:
     try:
         data = json.loads(Path(name).expanduser().read_text(encoding="utf-8"))
@@ -46,12 +118,12 @@ def _read_input(name: str) -> dict[str, Any]:
     return data
 
 
-def check_run_args(args: argparse.Namespace) -> Plan:
+def check_run_args(args: RunOptions) -> Plan:
     """Every usage error, before anything starts (no AWS call, no server)."""
     given = [f"--{name}" for name in LOCAL_ONLY if getattr(args, name, None) is not None]
-    if given and not args.local:
+    if given and not args.where.local:
         raise UsageError(f"{', '.join(given)} only apply with --local")
-    if args.local and args.stack:
+    if args.where.local and args.where.stack:
         raise UsageError("--local and --stack name two different stacks: give one")
     has_params = args.parameters or args.parameters_raw or args.parameters_file or args.parameters_yaml
     if args.input and (args.notebook or has_params or args.commands):
@@ -63,9 +135,9 @@ def check_run_args(args: argparse.Namespace) -> Plan:
             raise UsageError(f"--jupyter takes the server's base URL (http://…), got {args.jupyter!r}")
         if args.root:
             raise UsageError("--jupyter runs on that server's files: --root does not apply")
-    if args.local and args.target and args.target not in TARGET_TYPES:
+    if args.where.local and args.target and args.target not in TARGET_TYPES:
         raise UsageError(f"with --local, --target is what the stand-in plays: one of {', '.join(TARGET_TYPES)}")
-    if not args.local and args.output and not args.wait:
+    if not args.where.local and args.output and not args.wait:
         raise UsageError("-o needs --wait (or download the notebook later: studio-runner download RUN -o OUT)")
     if args.remote and args.notebook and args.notebook.startswith("s3://"):
         raise UsageError("--remote names a path in the target, not an s3:// URI")
@@ -73,9 +145,9 @@ def check_run_args(args: argparse.Namespace) -> Plan:
     payload = _read_input(args.input) if args.input else {}
     params = collect(args.parameters_file, args.parameters_yaml, args.parameters, args.parameters_raw)
     mode = "aws"
-    if args.local:
+    if args.where.local:
         mode = "embedded" if (args.jupyter or args.root or args.budget or args.target) else "local-up"
-    plan = Plan(mode=mode, payload=payload, flavor="jupyter" if args.jupyter else (args.target if args.local and args.target else "studio-space"))
+    plan = Plan(mode=mode, payload=payload, flavor="jupyter" if args.jupyter else (args.target if args.where.local and args.target else "studio-space"))
 
     if args.notebook:
         nb = args.notebook
@@ -103,18 +175,18 @@ def check_run_args(args: argparse.Namespace) -> Plan:
         payload["parameters"] = {**payload.get("parameters", {}), **params}
     if args.commands:
         payload["commands"] = list(args.commands)
-    if args.target and not args.local:
+    if args.target and not args.where.local:
         payload["target"] = args.target
     for flag, key in ((args.cell_timeout, "cell_seconds"), (args.run_timeout, "run_seconds")):
         if flag is not None:
             payload.setdefault("timeouts", {})[key] = flag
     if args.allow_errors:
         payload["allow_errors"] = True
-    if getattr(args, "parameter_sets", None):
+    if args.parameter_sets:
         from studiorunner_cli.batch import load_parameter_sets
 
         payload["parameter_sets"] = load_parameter_sets(args.parameter_sets)
-    if getattr(args, "max_concurrency", None) is not None:
+    if args.max_concurrency is not None:
         if not payload.get("parameter_sets"):
             raise UsageError("--max-concurrency applies to a batch: give --parameter-sets")
         if args.max_concurrency < 1:
@@ -154,7 +226,7 @@ def _validate(payload: dict[str, Any], plan: Plan) -> None:
 
 
 # -- running ---------------------------------------------------------------------------
-def run(args: argparse.Namespace, plan: Plan) -> int:
+def run(args: RunOptions, plan: Plan) -> int:
     from studiorunner.naming import run_name
 
     run_id = run_name(plan.stem, default_stem="commands" if plan.payload.get("commands") else "run")
@@ -189,7 +261,7 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
                                  default_dir=cache_dir() / "runs" / run_id)
     from studiorunner_cli.runs import DEFAULT_STACK, from_stack
 
-    runs = from_stack(args.stack or DEFAULT_STACK, profile=args.profile, region=args.region)
+    runs = from_stack(args.where.stack or DEFAULT_STACK, profile=args.where.profile, region=args.where.region)
     return _start_and_follow(args, plan, runs, run_id, wait=args.wait, poll=2.0, default_dir=None)
 
 
@@ -263,7 +335,7 @@ def report(args, runs, info, default_dir, elapsed: float) -> int:
     from studiorunner_cli.outputs import write_outputs
     from studiorunner_cli.runs import error_text
 
-    if getattr(args, "parameter_sets", None):
+    if args.parameter_sets:
         from studiorunner_cli.batch import batch_result, report_batch
 
         result = batch_result(runs, info)

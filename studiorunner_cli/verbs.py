@@ -6,6 +6,8 @@ import argparse
 import re
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,32 @@ from typing import Any
 from studiorunner_cli.display import ProgressPrinter, duration_text, follow
 from studiorunner_cli.parameters import UsageError
 from studiorunner_cli.runs import DEFAULT_STACK, RunInfo, Runs, RunsError, error_text, from_stack
+from studiorunner_cli.verb import Verb, Where, add_where
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """``status``, ``watch``, ``logs``, ``stop``: one run, somewhere."""
+
+    run: str
+    where: Where = field(default_factory=Where)
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    run: str
+    output: str | None = None
+    where: Where = field(default_factory=Where)
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    target: str | None = None
+    status: str | None = None
+    since: str | None = None
+    notebook: str | None = None
+    max: int = 20
+    where: Where = field(default_factory=Where)
 
 _AGE = re.compile(r"^(\d+)([mhd])$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -33,9 +61,9 @@ def check_since(since: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def runs_for(args: argparse.Namespace) -> Runs:
-    if args.local:
-        if args.stack:
+def runs_for(where: Where) -> Runs:
+    if where.local:
+        if where.stack:
             raise UsageError("--local and --stack name two different stacks: give one")
         from studiorunner_cli.local import connect, state_file
 
@@ -43,16 +71,19 @@ def runs_for(args: argparse.Namespace) -> Runs:
         if runs is None:
             raise RunsError(f"no local stack is up: start one with `studio-runner local up` (looked for {state_file()})")
         return runs
-    return from_stack(args.stack or DEFAULT_STACK, profile=args.profile, region=args.region)
+    return from_stack(where.stack or DEFAULT_STACK, profile=where.profile, region=where.region)
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    runs = runs_for(args)
-    return {"status": status, "watch": watch, "logs": logs, "stop": stop,
-            "download": download, "list": listing}[args.verb](args, runs)
+def _on_runs(verb: Callable[[Any, Runs], int]) -> Callable[[Any], int]:
+    """The verb, given the options and the runs where they say."""
+    def run(options: Any) -> int:
+        if isinstance(options, ListOptions):
+            check_since(options.since)  # a usage error before any stack is reached
+        return verb(options, runs_for(options.where))
+    return run
 
 
-def status(args: argparse.Namespace, runs: Runs) -> int:
+def status(args: RunRef, runs: Runs) -> int:
     info = runs.describe(args.run)
     rows = [("run", info.run_id), ("status", info.status), ("notebook", info.notebook or "-"),
             ("target", str(info.payload.get("target") or "(default)")),
@@ -80,11 +111,11 @@ def status(args: argparse.Namespace, runs: Runs) -> int:
     return 0
 
 
-def watch(args: argparse.Namespace, runs: Runs) -> int:
+def watch(args: RunRef, runs: Runs) -> int:
     info = runs.describe(args.run)
     print(f"Watching {info.run_id} ({info.notebook or 'commands'}), {info.status}", flush=True)
     try:
-        info = follow(runs, args.run, ProgressPrinter(), poll=2.0 if not args.local else 0.5)
+        info = follow(runs, args.run, ProgressPrinter(), poll=2.0 if not args.where.local else 0.5)
     except KeyboardInterrupt:
         print(f"\nStopped watching; the run goes on (studio-runner stop {info.run_id} to stop it).", file=sys.stderr)
         return 130
@@ -132,7 +163,7 @@ def logs_text(runs: Runs, info: RunInfo) -> str:
     return text if text.endswith("\n") or not text else text + "\n"
 
 
-def logs(args: argparse.Namespace, runs: Runs) -> int:
+def logs(args: RunRef, runs: Runs) -> int:
     info = runs.describe(args.run)
     text = logs_text(runs, info)
     if not text:
@@ -142,7 +173,7 @@ def logs(args: argparse.Namespace, runs: Runs) -> int:
     return 0
 
 
-def stop(args: argparse.Namespace, runs: Runs) -> int:
+def stop(args: RunRef, runs: Runs) -> int:
     info = runs.describe(args.run)
     if info.status != "RUNNING":
         print(f"{info.run_id} is not running ({info.status})", file=sys.stderr)
@@ -153,7 +184,7 @@ def stop(args: argparse.Namespace, runs: Runs) -> int:
     return 0
 
 
-def download(args: argparse.Namespace, runs: Runs) -> int:
+def download(args: DownloadOptions, runs: Runs) -> int:
     from studiorunner_cli.outputs import write_outputs
 
     info = runs.describe(args.run)
@@ -166,7 +197,7 @@ def download(args: argparse.Namespace, runs: Runs) -> int:
     return 0
 
 
-def listing(args: argparse.Namespace, runs: Runs) -> int:
+def listing(args: ListOptions, runs: Runs) -> int:
     since = check_since(args.since)
     rows = []
     for info in runs.list(status=args.status, limit=max(args.max, 1) * (5 if (args.target or args.notebook or since) else 1)):
@@ -209,3 +240,32 @@ def _params(info: RunInfo) -> str:
     params = info.payload.get("parameters") or {}
     text = " ".join(f"{k}={json.dumps(v)}" for k, v in params.items()) if isinstance(params, dict) else "-"
     return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _run_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="the run id (the execution's name) or its ARN")
+    add_where(parser)
+
+
+def _download_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="the run id (the execution's name) or its ARN")
+    parser.add_argument("-o", "--output", help="a file, or a folder to write into (default: ./<run id>.ipynb)")
+    add_where(parser)
+
+
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target")
+    parser.add_argument("--status", type=str.upper, choices=("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"))
+    parser.add_argument("--since", help="an ISO date/time, or an age: 30m, 12h, 7d")
+    parser.add_argument("--notebook", help="only runs of this notebook (path or name)")
+    parser.add_argument("--max", type=int, default=20, help="at most this many (default 20)")
+    add_where(parser)
+
+
+STATUS = Verb("status", "how a run stands", _run_argument, RunRef, _on_runs(status))
+WATCH = Verb("watch", "follow a run live", _run_argument, RunRef, _on_runs(watch))
+LOGS = Verb("logs", "the cells' outputs as text", _run_argument, RunRef, _on_runs(logs))
+STOP = Verb("stop", "stop a run (it is then cleaned up as any aborted run)", _run_argument, RunRef, _on_runs(stop))
+DOWNLOAD = Verb("download", "the executed notebook (and commands.log, HTML)", _download_arguments, DownloadOptions,
+                _on_runs(download))
+LIST = Verb("list", "past and running runs, newest first", _list_arguments, ListOptions, _on_runs(listing))

@@ -52,7 +52,7 @@ def test_run_on_a_plain_jupyter_server_leaves_nothing_behind(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STUDIO_RUNNER_", "JUPYTER_TOKEN"))}
         env.update(PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(tmp_path / "cache"))
         done = subprocess.run(
-            [sys.executable, "-m", "localstudio", "run", "--jupyter", url, "reports/hello.ipynb", "-o", "out.ipynb"],
+            [sys.executable, "-m", "studiorunner_cli", "run", "--local", "--jupyter", url, "reports/hello.ipynb", "-o", "out.ipynb"],
             cwd=work, env=env, capture_output=True, text=True, timeout=300)
 
         assert done.returncode == 0, done.stdout + done.stderr

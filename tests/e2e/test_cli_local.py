@@ -1,4 +1,4 @@
-"""``studio-runner run --local`` (and ``python -m localstudio run``) end to end: a real
+"""``studio-runner run --local`` end to end: a real
 stand-in, the state machine in moto, the CLI in a process of its own where it matters."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_a_bad_payload_is_a_usage_error_named_once(tmp_path):
     work.mkdir()
     (work / "payload.json").write_text(json.dumps({"notebook": 42}))
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "localstudio", "run", "--input", "payload.json"], cwd=work,
+    done = subprocess.run(_cli("run", "--local", "--input", "payload.json"), cwd=work,
                           env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.count("PayloadInvalid") == 1 and "AttributeError" not in done.stderr

@@ -143,8 +143,8 @@ def test_parameters_without_a_parameters_cell_go_on_top_with_a_warning(env: Env)
 
 
 def test_cli_parameters_keep_json_types(tmp_path: Path) -> None:
-    """``python -m localstudio run NOTEBOOK -p NAME=VALUE``: VALUE is JSON where it parses as
-    JSON, else a string (the CLI's documented rule); the kernel gets those types."""
+    """``studio-runner run --local NOTEBOOK -y '{"NAME": VALUE}'``: JSON (YAML's subset) keeps its
+    types, a value that is not JSON stays a string; the kernel gets those types."""
     import subprocess
     import sys
 
@@ -159,9 +159,14 @@ def test_cli_parameters_keep_json_types(tmp_path: Path) -> None:
                           f"{{n: globals()[n] for n in {names!r}}}.items()}}))",
                           tags={0: ["parameters"]})
     out = tmp_path / "executed.ipynb"
-    args = [sys.executable, "-m", "localstudio", "run", str(root / path), "--root", str(root), "-o", str(out)]
+    args = [sys.executable, "-m", "studiorunner_cli", "run", "--local", str(root / path), "--root", str(root),
+            "-o", str(out)]
     for name, value in cli_values.items():
-        args += ["-p", f"{name}={value}"]
+        try:
+            typed = json.loads(value)
+        except ValueError:
+            typed = value
+        args += ["-y", json.dumps({name: typed})]
     env_vars = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STUDIO_RUNNER_"))}
     done = subprocess.run(args, cwd=REPO, env=env_vars, capture_output=True, text=True, timeout=120,
                           check=False)

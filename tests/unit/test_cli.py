@@ -360,3 +360,66 @@ def test_progress_is_throttled_yet_never_stale():
     _time.sleep(0.8)
     assert len(writes) == count, "no write after finish: the timer must not outlive the invocation"
     assert last_lines(new_code_cell("e", outputs=[new_output("error", ename="ValueError", evalue="boom", traceback=[])])) == ["ValueError: boom"]
+
+
+def test_one_cli_localstudio_is_a_library_under_it(tmp_path):
+    """``studio-runner`` is the one command: ``localstudio`` never imports the CLI and has no
+    command of its own (``python -m localstudio`` is gone; the stand-in's server process stays)."""
+    script = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'lambdas')!r}]\n"
+        "import localstudio, localstudio.local_stack, localstudio.standin, localstudio.standin.server\n"
+        "print([m for m in sys.modules if m.startswith('studiorunner_cli')])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    gone = subprocess.run([sys.executable, "-m", "localstudio", "run", "x.ipynb"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert gone.returncode != 0 and "No module named localstudio.__main__" in gone.stderr
+
+
+def test_a_verb_is_a_module_and_one_line_with_typed_options(monkeypatch, capsys):
+    """A new verb: a ``Verb`` (flags, an options dataclass, a function) and one line in VERBS;
+    the function gets its typed options, never argparse's Namespace."""
+    from dataclasses import dataclass, field
+
+    from studiorunner_cli import main as cli_main
+    from studiorunner_cli.verb import Verb, Where, add_where
+
+    @dataclass(frozen=True)
+    class HelloOptions:
+        name: str
+        times: int = 1
+        where: Where = field(default_factory=Where)
+
+    seen = []
+
+    def arguments(parser):
+        parser.add_argument("name")
+        parser.add_argument("--times", type=int, default=1)
+        add_where(parser)
+
+    def hello(options: HelloOptions) -> int:
+        seen.append(options)
+        return 0
+
+    monkeypatch.setattr(cli_main, "VERBS", (*cli_main.VERBS, Verb("hello", "say hello", arguments, HelloOptions, hello)))
+    assert cli_main.main(["hello", "you", "--times", "3", "--local"]) == 0
+    assert seen == [HelloOptions(name="you", times=3, where=Where(local=True))]
+    with pytest.raises(SystemExit) as exited:
+        cli_main.main(["hello", "you", "--times", "x"])
+    assert exited.value.code == 2
+
+
+def test_run_options_are_typed_from_the_command_line():
+    from studiorunner_cli.main import parser
+    from studiorunner_cli.run import RunOptions
+    from studiorunner_cli.verb import Where, options_from
+
+    args = parser().parse_args(["run", "nb.ipynb", "-p", "a", "1", "-p", "b", "x", "--command", "ls", "--wait",
+                                "--stack", "S", "--cell-timeout", "5"])
+    options = options_from(args, RunOptions)
+    assert options.parameters == (("a", "1"), ("b", "x")) and options.commands == ("ls",)
+    assert options.wait and options.cell_timeout == 5.0 and options.notebook == "nb.ipynb"
+    assert options.where == Where(local=False, stack="S")

@@ -1,5 +1,0 @@
-import sys
-
-from localstudio.cli import main
-
-sys.exit(main())
