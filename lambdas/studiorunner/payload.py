@@ -17,7 +17,6 @@ from typing import Any
 from studiorunner.errors import PayloadInvalid
 
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CLEANUP_POLICIES = ("if_created", "always", "never")
 #: What a run writes to S3. The executed notebook is the run's record, so it is always written.
 OUTPUT_FORMATS = ("notebook", "html")
@@ -203,8 +202,14 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
         problems.append("'parameters' must be an object of name → JSON value")
         parameters = {}
     for name, value in parameters.items():
-        if not isinstance(name, str) or not IDENTIFIER.match(name):
-            problems.append(f"parameter name {name!r} is not a valid identifier")
+        # Whether a name is a valid variable depends on the notebook's language ('class' is not
+        # in Python, 'my.var' is in R): studiorunner.translators.check_parameters decides, where
+        # the notebook is read (the CLI, Prepare for notebook_s3, StartKernel). Here only what
+        # holds in every language.
+        if not isinstance(name, str) or not name:
+            problems.append(f"parameter name {name!r} must be a non-empty string")
+        elif why := _text_problem(name):
+            problems.append(f"parameter name {name!r} {why}")
         else:
             _value_problems(value, f"parameter {name!r}", problems)
 

@@ -145,6 +145,6 @@ def test_cli_reads_parameter_sets_from_json_or_yaml_and_checks_each_set(tmp_path
     assert load_parameter_sets(str(tmp_path / "sets.yaml")) == [{"x": 1}, {"x": 2, "y": "two"}]
     with pytest.raises(UsageError, match="must hold a non-empty list of objects"):
         load_parameter_sets(str(tmp_path / "bad.yaml"))
-    with pytest.raises(UsageError, match="set 1: .*'bad name'"):
-        validate_batch({"notebook": "n.ipynb", "parameter_sets": [{"ok": 1}, {"bad name": 2}], "max_concurrency": 2})
+    with pytest.raises(UsageError, match="set 1: .*parameter name '' must be a non-empty string"):
+        validate_batch({"notebook": "n.ipynb", "parameter_sets": [{"ok": 1}, {"": 2}], "max_concurrency": 2})
     validate_batch({"notebook": "n.ipynb", "parameter_sets": [{"ok": 1}], "max_concurrency": 2})

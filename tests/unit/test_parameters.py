@@ -12,9 +12,11 @@ import pytest
 from papermill.parameterize import parameterize_notebook
 from papermill.translators import PythonTranslator
 
+from studiorunner import translators
 from studiorunner.errors import PayloadInvalid
 from studiorunner.notebook import prepare_for_run
 from studiorunner.parameters import (
+    check_injection,
     defined_names,
     inject_parameters,
     parse_cli_value,
@@ -23,7 +25,9 @@ from studiorunner.parameters import (
 )
 from studiorunner.store import notebook_from_bytes, notebook_to_bytes
 
-PEERS = Path(__file__).resolve().parents[2].parent / "shared" / "peer-suites" / "papermill"
+# ../shared beside the checkout (a git worktree sits one level deeper: look up every parent)
+PEERS = next((p / "shared" / "peer-suites" / "papermill" for p in Path(__file__).resolve().parents
+              if (p / "shared" / "peer-suites" / "papermill").is_dir()), Path("../shared/peer-suites/papermill"))
 
 
 @pytest.fixture(autouse=True)
@@ -209,20 +213,83 @@ def test_defined_names(source, names):
     assert defined_names(source) == names
 
 
-@pytest.mark.parametrize("bad", ["1abc", "with space", "class", "a-b", ""])
-def test_parameter_names_must_be_identifiers(bad):
+@pytest.mark.parametrize("bad, why", [("1abc", "not a valid Python identifier"),
+                                      ("with space", "not a valid Python identifier"),
+                                      ("class", "is a Python keyword"), ("a-b", "not a valid Python identifier"),
+                                      ("", "not a valid Python identifier")])
+def test_parameter_names_must_be_python_identifiers_in_a_python_notebook(bad, why):
     nb = load_peer("simple_execute.ipynb")
-    with pytest.raises(PayloadInvalid, match="not a valid Python identifier"):
+    with pytest.raises(PayloadInvalid, match=why):
         inject_parameters(nb, {bad: 1})
     assert len(nb.cells) == 3  # nothing injected
 
 
-def test_non_python_notebooks_do_not_take_parameters():
+def test_a_unicode_identifier_is_a_python_parameter_as_in_papermill():
     nb = load_peer("simple_execute.ipynb")
-    with pytest.raises(PayloadInvalid, match="Only Python notebooks take parameters"):
-        inject_parameters(nb, {"x": 1}, language="R")
-    # ...but a non-Python notebook without parameters is fine.
-    assert inject_parameters(nb, {}, language="R") == []
+    expected = papermill_reference(nb, {"café": 1})
+    inject_parameters(nb, {"café": 1})
+    assert shape(nb) == shape(expected)
+    assert nb.cells[1].source == "# Parameters\ncafé = 1\n"
+
+
+def _in_language(nb: nbformat.NotebookNode, kernel: str, language: str, source: str) -> nbformat.NotebookNode:
+    nb.metadata["kernelspec"] = {"name": kernel, "language": language, "display_name": kernel}
+    nb.metadata["language_info"] = {"name": language}
+    nb.cells[0].source = source
+    return nb
+
+
+@pytest.mark.parametrize("kernel, language, source, params, injected, warnings", [
+    ("ir", "R", "msg <- NULL\nn = 1\n", {"msg": "Hi", "n": 3, "flags": [True, None], "_x": {"a": 1.5}},
+     '# Parameters\nmsg = "Hi"\nn = 3\nflags = list(TRUE, NULL)\nx = list("a" = 1.5)\n',
+     ["Parameter 'flags' is not defined in the notebook's parameters cell",
+      "Parameter '_x' is not defined in the notebook's parameters cell"]),
+    ("bash", "bash", "msg=\nexport N=1\n", {"msg": "it's $HOME", "N": 2, "ok": False, "items": ["a b", 1]},
+     "# Parameters\nmsg='it'\"'\"'s $HOME'\nN=2\nok=false\nitems=('a b' 1)\n",
+     ["Parameter 'ok' is not defined in the notebook's parameters cell",
+      "Parameter 'items' is not defined in the notebook's parameters cell"]),
+    ("julia-1.10", "julia", "msg = nothing\n", {"msg": "Hi", "d": {"k": [1]}},
+     '# Parameters\nmsg = "Hi"\nd = Dict("k" => [1])\n',
+     ["Parameter 'd' is not defined in the notebook's parameters cell"]),
+    ("sparkrkernel", "python", "", {"x": True}, "# Parameters\nx = TRUE\n", []),  # papermill's per-kernel override
+])
+def test_other_languages_get_papermills_cell(kernel, language, source, params, injected, warnings):
+    nb = _in_language(load_peer("simple_execute.ipynb"), kernel, language, source)
+    ref = copy.deepcopy(nb)
+    ref.metadata.setdefault("papermill", {})
+    for cell in ref.cells:
+        cell.metadata.setdefault("tags", [])
+    expected = parameterize_notebook(ref, params)  # papermill reads kernel and language from the notebook
+
+    got = inject_parameters(nb, params)
+
+    assert shape(nb) == shape(expected)
+    assert nb.cells[1].source == injected
+    if source:
+        assert got == warnings
+
+
+def test_a_language_papermill_has_no_translator_for_is_refused_without_parameters_it_is_fine():
+    nb = _in_language(load_peer("simple_execute.ipynb"), "javascript", "javascript", "let msg = null")
+    with pytest.raises(PayloadInvalid, match="No parameter translator for kernel 'javascript'"):
+        inject_parameters(nb, {"x": 1})
+    assert len(nb.cells) == 3
+    assert inject_parameters(nb, {}) == []
+
+
+def test_the_language_given_wins_over_the_notebooks_metadata():
+    nb = load_peer("simple_execute.ipynb")  # a Python notebook…
+    inject_parameters(nb, {"x": True}, kernel_name="ir", language="R")  # …run on an R kernel
+    assert nb.cells[1].source == "# Parameters\nx = TRUE\n"
+
+
+def test_check_injection_changes_nothing_and_gives_the_warnings():
+    nb = load_peer("simple_execute.ipynb")
+    before = copy.deepcopy(nb)
+    translator, warnings = check_injection(nb, {"msg": 1, "other": 2})
+    assert translator is translators.PythonTranslator
+    assert warnings == ["Parameter 'other' is not defined in the notebook's parameters cell"]
+    assert nb == before
 
 
 def test_no_parameters_injects_nothing_like_papermill():

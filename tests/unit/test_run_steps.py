@@ -174,6 +174,31 @@ def test_prepare_refuses_what_cannot_run(payload, error, words):
     assert made == {}  # no target was even looked at
 
 
+@pytest.mark.parametrize("language, parameters, words", [
+    ("python", {"class": 1, "ok": 2}, "parameter name 'class' is a Python keyword"),
+    ("bash", {"café": 1}, "parameter name 'café' is not a valid bash variable name"),
+    ("javascript", {"x": 1}, "No parameter translator for kernel 'k' or language 'javascript'"),
+])
+def test_prepare_checks_parameter_names_by_the_s3_notebooks_language(language, parameters, words):
+    """Issue 20 fault 9: one check of names, the language's own rules, before anything starts."""
+    services, made = make_services()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "k", "language": language, "display_name": "K"}})
+    services.notebooks().write("s3://inbox-bucket/n.ipynb", nb)
+    with pytest.raises(PayloadInvalid, match=words):
+        prepare({"payload": {"notebook_s3": "s3://inbox-bucket/n.ipynb", "parameters": parameters},
+                 "execution": "e"}, services)
+    assert made == {}
+
+
+def test_prepare_takes_a_unicode_python_name_papermill_takes():
+    services, _ = make_services()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    services.notebooks().write("s3://inbox-bucket/n.ipynb", nb)
+    run = prepare({"payload": {"notebook_s3": "s3://inbox-bucket/n.ipynb", "parameters": {"café": 1}},
+                   "execution": "e"}, services)
+    assert run["spec"]["parameters"] == {"café": 1}
+
+
 def test_prepare_needs_an_output_bucket():
     services, _ = make_services(bucket="")
     with pytest.raises(PayloadInvalid, match="no output bucket"):

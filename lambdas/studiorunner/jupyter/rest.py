@@ -7,6 +7,7 @@ trace) and knows how to pick a kernelspec.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ DEAD_STATES = ("dead", "missing")
 class KernelChoice:
     name: str
     warning: str | None = None
+    language: str | None = None  # the kernelspec's language (its translator's, when the notebook names none)
 
 
 def _normalise_spec_name(name: str) -> str:
@@ -123,6 +125,13 @@ class JupyterClient:
         with a warning saying so.
         """
         default, specs = self.kernelspecs()
+        choice = self._choose_kernel(requested, notebook_spec, default, specs)
+        spec = (specs.get(choice.name) or {}).get("spec") or {}
+        return dataclasses.replace(choice, language=spec.get("language") if isinstance(spec, dict) else None)
+
+    @staticmethod
+    def _choose_kernel(requested: str | None, notebook_spec: dict[str, Any] | None, default: str | None,
+                       specs: dict[str, dict[str, Any]]) -> KernelChoice:
         available = ", ".join(sorted(specs)) or "none"
         by_normalised = {_normalise_spec_name(n): n for n in specs}
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from studiorunner import notebook as nbtools
 from studiorunner.errors import PayloadInvalid
+from studiorunner.parameters import check_injection
 from studiorunner.payload import validate_payload
 from studiorunner.run.services import Services
 from studiorunner.run.state import RunRecord
@@ -34,7 +35,9 @@ def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
     if source:
         output_uri = f"s3://{services.config.bucket}/{nbtools.output_key(run_id, source)}"
         if spec.notebook_s3:
-            services.notebooks().read(spec.notebook_s3)  # NotebookNotFound now, before anything starts
+            nb = services.notebooks().read(spec.notebook_s3)  # NotebookNotFound now, before anything starts
+            if spec.parameters:  # names and values by the notebook's language, now too
+                check_injection(nb, spec.parameters, kernel_name=spec.kernel_name)
     started = services.clock()
     return RunRecord(
         run_id=run_id,

@@ -24,6 +24,7 @@ from studiorunner.parameters import inject_parameters
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import KERNEL_POST_TIMEOUT_SECONDS, KERNEL_PROBE_SECONDS, UPLOAD_DIR, Services
 from studiorunner.run.state import KernelProgress
+from studiorunner.translators import notebook_language
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,11 @@ def _prepare_notebook(ctx: StepContext, jupyter: JupyterClient, kernel: KernelPr
     nb, path = _load_source(ctx, jupyter)
     choice = jupyter.choose_kernel(spec.kernel_name, nb.metadata.get("kernelspec"))
     warnings = [choice.warning] if choice.warning else []
-    language = (nb.metadata.get("kernelspec") or {}).get("language") or \
-        (nb.metadata.get("language_info") or {}).get("name") or "python"
     if spec.parameters:
-        warnings += inject_parameters(nb, spec.parameters, language=language)
+        # papermill's choice of translator (kernel name, then the notebook's language); the
+        # kernelspec's language when the notebook names none. PayloadInvalid before any kernel starts.
+        warnings += inject_parameters(nb, spec.parameters, kernel_name=spec.kernel_name,
+                                      language=notebook_language(nb.metadata) or choice.language)
     nbtools.prepare_for_run(
         nb, run_id=run.run_id, input_path=spec.notebook or spec.notebook_s3,
         output_uri=run.output_uri, parameters=spec.parameters, kernel_name=choice.name,
