@@ -49,6 +49,7 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # /etc/profile would reset PATH, and the terminal must keep the python the kernels run on
         # that the stand-in put first on PATH, as a Studio terminal has its image's python.
         "--ServerApp.terminado_settings=" + json.dumps({"shell_command": [os.environ.get("SHELL") or "/bin/sh"]}),
+        *(f"--ServerApp.jpserver_extensions={name}={enabled}" for name, enabled in _only_terminals().items()),
     ]
     if _ipc_fits(os.environ.get("JUPYTER_RUNTIME_DIR", "")):
         # Kernels talk to the server over Unix sockets in the stand-in's runtime folder, not TCP:
@@ -63,6 +64,23 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         if config.get(key) is not None:
             argv.append(f"--ZMQChannelsWebsocketConnection.{key}={float(config[key])}")
     return argv
+
+
+#: The one server extension the stand-in loads: Studio's terminals. Whatever else is installed
+#: beside jupyter_server (JupyterLab, jupyter-lsp, jupyter-scheduler…) is not part of what a run
+#: talks to, and some write into the served folder, the stand-in's HOME (jupyter-lsp runs
+#: ``npm prefix --global``, leaving ``.npm/_logs`` there).
+KEEP_EXTENSIONS = ("jupyter_server_terminals",)
+
+
+def _only_terminals() -> dict[str, bool]:
+    """``jpserver_extensions`` that turns off every enabled server extension but the terminals'
+    (given on the command line, it wins over the ``jupyter_server_config.d`` files that enable them)."""
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    found = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
+    return {name: name in KEEP_EXTENSIONS for name in found}
 
 
 #: A Unix socket's path holds at most 107 bytes; a kernel's are ``<runtime dir>/kernel-<uuid>-ipc-<n>``.

@@ -463,3 +463,17 @@ def test_state_shows_nothing_left_running_after_cleanup(standin_space: StandIn) 
     state = s.state()
     assert state["kernels"] == [] and state["sessions"] == [] and state["terminals"] == []
     assert [(a["app_type"], a["status"]) for a in state["apps"]] == [("JupyterLab", "InService")]
+
+
+def test_the_standin_loads_no_server_extension_but_the_terminals(standin_factory, tmp_path) -> None:
+    """JupyterLab, jupyter-lsp or jupyter-scheduler installed beside jupyter_server (as
+    `studio-runner[jupyterlab]` installs them) stay off in the stand-in: jupyter-lsp would
+    write ``.npm/_logs`` into the served folder (its HOME), which must stay the user's."""
+    home = tmp_path / "clean-home"
+    home.mkdir()
+    s = standin_factory(root=home)
+    sess = login(s)
+    for extension_path in ("lab/api/settings", "scheduler/jobs", "lsp/status"):
+        assert sess.get(f"{s.jupyter_url}/{extension_path}", timeout=10).status_code == 404, extension_path
+    assert sess.get(f"{s.jupyter_url}/api/terminals", timeout=10).status_code == 200
+    assert sorted(p.name for p in home.iterdir()) == []
