@@ -33,6 +33,14 @@ ACCOUNT = "123456789012"
 BUCKET = "studio-runner-local"
 TARGET_NAME = "local"
 SLOTS_TABLE = "studio-runner-slots"
+#: EventBridge Scheduler's side of the local stack (moto keeps the schedules; `local up` fires
+#: them): the CLI's group, the group of the stack's own (cdk.json) schedules, the role and the
+#: dead-letter queue their targets name, as infra/triggers.py deploys them.
+SCHEDULE_GROUP = "studio-runner-schedules"
+STACK_SCHEDULE_GROUP = "studio-runner-stack-schedules"
+SCHEDULER_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/studio-runner-scheduler"
+SCHEDULE_DEAD_LETTERS = "studio-runner-schedule-dead-letters"
+SCHEDULE_DEAD_LETTER_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{SCHEDULE_DEAD_LETTERS}"
 
 #: state machine step → Lambda handler module (as deployed: ``steps.<module>.handler``)
 STEPS = {step.name: step.module for step in STEP_LIST}
@@ -237,7 +245,7 @@ class LocalStack:
         self.max_concurrent_runs = max_concurrent_runs  # None: the target type's default
         self._stack = ExitStack()
         self.invocations: list[str] = []
-        self.sfn = self.s3 = None
+        self.sfn = self.s3 = self.scheduler = None
         self.state_machine_arn = ""
         self._in_flight = 0
         self._stopping: set[str] = set()  # run ids (execution names) being stopped
@@ -318,6 +326,10 @@ class LocalStack:
             TableName=SLOTS_TABLE, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}])
+        self.scheduler = boto3.client("scheduler", region_name=REGION)
+        for group in (SCHEDULE_GROUP, STACK_SCHEDULE_GROUP):
+            self.scheduler.create_schedule_group(Name=group)
+        boto3.client("sqs", region_name=REGION).create_queue(QueueName=SCHEDULE_DEAD_LETTERS)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.state_machine_arn = self.sfn.create_state_machine(
             name="studio-runner",

@@ -183,8 +183,16 @@ def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
             print(f"Local stack up: {flavor} stand-in serving {root}; AWS APIs on {endpoint}", file=out)
             print("Use `studio-runner --local …` from any shell; Ctrl-C to stop.", file=out, flush=True)
             handled: set[str] = set()
+            # Scheduler's part: moto keeps the schedules; the due ones are fired from here.
+            from localstudio.local_stack import SCHEDULE_GROUP, STACK_SCHEDULE_GROUP
+            from studiorunner_cli.schedules.local_fire import LocalScheduler
+
+            schedules = LocalScheduler(scheduler=stack.scheduler, stepfunctions=stack.sfn,
+                                       groups=[STACK_SCHEDULE_GROUP, SCHEDULE_GROUP])
             try:
                 while True:
+                    for run_id in schedules.tick():
+                        print(f"Schedule fired: run {run_id}", file=out, flush=True)
                     # A stop from another command: interrupt its step and clean up, as the
                     # ExecutionEnded rule does on AWS.
                     for arn in _ended_without_cleanup(stack, handled):

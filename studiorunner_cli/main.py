@@ -5,6 +5,8 @@
     studio-runner status RUN | watch RUN | logs RUN | stop RUN | download RUN [-o OUT]
     studio-runner list [--target T] [--status S] [--since WHEN] [--notebook NAME]
     studio-runner local up [--root DIR]
+    studio-runner schedule create NAME NOTEBOOK (--cron EXPR | --rate EXPR | --at ISO) […]
+    studio-runner schedule list | show NAME | pause NAME | resume NAME | update NAME […] | delete NAME | run NAME
 
 Exit status: 0 success; 1 the run (or the command) failed, its error printed once;
 2 a usage error, found before anything starts; 130 after Ctrl-C (143 after SIGTERM).
@@ -17,6 +19,7 @@ import sys
 
 from studiorunner_cli import local, run, verbs
 from studiorunner_cli.parameters import UsageError
+from studiorunner_cli.schedules import cli as schedule
 from studiorunner_cli.verb import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Parser, Verb, options_from
 
 #: Every verb, in the order ``--help`` lists them: one line each (see verb.py to add one).
@@ -29,6 +32,7 @@ VERBS: tuple[Verb, ...] = (
     verbs.DOWNLOAD,
     verbs.LIST,
     local.VERB,
+    schedule.VERB,
 )
 
 

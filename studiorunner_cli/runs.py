@@ -41,6 +41,13 @@ class RunInfo:
         return source if isinstance(source, str) else None
 
     @property
+    def shown_status(self) -> str:
+        """The status, or SKIPPED for a schedule's fire that ended at once (its previous run still ran)."""
+        if self.status == "SUCCEEDED" and (self.output or {}).get("status") == "SKIPPED":
+            return "SKIPPED"
+        return self.status
+
+    @property
     def duration(self) -> float | None:
         if not self.started:
             return None

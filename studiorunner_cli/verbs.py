@@ -40,6 +40,7 @@ class ListOptions:
     since: str | None = None
     notebook: str | None = None
     max: int = 20
+    schedule: str | None = None
     where: Where = field(default_factory=Where)
 
 _AGE = re.compile(r"^(\d+)([mhd])$")
@@ -200,14 +201,21 @@ def download(args: DownloadOptions, runs: Runs) -> int:
 def listing(args: ListOptions, runs: Runs) -> int:
     since = check_since(args.since)
     rows = []
-    for info in runs.list(status=args.status, limit=max(args.max, 1) * (5 if (args.target or args.notebook or since) else 1)):
+    schedule = args.schedule
+    filtered = args.target or args.notebook or since or schedule
+    for info in runs.list(status=args.status, limit=max(args.max, 1) * (5 if filtered else 1)):
         if since and info.started and info.started < since:
             continue
         if args.target and info.payload.get("target") != args.target:
             continue
         if args.notebook and not _matches(info.notebook, args.notebook):
             continue
-        rows.append((info.run_id, info.status, _when(info.started), duration_text(info.duration),
+        if schedule:
+            from studiorunner_cli.schedules.service import is_run_of
+
+            if not is_run_of(info.run_id, schedule):
+                continue
+        rows.append((info.run_id, info.shown_status, _when(info.started), duration_text(info.duration),
                      info.notebook or "(commands)", _params(info)))
         if len(rows) >= args.max:
             break
@@ -259,6 +267,7 @@ def _list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", help="an ISO date/time, or an age: 30m, 12h, 7d")
     parser.add_argument("--notebook", help="only runs of this notebook (path or name)")
     parser.add_argument("--max", type=int, default=20, help="at most this many (default 20)")
+    parser.add_argument("--schedule", metavar="NAME", help="only the runs of this schedule (skipped fires show SKIPPED)")
     add_where(parser)
 
 

@@ -23,11 +23,17 @@ OUTPUT_FORMATS = ("notebook", "html")
 
 TOP_LEVEL_KEYS = {
     "target", "notebook", "notebook_s3", "parameters", "kernel", "timeouts", "cleanup",
-    "allow_errors", "write_back", "commands", "allow_command_errors", "output_formats",
+    "allow_errors", "write_back", "commands", "allow_command_errors", "output_formats", "schedule",
 }
 KERNEL_KEYS = {"name", "instance_type"}
 TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds", "queue_seconds"}
 CLEANUP_KEYS = {"app"}
+#: ``schedule``: set by a schedule on the runs it starts (the CheckOverlap state reads it).
+SCHEDULE_KEYS = {"name", "overlap"}
+#: What a schedule's fire does while its previous run still runs: end at once as skipped,
+#: wait for it, or run beside it.
+OVERLAP_POLICIES = ("skip", "queue", "allow")
+SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 DEFAULT_START_SECONDS = 2400  # images outside the warm pool take 10–30 min to start (REAL-STUDIO A5)
 
@@ -159,6 +165,21 @@ def _output_formats(raw: Mapping[str, Any], *, has_notebook: bool, problems: lis
     return [f for f in OUTPUT_FORMATS if f in formats]  # de-duplicated, in a fixed order
 
 
+def _schedule_problems(schedule: Any, problems: list[str]) -> None:
+    if schedule is None:
+        return
+    if not isinstance(schedule, Mapping):
+        problems.append("'schedule' must be an object with 'name' and 'overlap'")
+        return
+    _unknown(set(schedule), SCHEDULE_KEYS, "schedule.", problems)
+    name = schedule.get("name")
+    if not isinstance(name, str) or not SCHEDULE_NAME.match(name):
+        problems.append(f"'schedule.name' must be a schedule's name (1-63 letters, digits, '_' or '-'), got {name!r}")
+    overlap = schedule.get("overlap", "skip")
+    if overlap not in OVERLAP_POLICIES:
+        problems.append(f"'schedule.overlap' must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
+
+
 def _invalid(problems: list[str]) -> PayloadInvalid:
     listed = problems[:MAX_PROBLEMS_LISTED]
     more = len(problems) - len(listed)
@@ -260,6 +281,8 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
     for i, command in enumerate(commands):
         if why := _text_problem(command):
             problems.append(f"command {i + 1} {why}: a terminal cannot carry it")
+
+    _schedule_problems(raw.get("schedule"), problems)
 
     output_formats = _output_formats(raw, has_notebook=notebook is not None or notebook_s3 is not None,
                                      problems=problems)

@@ -1,0 +1,229 @@
+"""EventBridge Scheduler's expressions and time zones: checked, and their next fire times.
+
+Three kinds, as Scheduler takes them (``ScheduleExpression``):
+
+- ``cron(minutes hours day-of-month month day-of-week year)``: six fields, one of the two
+  day fields ``?``; day-of-week counts 1-7 from Sunday (SUN-SAT); ``L`` (last day of the
+  month, or ``6L`` the last Friday), ``15W`` (the weekday nearest the 15th), ``3#2`` (the
+  second Tuesday). The grammar is checked with ``aws-cron-expression-validator`` (the
+  EventBridge field table as regular expressions) and the fire times come from
+  ``croniter`` (pallets-eco), after a translation of the day-of-week numbers (croniter
+  counts 0-6 from Sunday, as Unix cron does) and of ``6L`` (croniter spells it ``L5``).
+  What croniter cannot compute faithfully is refused with a message saying so: ``LW``
+  (the last weekday of the month), ``L-n`` in day-of-week, years after 2099.
+- ``rate(5 minutes)``, ``rate(1 hour)``, ``rate(1 day)``: a positive whole number and a unit
+  (singular for 1, as Scheduler wants); fires every interval from the schedule's start.
+- ``at(2026-12-24T06:00:00)``: once, in the schedule's time zone.
+
+Time zones are IANA names checked with :mod:`zoneinfo` (the tzdata package where the
+system has no database). Nothing here talks to AWS; the CLI, ``cdk synth`` (infra/config.py)
+and the local stack's firing all use it, so they agree on what an expression means.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+Kind = Literal["cron", "rate", "at"]
+
+_WRAPPED = re.compile(r"^(?P<kind>cron|rate|at)\((?P<body>.*)\)$", re.DOTALL)
+_RATE = re.compile(r"^(?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|hours|day|days)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+_DOW_NAMES = {name: index + 1 for index, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
+#: croniter's last year (Scheduler's is 2199).
+_LAST_YEAR = 2099
+
+
+class ExpressionInvalid(ValueError):
+    """An expression, a time zone or a start/end that Scheduler would refuse, or that we cannot
+    compute faithfully; the message is one line a person can act on."""
+
+
+def check_timezone(name: str) -> zoneinfo.ZoneInfo:
+    """The IANA time zone ``name`` (``Europe/Paris``, ``UTC``), else ExpressionInvalid."""
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+        raise ExpressionInvalid(f"{name!r} is not an IANA time zone like 'Europe/Paris'")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ExpressionInvalid(f"{name!r} is not an IANA time zone like 'Europe/Paris'") from exc
+
+
+def cron(fields: str) -> str:
+    """``0 6 * * ? *`` → ``cron(0 6 * * ? *)`` (already wrapped: as is)."""
+    fields = " ".join(fields.split())
+    return fields if fields.startswith("cron(") else f"cron({fields})"
+
+
+def rate(text: str) -> str:
+    """``5 minutes`` → ``rate(5 minutes)``."""
+    text = " ".join(text.split())
+    return text if text.startswith("rate(") else f"rate({text})"
+
+
+def at(text: str) -> str:
+    """``2026-12-24T06:00`` → ``at(2026-12-24T06:00:00)`` (seconds added, as Scheduler wants them)."""
+    text = text.strip()
+    if text.startswith("at(") and text.endswith(")"):
+        text = text[3:-1]
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ExpressionInvalid(f"--at takes a date and time like 2026-12-24T06:00, got {text!r}") from exc
+    if when.tzinfo is not None:
+        raise ExpressionInvalid(f"--at {text!r}: give the time without an offset and the zone with --timezone")
+    return f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})"
+
+
+@dataclass(frozen=True)
+class ScheduleExpression:
+    """A checked expression in its time zone."""
+
+    kind: Kind
+    text: str  # as Scheduler takes it: cron(…), rate(…), at(…)
+    timezone: str
+
+    @property
+    def body(self) -> str:
+        return self.text[len(self.kind) + 1:-1]
+
+    def next_fire_times(self, count: int = 3, *, after: datetime | None = None, start: datetime | None = None,
+                        end: datetime | None = None, created: datetime | None = None) -> list[datetime]:
+        """The next ``count`` times (aware, in the schedule's zone) strictly after ``after`` (now),
+        within ``start``..``end``. A rate counts from ``start``, else from ``created``, else
+        from ``after``."""
+        zone = check_timezone(self.timezone)
+        now = (after or datetime.now(UTC)).astimezone(zone)
+        begin = max(now, start.astimezone(zone) - timedelta(microseconds=1)) if start else now
+        times: list[datetime] = []
+        if self.kind == "at":
+            when = datetime.fromisoformat(self.body).replace(tzinfo=zone)
+            times = [when] if when > begin else []
+        elif self.kind == "rate":
+            step = timedelta(seconds=_rate_seconds(self.body))
+            anchor = (start or created or now).astimezone(zone)
+            if anchor > begin:
+                first = anchor
+            else:
+                first = anchor + step * ((begin - anchor) // step + 1)
+            times = [first + step * i for i in range(count)]
+        else:
+            times = _cron_times(self.body, begin, count)
+        if end is not None:
+            times = [t for t in times if t <= end]
+        return times[:count]
+
+
+def parse(expression: str, timezone: str = "UTC") -> ScheduleExpression:
+    """Check ``cron(…)``, ``rate(…)`` or ``at(…)`` in ``timezone``; raise ExpressionInvalid."""
+    check_timezone(timezone)
+    if not isinstance(expression, str):
+        raise ExpressionInvalid(f"an expression is a string like 'cron(0 6 * * ? *)', got {expression!r}")
+    match = _WRAPPED.match(expression.strip())
+    if not match:
+        raise ExpressionInvalid(f"{expression!r}: an expression is 'cron(…)', 'rate(…)' or 'at(…)'")
+    kind, body = match.group("kind"), match.group("body").strip()
+    if kind == "cron":
+        body = " ".join(body.split())
+        _check_cron(body)
+    elif kind == "rate":
+        _rate_seconds(body)
+    else:
+        body = at(body)[3:-1]
+    return ScheduleExpression(kind=kind, text=f"{kind}({body})", timezone=timezone)  # type: ignore[arg-type]
+
+
+def _rate_seconds(body: str) -> int:
+    match = _RATE.match(" ".join(body.split()))
+    if not match:
+        raise ExpressionInvalid(f"rate({body}): a rate is a whole number and minute(s), hour(s) or day(s), "
+                                "e.g. 'rate(5 minutes)', 'rate(1 day)'")
+    value, unit = int(match.group("value")), match.group("unit")
+    if (value == 1) != (not unit.endswith("s")):
+        right = unit.rstrip("s") if value == 1 else unit.rstrip("s") + "s"
+        raise ExpressionInvalid(f"rate({body}): Scheduler wants '{value} {right}' (singular only for 1)")
+    return value * _UNIT_SECONDS[unit.rstrip("s")]
+
+
+def _check_cron(body: str) -> None:
+    from aws_cron_expression_validator.validator import AWSCronExpressionError, AWSCronExpressionValidator
+
+    fields = body.split(" ")
+    if len(fields) != 6:
+        raise ExpressionInvalid(f"cron({body}): Scheduler's cron has six fields "
+                                "(minutes hours day-of-month month day-of-week year), e.g. 'cron(0 6 * * ? *)'")
+    try:
+        AWSCronExpressionValidator.validate(body)
+    except AWSCronExpressionError as exc:
+        raise ExpressionInvalid(f"cron({body}): {exc}") from exc
+    if fields[4].count("#") and "," in fields[4]:
+        raise ExpressionInvalid(f"cron({body}): with '#' the day-of-week field holds one expression only")
+    _croniter_fields(body)  # refuses what croniter cannot compute
+    # A cron that never fires (31 February, a past year) is a mistake too.
+    try:
+        _cron_times(body, datetime.now(UTC), 1)
+    except ExpressionInvalid:
+        raise
+    except Exception as exc:  # noqa: BLE001 - croniter's own errors, one line
+        raise ExpressionInvalid(f"cron({body}): {exc}") from exc
+
+
+def _croniter_fields(body: str) -> str:
+    """Scheduler's six fields → croniter's seven (``min hour dom month dow second year``)."""
+    minute, hour, dom, month, dow, year = body.split(" ")
+    if dom.upper() == "LW":
+        raise ExpressionInvalid(f"cron({body}): 'LW' (the last weekday of the month) cannot be computed here "
+                                "(croniter has no LW); use 'L' with a day-of-week, or '28-31' and check the day in the notebook")
+    if re.search(r"L-", dow.upper()):
+        raise ExpressionInvalid(f"cron({body}): 'L-n' in day-of-week is not supported")
+    for match in re.finditer(r"\d{4}", year):
+        if int(match.group()) > _LAST_YEAR:
+            raise ExpressionInvalid(f"cron({body}): years after {_LAST_YEAR} cannot be computed here")
+    return " ".join((minute, hour, "*" if dom == "?" else dom, month, _unix_dow(dow, body), "0", year))
+
+
+def _unix_dow(dow: str, body: str) -> str:
+    """Day-of-week: Scheduler's 1-7 from Sunday → croniter's 0-6; ``6L`` → ``L5``; ``L`` → Saturday."""
+    if dow in ("?", "*"):
+        return "*"
+    text = re.sub(r"[A-Za-z]{3}", lambda m: str(_DOW_NAMES[m.group().upper()]) if m.group().upper() in _DOW_NAMES
+                  else m.group(), dow)
+    if text.upper() == "L":
+        return "6"
+    shifted = re.sub(r"(?<![#\d])([1-7])(?!\d)", lambda m: str(int(m.group(1)) - 1), text)
+    last = re.fullmatch(r"(\d)L", shifted, re.IGNORECASE)
+    if last:
+        return f"L{last.group(1)}"
+    if "L" in shifted.upper():
+        raise ExpressionInvalid(f"cron({body}): day-of-week {dow!r} is not supported")
+    return shifted
+
+
+def _cron_times(body: str, begin: datetime, count: int) -> list[datetime]:
+    """Iterated in the zone's wall-clock time, then placed in the zone, as Scheduler does across
+    daylight saving changes: a time that does not exist that day (spring) is skipped, a time that
+    occurs twice (autumn) fires once, at its first occurrence."""
+    from croniter import croniter
+    from croniter.croniter import CroniterBadDateError
+
+    zone = begin.tzinfo if begin.tzinfo is not None else UTC
+    iterator = croniter(_croniter_fields(body), begin.replace(tzinfo=None))
+    times: list[datetime] = []
+    try:
+        for _ in range(count * 4 + 4):
+            wall = iterator.get_next(datetime)
+            when = wall.replace(tzinfo=zone)
+            if when.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
+                continue  # skipped by the clock change
+            if when > begin:
+                times.append(when)
+            if len(times) >= count:
+                break
+    except CroniterBadDateError as exc:
+        if not times:
+            raise ExpressionInvalid(f"cron({body}) never fires from {begin:%Y-%m-%d} on") from exc
+    return times
