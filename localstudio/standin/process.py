@@ -71,6 +71,7 @@ class StandIn:
         legacy: bool = False,
         log_path: Path | str | None = None,
         trash: bool = True,
+        extensions: tuple[str, ...] = (),
     ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
@@ -88,6 +89,9 @@ class StandIn:
         # default, and Studio's). Off for a folder of the user's own served as the home
         # (the local CLI's), where a trash folder would be left in it.
         self.trash = trash
+        # Server extensions to run beside the stand-in's own (server.BUILTIN_EXTENSIONS);
+        # every other one installed in the environment is off.
+        self.extensions = tuple(extensions)
         self.token = secrets.token_hex(24)
         self.identity: dict[str, str] = dict(IDENTITY)
         self._log_path = Path(log_path) if log_path else None
@@ -197,6 +201,7 @@ class StandIn:
             "parent_pid": os.getpid(),
             "legacy": self.legacy,
             "trash": self.trash,
+            "extensions": list(self.extensions),
         }
         cmd = [
             sys.executable, "-m", "localstudio.standin",

@@ -26,7 +26,23 @@ CONFIG_KEYS = {
     "parent_pid",
     "legacy",
     "trash",
+    "extensions",
 }
+
+#: The server extensions the stand-in always runs: Studio's terminals. Every other extension
+#: installed beside it (JupyterLab, jupyter-scheduler, jupyter-lsp… in a venv that has them)
+#: is switched off unless the config's ``extensions`` names it, so the stand-in behaves the
+#: same whatever else the environment holds (JupyterLab's pages would set ``_xsrf`` at login).
+BUILTIN_EXTENSIONS = ("jupyter_server_terminals",)
+
+
+def _installed_extensions() -> set[str]:
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    paths = jupyter_config_path()
+    manager = ExtensionConfigManager(read_config_path=[os.path.join(p, "jupyter_server_config.d") for p in paths] + paths)
+    return {name for name, enabled in manager.get_jpserver_extensions().items() if enabled}
 
 
 def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> list[str]:
@@ -58,6 +74,11 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # workers) another process can take a port first and the kernel dies at start. Invisible
         # to clients, which reach kernels only through the server's WebSocket, as in Studio.
         argv.append("--KernelManager.transport=ipc")
+    wanted = set(BUILTIN_EXTENSIONS) | set(config.get("extensions") or ())
+    for name in sorted(_installed_extensions() - wanted):
+        argv.append(f"--ServerApp.jpserver_extensions={name}=False")
+    for name in sorted(wanted):
+        argv.append(f"--ServerApp.jpserver_extensions={name}=True")
     if config.get("trash") is False:
         argv.append("--FileContentsManager.delete_to_trash=False")
     for key in ("iopub_data_rate_limit", "iopub_msg_rate_limit"):
