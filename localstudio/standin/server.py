@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from .world import FLAVORS, Faults
@@ -28,22 +29,6 @@ CONFIG_KEYS = {
     "trash",
     "extensions",
 }
-
-#: The server extensions the stand-in always runs: Studio's terminals. Every other extension
-#: installed beside it (JupyterLab, jupyter-scheduler, jupyter-lsp… in a venv that has them)
-#: is switched off unless the config's ``extensions`` names it, so the stand-in behaves the
-#: same whatever else the environment holds (JupyterLab's pages would set ``_xsrf`` at login).
-BUILTIN_EXTENSIONS = ("jupyter_server_terminals",)
-
-
-def _installed_extensions() -> set[str]:
-    from jupyter_core.paths import jupyter_config_path
-    from jupyter_server.extension.config import ExtensionConfigManager
-
-    paths = jupyter_config_path()
-    manager = ExtensionConfigManager(read_config_path=[os.path.join(p, "jupyter_server_config.d") for p in paths] + paths)
-    return {name for name, enabled in manager.get_jpserver_extensions().items() if enabled}
-
 
 def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> list[str]:
     from .extension import BASE_URLS
@@ -65,7 +50,8 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # /etc/profile would reset PATH, and the terminal must keep the python the kernels run on
         # that the stand-in put first on PATH, as a Studio terminal has its image's python.
         "--ServerApp.terminado_settings=" + json.dumps({"shell_command": [os.environ.get("SHELL") or "/bin/sh"]}),
-        *(f"--ServerApp.jpserver_extensions={name}={enabled}" for name, enabled in _only_terminals().items()),
+        *(f"--ServerApp.jpserver_extensions={name}={enabled}"
+          for name, enabled in _only_terminals(config.get("extensions") or ()).items()),
     ]
     if _ipc_fits(os.environ.get("JUPYTER_RUNTIME_DIR", "")):
         # Kernels talk to the server over Unix sockets in the stand-in's runtime folder, not TCP:
@@ -74,11 +60,6 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
         # workers) another process can take a port first and the kernel dies at start. Invisible
         # to clients, which reach kernels only through the server's WebSocket, as in Studio.
         argv.append("--KernelManager.transport=ipc")
-    wanted = set(BUILTIN_EXTENSIONS) | set(config.get("extensions") or ())
-    for name in sorted(_installed_extensions() - wanted):
-        argv.append(f"--ServerApp.jpserver_extensions={name}=False")
-    for name in sorted(wanted):
-        argv.append(f"--ServerApp.jpserver_extensions={name}=True")
     if config.get("trash") is False:
         argv.append("--FileContentsManager.delete_to_trash=False")
     for key in ("iopub_data_rate_limit", "iopub_msg_rate_limit"):
@@ -94,14 +75,16 @@ def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> l
 KEEP_EXTENSIONS = ("jupyter_server_terminals",)
 
 
-def _only_terminals() -> dict[str, bool]:
+def _only_terminals(extra: Iterable[str] = ()) -> dict[str, bool]:
     """``jpserver_extensions`` that turns off every enabled server extension but the terminals'
-    (given on the command line, it wins over the ``jupyter_server_config.d`` files that enable them)."""
+    and ``extra`` (the config's ``extensions``, ``StandIn(extensions=...)``) (given on the
+    command line, it wins over the ``jupyter_server_config.d`` files that enable them)."""
     from jupyter_core.paths import jupyter_config_path
     from jupyter_server.extension.config import ExtensionConfigManager
 
     found = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
-    return {name: name in KEEP_EXTENSIONS for name in found}
+    keep = {*KEEP_EXTENSIONS, *extra}
+    return {name: name in keep for name in {*found, *keep}}
 
 
 #: A Unix socket's path holds at most 107 bytes; a kernel's are ``<runtime dir>/kernel-<uuid>-ipc-<n>``.
