@@ -23,6 +23,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
+from localstudio import moto_shims
 from localstudio.lambda_context import FakeLambdaContext
 from studiorunner.run.state import STEPS as STEP_LIST
 
@@ -118,105 +119,7 @@ class ExternalJupyter:
     identity: dict[str, Any] = field(default_factory=dict)
 
 
-_guard_lock = threading.Lock()
-_guarded = False
-
-
-def _light_moto_batch() -> None:
-    """Import ``moto.batch`` as a bare package, without its ``__init__``.
-
-    moto's Step Functions interpreter imports its AWS Batch integration, which imports
-    ``moto.batch``, whose ``__init__`` loads the Batch and EC2 models with EC2's regions,
-    zones and instance types: 1.6 s of every local process's 10 s of fixed costs
-    (``python -X importtime``), for a service no run of ours calls. The integration needs
-    only ``moto.batch.utils``; that and the models (should anything ask for them) still
-    load from the package's folder. Done before anything imports the interpreter, and
-    only if nothing imported ``moto.batch`` already.
-    """
-    import importlib.util
-    import sys
-    import types
-
-    if "moto.batch" in sys.modules:
-        return
-    spec = importlib.util.find_spec("moto.batch")
-    if spec is None or not spec.submodule_search_locations:
-        return
-    package = types.ModuleType("moto.batch")
-    package.__path__ = list(spec.submodule_search_locations)
-    package.__spec__ = spec
-    package.__file__ = spec.origin
-    package.__package__ = "moto.batch"
-
-    def _models_on_demand(name: str) -> Any:  # what the real __init__ exports, loaded when asked for
-        if name == "batch_backends":
-            return importlib.import_module("moto.batch.models").batch_backends
-        raise AttributeError(f"module 'moto.batch' has no attribute {name!r}")
-
-    package.__getattr__ = _models_on_demand  # type: ignore[attr-defined]
-    sys.modules["moto.batch"] = package
-
-
-_light_moto_batch()
-
-
-def _keep_interpreter_inside_mocks() -> None:
-    """Make moto's Step Functions interpreter unable to reach anything but the in-process mocks.
-
-    moto builds a boto3 client for every Task state; when its mock is not active (a run's
-    worker thread outliving the ``with LocalStack``), it points that client at
-    ``http://localhost:5000`` (moto's server default) and sends the Lambda invocation, state
-    included, there. Patched for the life of the process, never undone: such a client
-    now fails instead of leaving the process.
-    """
-    global _guarded
-    with _guard_lock:
-        if _guarded:
-            return
-        import sys
-
-        from moto.core.models import botocore_stubber
-        from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
-
-        original = boto_client_module.boto_client_for
-
-        def boto_client_for(region: str, service: str, state_credentials: Any = None):
-            if not botocore_stubber.enabled:
-                raise RuntimeError(f"local run: no {service} call may leave this process's mocks")
-            return original(region, service, state_credentials)
-
-        for name, module in list(sys.modules.items()):
-            if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is original:
-                module.boto_client_for = boto_client_for
-        boto_client_module.boto_client_for = boto_client_for
-        _guarded = True
-
-
-def _step_functions_parameter_names():
-    """moto's interpreter passes a ``states:startExecution`` task's parameters to boto3 as
-    the ASL spells them (``StateMachineArn``), where boto3 wants ``stateMachineArn``, and reads
-    the answer back the same way: translate, as Step Functions does (its DynamoDB integration
-    needs nothing: DynamoDB's own names are capitalised). The ASL stays the deployed one."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
-        StateTaskServiceSfn,
-    )
-
-    to_boto = StateTaskServiceSfn._normalise_parameters
-
-    def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
-        to_boto(self, parameters, boto_service_name, service_action_name)
-        for key in list(parameters):
-            parameters[key[:1].lower() + key[1:]] = parameters.pop(key)
-
-    def normalise_response(self, response, boto_service_name=None, service_action_name=None):
-        if isinstance(response, dict):
-            for key in list(response):
-                response[key[:1].upper() + key[1:]] = response.pop(key)
-
-    stack = ExitStack()
-    stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters))
-    stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_normalise_response", normalise_response))
-    return stack
+moto_shims.light_moto_batch()
 
 
 class LocalStack:
@@ -309,11 +212,11 @@ class LocalStack:
             arn = secrets.create_secret(Name="studio-runner/local-jupyter-token", SecretString=self.standin.token)["ARN"]
             targets[TARGET_NAME]["token_secret_arn"] = arn
         os.environ["STUDIO_RUNNER_TARGETS"] = json.dumps(targets)
-        _keep_interpreter_inside_mocks()
+        moto_shims.keep_interpreter_inside_mocks()
         self._stack.enter_context(self._route_lambda_invocations())
-        self._stack.enter_context(self._shorten_waits())
-        self._stack.enter_context(self._atomic_dynamodb_writes())
-        self._stack.enter_context(_step_functions_parameter_names())
+        self._stack.enter_context(moto_shims.shorten_waits(self.wait_scale))
+        self._stack.enter_context(moto_shims.atomic_dynamodb_writes())
+        self._stack.enter_context(moto_shims.step_functions_parameter_names())
         from steps import _runtime
 
         _runtime.reset_services()
@@ -338,15 +241,12 @@ class LocalStack:
         )["stateMachineArn"]
 
     def _route_lambda_invocations(self):
-        from moto.awslambda_simple.models import LambdaSimpleBackend
-
         handlers: dict[str, Callable] = {}
         for step, module in STEPS.items():
             handlers[function_name(step)] = importlib.import_module(f"steps.{module}").handler
         stack = self
 
-        def invoke(backend, function_name_or_arn, qualifier, body, headers, response_headers):
-            name = function_name_or_arn.rsplit(":", 1)[-1] if ":function:" in function_name_or_arn else function_name_or_arn
+        def invoke(name: str, body: bytes, response_headers: dict[str, str]) -> bytes:
             stack.invocations.append(name)
             handler = handlers[name]
             event = json.loads(body) if body else {}
@@ -373,55 +273,22 @@ class LocalStack:
                     stack._idle.notify_all()
             return json.dumps(result).encode()
 
-        return mock.patch.object(LambdaSimpleBackend, "invoke", invoke)
-
-    def _shorten_waits(self):
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
-
-        scale = self.wait_scale
-
-        def _wait_interval(fn, env, wait_seconds):
-            if wait_seconds > 0:
-                env.program_state_event.wait(wait_seconds * scale)
-
-        return mock.patch.object(WaitFunction, "_wait_interval", _wait_interval)
+        return moto_shims.route_lambda_invocations(invoke)
 
     def serve(self, port: int = 0) -> str:
         """Also answer AWS API calls over HTTP on 127.0.0.1 (``studio-runner local up``), so
         other processes can start, list and download runs; returns the endpoint URL. The
         mocks stay active in this process, so executions still run inside it."""
-        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
         if not port:
             import socket
 
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
                 port = probe.getsockname()[1]
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
+        server = moto_shims.http_server(port)
         self._stack.callback(server.stop)
         self.server_url = f"http://127.0.0.1:{port}"
         return self.server_url
-
-    def _atomic_dynamodb_writes(self):
-        """DynamoDB applies a conditional write atomically; moto does not when several threads
-        (executions) write the same item at once, so serialise its writes, as DynamoDB does per item."""
-        import threading
-
-        from moto.dynamodb.models import DynamoDBBackend
-
-        lock = threading.RLock()
-        stack = ExitStack()
-        for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-            original = getattr(DynamoDBBackend, name)
-
-            def atomic(self, *args, _original=original, **kwargs):
-                with lock:
-                    return _original(self, *args, **kwargs)
-
-            stack.enter_context(mock.patch.object(DynamoDBBackend, name, atomic))
-        return stack
 
     # -- runs ------------------------------------------------------------------------
     def start(self, payload: Any, name: str | None = None) -> str:
@@ -497,8 +364,7 @@ class LocalStack:
 
     def _join_workers(self, timeout: float) -> None:
         """Wait for the interpreter's execution threads (they must not outlive the mocks)."""
-        from moto.stepfunctions.parser.utils import TMP_THREADS as threads
-
+        threads = moto_shims.interpreter_threads()
         deadline = time.monotonic() + timeout
         for thread in list(threads):
             if thread is threading.current_thread():

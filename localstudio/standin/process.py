@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .extension import BASE_URLS, CONTROL_PATH, SAGEMAKER_PATH
+from .shared import BASE_URLS, CONTROL_PATH, SAGEMAKER_PATH
 from .world import FLAVORS, HOSTS, IDENTITY, Faults
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

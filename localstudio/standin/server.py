@@ -31,7 +31,7 @@ CONFIG_KEYS = {
 }
 
 def _server_argv(flavor: str, root: str, port: int, config: dict[str, Any]) -> list[str]:
-    from .extension import BASE_URLS
+    from .shared import BASE_URLS
 
     argv = [
         "--ServerApp.ip=127.0.0.1",

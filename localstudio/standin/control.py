@@ -1,0 +1,102 @@
+"""What tests steer: the control endpoints (state, fault knobs, killing a kernel, idle
+shutdown) and the kernel WebSocket that the server drops on the ``drop_websockets_after_seconds`` knob."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any
+
+from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from .shared import StandInState
+
+# ---- kernel WebSockets that can be dropped ----------------------------------------------
+
+
+class DroppableKernelWebsocketHandler(KernelWebsocketHandler):
+    """The kernel WebSocket, closed by the server after drop_websockets_after_seconds."""
+
+    def initialize(self, state: StandInState) -> None:
+        self.state = state
+        self._drop_handle: object | None = None
+
+    async def open(self, kernel_id: str) -> None:  # type: ignore[override]
+        after = self.state.faults.drop_websockets_after_seconds
+        if after is not None:
+            self._drop_handle = IOLoop.current().call_later(after, self._drop)
+        await super().open(kernel_id)
+
+    def _drop(self) -> None:
+        self._drop_handle = None
+        if self.ws_connection is not None:
+            self.log.info("stand-in fault: dropping kernel WebSocket %s", self.kernel_id)
+            self.close(1001, "stand-in fault: drop_websockets_after_seconds")
+
+    def on_close(self) -> None:
+        if self._drop_handle is not None:
+            IOLoop.current().remove_timeout(self._drop_handle)
+            self._drop_handle = None
+        super().on_close()
+
+
+# ---- control endpoints ------------------------------------------------------------------
+
+
+class _ControlHandler(web.RequestHandler):
+    """Plain handlers for tests; the stand-in only listens on 127.0.0.1."""
+
+    def initialize(self, state: StandInState) -> None:
+        self.state = state
+
+    def check_xsrf_cookie(self) -> None:
+        """Control calls come from test code, not from a browser page."""
+
+    def reply(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload, default=str))
+
+
+class StateHandler(_ControlHandler):
+    async def get(self) -> None:
+        self.reply(await self.state.snapshot())
+
+
+class FaultsHandler(_ControlHandler):
+    def get(self) -> None:
+        self.reply(self.state.faults.to_dict())
+
+    def post(self) -> None:
+        try:
+            knobs = json.loads(self.request.body or b"{}")
+            if not isinstance(knobs, dict):
+                raise ValueError("body must be a JSON object of knobs")
+            self.state.faults.update(knobs)
+        except (ValueError, TypeError) as e:
+            self.reply({"message": str(e)}, 400)
+            return
+        self.reply(self.state.faults.to_dict())
+
+
+class IdleShutdownHandler(_ControlHandler):
+    def post(self) -> None:
+        self.reply({"stopped": self.state.world.idle_shutdown()})
+
+
+class KillKernelHandler(_ControlHandler):
+    def post(self, kernel_id: str) -> None:
+        try:
+            kernel = self.state.kernel_manager.get_kernel(kernel_id)
+        except KeyError:
+            self.reply({"message": f"no kernel {kernel_id}"}, 404)
+            return
+        process = getattr(getattr(kernel, "provisioner", None), "process", None)
+        if process is None:
+            self.reply({"message": f"kernel {kernel_id} has no local process"}, 409)
+            return
+        os.kill(process.pid, signal.SIGKILL)
+        self.reply({"killed": kernel_id, "pid": process.pid})
