@@ -82,3 +82,27 @@ def test_the_last_run_out_stops_the_app_an_earlier_run_started(local_env) -> Non
         time.sleep(0.2)
     assert env.running()["apps"] == []
     assert_nothing_running(env)
+
+
+def test_nothing_of_a_run_is_kept_in_the_persons_trash_and_uploads_are_removed(local_env) -> None:
+    # The stand-in deletes to the trash of its home, as jupyter_server does by default and
+    # Studio does: whatever the contents API deletes lands in ~/.local/share/Trash.
+    env = local_env("studio-space")
+    marker = "output-that-must-not-be-kept-" * 20
+    from_tree = write_notebook(env.root, "tree.ipynb", f"print({marker!r})")
+    uploaded = write_notebook(env.root, "staging/uploaded.ipynb", f"print({marker!r})")
+    uri = env.stack.put_object("inputs/uploaded.ipynb", (env.root / uploaded).read_bytes())
+    (env.root / uploaded).unlink()
+
+    for payload in ({"notebook": from_tree}, {"notebook_s3": uri}):
+        execution = env.run(payload)
+        assert execution.succeeded, (execution.error, execution.cause)
+        assert marker in env.output(execution).cells[0].outputs[0].text
+
+    trash = env.root / ".local" / "share" / "Trash"
+    kept = {str(p.relative_to(trash)): p.read_bytes() for p in trash.rglob("*") if p.is_file()} \
+        if trash.exists() else {}
+    assert not [name for name, data in kept.items() if data and not name.endswith(".trashinfo")], kept
+    assert not any(marker.encode() in data for data in kept.values())
+    assert not (env.root / "studio-runner").exists()  # no journal folder, no uploads folder
+    assert_nothing_running(env)

@@ -94,8 +94,25 @@ class JupyterClient:
         return [item.get("name", "") for item in model.get("content") or []]
 
     def delete_file(self, path: str) -> bool:
-        """Delete a file (or an empty folder) in the tree; False when it was already gone."""
-        return self._delete(f"api/contents/{quote_path(path)}")
+        """Delete a file (or an empty folder) in the tree, for good; False when it was already gone.
+
+        jupyter_server (by default, ``FileContentsManager.delete_to_trash``) and Studio move
+        what the contents API deletes to the trash of the server's home
+        (``~/.local/share/Trash``), where it stays; the API has no way around it (send2trash
+        is used whenever ``delete_to_trash`` is on). A save, though, replaces a file for good.
+        So a file is first overwritten with nothing, then deleted: what the trash keeps is
+        an empty file, never the run's output.
+        """
+        url = f"api/contents/{quote_path(path)}"
+        try:
+            model = self.http.get(url, params={"content": 0}).json()
+        except JupyterHTTPError as exc:
+            if exc.facts.get("status") == 404:
+                return False
+            raise
+        if model.get("type") != "directory":
+            self.http.put(url, json={"type": "file", "format": "text", "content": ""})
+        return self._delete(url)
 
     def ensure_directory(self, path: str) -> None:
         """Create ``path`` and its parents in the file tree if they are missing."""

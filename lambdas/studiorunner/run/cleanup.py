@@ -17,7 +17,7 @@ from studiorunner import notebook as nbtools
 from studiorunner.errors import JupyterUnavailable, NotebookNotFound, StudioRunnerError, TargetNotReady
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.rest import JupyterClient
-from studiorunner.run.services import Services
+from studiorunner.run.services import UPLOAD_DIR, Services
 from studiorunner.run.slots import release_slot
 from studiorunner.run.start_kernel import SESSION_MARKER
 from studiorunner.run.state import RunState
@@ -157,6 +157,13 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
                 report.kept.append(left)
             else:
                 report.actions.append("removed the run's journal")
+        upload = uploaded_notebook_path(state)
+        if upload:
+            left = remove_own_file(jupyter, upload)
+            if left:
+                report.kept.append(left)
+            elif left is None:
+                report.actions.append(f"removed the uploaded notebook {upload}")
         app_name = kernel.app_name
         if app_name and (kernel.app_created or spec.cleanup_app == "always") and spec.cleanup_app != "never":
             if report.attempt(f"delete KernelGateway app {app_name}", lambda: jupyter.delete_studio_app(app_name)):
@@ -179,6 +186,39 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
     if released is not None:
         report.add(released)
     return report
+
+
+def uploaded_notebook_path(state: RunState) -> str | None:
+    """Where StartKernel put a ``notebook_s3`` notebook in the target's tree (the run's own
+    folder, ``studio-runner/uploads/<run id>/``), whether or not its path reached the state."""
+    run = state.run
+    if run is None or not run.spec.notebook_s3:
+        return None
+    return f"{UPLOAD_DIR}/{run.run_id}/{run.spec.notebook_s3.rsplit('/', 1)[-1]}"
+
+
+def remove_own_file(jupyter: JupyterClient, path: str) -> str | None:
+    """Delete a file the run wrote in the person's tree (for good: see ``delete_file``), then
+    its folders up to ``studio-runner/`` while they hold nothing else (another run's files, a
+    write-back notebook stay). None when done, "" when there was nothing to remove, else a
+    note of what is left."""
+    try:
+        if not jupyter.delete_file(path):
+            return ""
+    except Exception as exc:  # noqa: BLE001 - a file left behind bills nothing: report, never raise
+        return f"{path} ({describe(exc)})"
+    folder = path
+    while "/" in folder:
+        folder = folder.rpartition("/")[0]
+        try:
+            names = jupyter.list_directory(folder)
+            # jupyter_server may leave .ipynb_checkpoints in a folder whose file it deleted
+            if names is None or [n for n in names if n != ".ipynb_checkpoints"]:
+                break
+            jupyter.delete_file(folder)
+        except Exception:  # noqa: BLE001 - another run's files came in, or it is gone: leave it
+            break
+    return None
 
 
 def _own_sessions(jupyter: JupyterClient, state: RunState) -> list[str]:
