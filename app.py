@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+# infra/ reads the library's catalog and target schema, which live in lambdas/ as deployed.
+# Appended, so a path set up before (a bundle's) still comes first.
+sys.path.append(str(Path(__file__).resolve().parent / "lambdas"))
 
-from infra.bundling import lambda_code
-from infra.config import CONTEXT_KEY, ConfigError, load_config
-from infra.stack import DEFAULT_STACK_ID, StudioRunnerStack
-from infra.studio_runner import DEFAULT_RESOURCE_PREFIX
+import aws_cdk as cdk  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from infra.bundling import lambda_code  # noqa: E402
+from infra.config import CONTEXT_KEY, ConfigError, load_config  # noqa: E402
+from infra.stack import DEFAULT_STACK_ID, StudioRunnerStack  # noqa: E402
+from infra.studio_runner import DEFAULT_RESOURCE_PREFIX  # noqa: E402
 
 
 def main() -> None:

@@ -9,20 +9,14 @@ surface later as an AccessDenied inside a run.
 from __future__ import annotations
 
 import re
-import sys
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-# The library's config module is the one target schema; lambdas/ is where it lives (appended,
-# so a path set up before — the local stack's, a bundle's — still comes first).
-_LAMBDAS = str(Path(__file__).resolve().parent.parent / "lambdas")
-if _LAMBDAS not in sys.path:
-    sys.path.append(_LAMBDAS)
-
-from studiorunner.config import TARGET_NAME, TargetConfig, TargetConfigError  # noqa: E402
+# The library's config module is the one target schema (lambdas/ is on the path: app.py puts
+# it there, as pytest.ini does for the tests).
+from studiorunner.config import TARGET_NAME, TargetConfig, TargetConfigError
 
 CONTEXT_KEY = "studio_runner"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -18,36 +17,13 @@ from constructs import Construct
 
 from infra.function import StudioRunnerFunction, retention
 from infra.network import LambdaNetwork
+from studiorunner.catalog import STEPS
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "runner.asl.json"
 # Steps other than RunCells/RunCommands log in, start or poll and return; RunCells hands over to its
 # next invocation before its own timeout. Classic's kernel POST blocks while an app starts,
 # hence minutes rather than seconds.
 STEP_TIMEOUT = Duration.minutes(5)
-
-
-@dataclass(frozen=True)
-class Step:
-    construct_id: str
-    handler: str
-    placeholder: str
-    description: str
-
-
-STEPS = (
-    Step("Prepare", "steps.prepare.handler", "PrepareFunctionArn", "validate the payload and plan the run"),
-    Step("AcquireSlot", "steps.acquire_slot.handler", "AcquireSlotFunctionArn",
-         "take one of the target's concurrency slots, or wait for one"),
-    Step("StartTarget", "steps.start_target.handler", "StartTargetFunctionArn", "start or poll the target"),
-    Step("RunCommands", "steps.run_commands.handler", "RunCommandsFunctionArn", "run shell commands in a terminal"),
-    Step("StartKernel", "steps.start_kernel.handler", "StartKernelFunctionArn", "start or poll the kernel"),
-    Step("RunCells", "steps.run_cells.handler", "RunCellsFunctionArn", "execute the notebook's cells"),
-    Step("Cleanup", "steps.cleanup.handler", "CleanupFunctionArn", "remove what the run started"),
-    Step("PlanBatch", "steps.plan_batch.handler", "PlanBatchFunctionArn",
-         "validate a batch and name its child runs"),
-    Step("SummarizeBatch", "steps.summarize_batch.handler", "SummarizeBatchFunctionArn",
-         "collect how each child run of a batch ended"),
-)
 
 
 def definition_text(path: Path, *, max_run_seconds: int) -> str:
@@ -68,14 +44,13 @@ class Runner(Construct):
         self.functions: dict[str, StudioRunnerFunction] = {}
         for step in STEPS:
             # RunCells and RunCommands do the user's work (a command must finish within one invocation).
-            long_running = step.construct_id in ("RunCells", "RunCommands")
-            timeout = Duration.seconds(run_cells_timeout_seconds) if long_running else STEP_TIMEOUT
+            timeout = Duration.seconds(run_cells_timeout_seconds) if step.long_running else STEP_TIMEOUT
             fn = StudioRunnerFunction(
-                self, step.construct_id, code=code, handler=step.handler,
-                description=f"Studio Runner step {step.construct_id}: {step.description}",
+                self, step.name, code=code, handler=step.handler,
+                description=f"Studio Runner step {step.name}: {step.description}",
                 environment=environment, memory_mb=memory_mb, timeout=timeout,
                 log_retention_days=log_retention_days, network=network)
-            self.functions[step.construct_id] = fn
+            self.functions[step.name] = fn
 
         self.log_group = logs.LogGroup(self, "ExecutionLogs", retention=retention(log_retention_days),
                                        removal_policy=RemovalPolicy.DESTROY)
@@ -86,7 +61,7 @@ class Runner(Construct):
             definition_body=sfn.DefinitionBody.from_string(
                 definition_text(definition, max_run_seconds=max_run_seconds)),
             definition_substitutions={
-                step.placeholder: self.functions[step.construct_id].function.function_arn for step in STEPS},
+                step.placeholder: self.functions[step.name].function.function_arn for step in STEPS},
             tracing_enabled=True,
             # The state holds only references (ids, S3 keys, a cursor), never secrets or
             # outputs, so execution data may be logged.

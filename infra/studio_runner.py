@@ -40,9 +40,11 @@ from infra.network import LambdaNetwork
 from infra.notifications import Notifications
 from infra.observability import Observability
 from infra.permissions import grant_bucket, target_statements
-from infra.runner import DEFINITION, STEPS, Runner
+from infra.runner import DEFINITION, Runner
 from infra.storage import Storage
 from infra.triggers import ExecutionEnded, S3Trigger, Schedules
+from studiorunner import catalog
+from studiorunner.catalog import STEPS
 
 DEFAULT_RESOURCE_PREFIX = "studio-runner"
 # Names built from it: `<prefix>-runs`, `<prefix>-<target>-failed-runs` (CloudWatch alarm names
@@ -50,18 +52,11 @@ DEFAULT_RESOURCE_PREFIX = "studio-runner"
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")
 # Steps that log in to a target (each Lambda logs in afresh) and so need its permissions.
 # Prepare only validates the payload and plans the run.
-TARGET_STEPS = ("StartTarget", "RunCommands", "StartKernel", "RunCells", "Cleanup")
+TARGET_STEPS = tuple(step.name for step in STEPS if step.uses_target)
 _TARGET_WILDCARD_REASON = (
     "Apps of the one configured space/user profile (app names and types are chosen when the "
     "app starts), or a Secrets Manager secret's random 6-character suffix: the pattern is "
     "scoped to one configured target.")
-CLASSIC_RETIRED = (
-    "studio-runner: target {name!r} is studio-classic. AWS has retired Studio Classic: new "
-    "JupyterServer and KernelGateway apps can no longer be created, so a run works only while "
-    "this user profile's Classic apps still exist (a run that would have to create one fails "
-    "with TargetFailed). Move to a studio-space target.")
-
-
 class StudioRunner(Construct):
     """Storage (or ``bucket``), the step functions and state machine, schedules, the S3 inbox,
     the execution-ended cleanup, notifications, the dashboard and alarms, wired together."""
@@ -122,9 +117,10 @@ class StudioRunner(Construct):
                                 "schedules": self.schedules.dead_letter_queue})
         self._wire_grants()
         for target in config.targets.values():
-            if target.type == "studio-classic":
-                Annotations.of(self).add_warning_v2("studio-runner:studio-classic-retired",
-                                                    CLASSIC_RETIRED.format(name=target.name))
+            kind = catalog.kind(target.type)
+            if kind.deploy_warning:  # e.g. studio-classic: retired by AWS
+                Annotations.of(self).add_warning_v2(kind.deploy_warning_id,
+                                                    kind.deploy_warning.format(name=target.name))
 
     @property
     def run_functions(self) -> list[StudioRunnerFunction]:
@@ -150,7 +146,7 @@ class StudioRunner(Construct):
         """Every grant between the units, here and nowhere else."""
         bucket, machine = self.bucket, self.state_machine
         for step in STEPS:
-            fn = self.runner.functions[step.construct_id]
+            fn = self.runner.functions[step.name]
             grant_bucket(fn.role, bucket, write=True)
             fn.function.grant_invoke(machine)
             acknowledge(machine.role, f"AwsSolutions-IAM5[Resource::{arn_ref(fn.function.node.default_child)}:*]",

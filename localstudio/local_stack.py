@@ -25,7 +25,7 @@ from moto import mock_aws
 
 from localstudio import moto_shims
 from localstudio.lambda_context import FakeLambdaContext
-from studiorunner.run.state import STEPS as STEP_LIST
+from studiorunner import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 ASL_PATH = ROOT / "statemachine" / "runner.asl.json"
@@ -44,14 +44,7 @@ SCHEDULE_DEAD_LETTERS = "studio-runner-schedule-dead-letters"
 SCHEDULE_DEAD_LETTER_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{SCHEDULE_DEAD_LETTERS}"
 
 #: state machine step → Lambda handler module (as deployed: ``steps.<module>.handler``)
-STEPS = {step.name: step.module for step in STEP_LIST}
-
-
-#: Lambda function name → where the state machine puts its result (ResultPath in runner.asl.json)
-_RESULT_PATH = {
-    "studio-runner-start-target": "target", "studio-runner-run-commands": "commands",
-    "studio-runner-start-kernel": "kernel", "studio-runner-run-cells": "cursor",
-}
+STEPS = {step.name: step.module for step in catalog.STEPS}
 
 
 def function_name(step: str) -> str:
@@ -90,18 +83,10 @@ class Execution:
 
 
 def target_config(standin) -> dict[str, Any]:
-    """The deploy-time target config that points at the stand-in's flavor."""
-    ident = standin.identity
-    flavor = standin.flavor
-    if flavor == "studio-space":
-        return {"type": flavor, "domain_id": ident["domain_id"], "user_profile": ident["user_profile"],
-                "space_name": ident["space_name"], "region": ident.get("region", REGION)}
-    if flavor == "studio-classic":
-        return {"type": flavor, "domain_id": ident["domain_id"], "user_profile": ident["user_profile"],
-                "region": ident.get("region", REGION)}
-    if flavor == "notebook-instance":
-        return {"type": flavor, "name": ident["notebook_instance"], "region": ident.get("region", REGION)}
-    return {"type": "jupyter", "url": standin.jupyter_url}
+    """The deploy-time target config that points at the stand-in's flavor (the catalog says which keys)."""
+    kind = catalog.kind(standin.flavor)
+    known = {"region": REGION, **standin.identity, "jupyter_url": standin.jupyter_url}
+    return {"type": kind.name, **{key: known[source] for key, source in kind.standin.config_from_identity.items()}}
 
 
 @dataclass
@@ -207,7 +192,7 @@ class LocalStack:
         self._stack.enter_context(
             mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
         )
-        if targets[TARGET_NAME]["type"] == "jupyter" and self.standin.token:
+        if "token_secret_arn" in catalog.kind(targets[TARGET_NAME]["type"]).keys and self.standin.token:
             secrets = boto3.client("secretsmanager", region_name=REGION)
             arn = secrets.create_secret(Name="studio-runner/local-jupyter-token", SecretString=self.standin.token)["ARN"]
             targets[TARGET_NAME]["token_secret_arn"] = arn
@@ -242,8 +227,10 @@ class LocalStack:
 
     def _route_lambda_invocations(self):
         handlers: dict[str, Callable] = {}
-        for step, module in STEPS.items():
-            handlers[function_name(step)] = importlib.import_module(f"steps.{module}").handler
+        result_paths: dict[str, str] = {}  # function name → where the state machine puts its result
+        for step in catalog.STEPS:
+            handlers[function_name(step.name)] = importlib.import_module(f"steps.{step.module}").handler
+            result_paths[function_name(step.name)] = step.result_path
         stack = self
 
         def invoke(name: str, body: bytes, response_headers: dict[str, str]) -> bytes:
@@ -260,7 +247,7 @@ class LocalStack:
                     # Step Functions discards what a step of a stopped execution returns; moto
                     # would instead take this error to the Catch and run Cleanup, ignoring the
                     # stop. Give back the state as it was: the execution then ends ABORTED.
-                    return json.dumps(event.get(_RESULT_PATH.get(name), None) or {}).encode()
+                    return json.dumps(event.get(result_paths[name]) or {}).encode()
                 response_headers["x-amz-function-error"] = "Unhandled"
                 return json.dumps({
                     "errorType": type(exc).__name__,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from studiorunner import catalog
+
 DEFAULT_STACK = "StudioRunner"
 UPLOAD_PREFIX = "uploads"
 
@@ -188,32 +190,22 @@ class Runs:
         return read_progress(body) if body else {}
 
 
-#: The state machine's states (statemachine/runner.asl.json), by what a person is told.
-_PHASES = {
-    "preparing": ("Start", "IsBatch?", "Prepare"),
-    "running a batch": ("PlanBatch", "BatchMode?", "RunBatchInline", "RunBatchDistributed", "SummarizeBatch"),
-    "waiting for a slot": ("AcquireSlot", "SlotAcquired?", "WaitForSlot"),
-    "starting the target": ("StartTarget", "TargetReady?", "WaitForTarget"),
-    "running shell commands": ("HasCommands?", "RunCommands"),
-    "starting a kernel": ("HasNotebook?", "StartKernel", "KernelReady?", "WaitForKernel"),
-    "running cells": ("RunCells", "MoreCells?"),
-    "cleaning up": ("Cleanup", "Succeeded?", "Done", "Failed", "CleanupCrashed"),
-}
-_PHASE_OF = {step: phase for phase, steps in _PHASES.items() for step in steps}
+#: The state machine's states (statemachine/runner.asl.json) → the step they belong to (the catalog's words).
+_STEP_OF = {state: step for step in catalog.STEPS for state in step.states}
 
 
-def phase_text(step: str, state: dict[str, Any]) -> str:
-    """A person's words for state ``step`` of a run whose state is ``state``."""
-    phase = _PHASE_OF.get(step, step)
-    if phase == "waiting for a slot":
-        slot = state.get("slot") if isinstance(state.get("slot"), dict) else {}
-        return str(slot.get("message") or phase)
-    polled = {"starting the target": "target", "starting a kernel": "kernel"}.get(phase)
-    if polled and isinstance(state.get(polled), dict):
-        progress = state[polled]
-        if progress.get("status") == "pending" and progress.get("detail"):
-            return f"{phase} ({progress['detail']})"
-    return phase
+def phase_text(state_name: str, state: dict[str, Any]) -> str:
+    """A person's words for state ``state_name`` of a run whose state is ``state``."""
+    step = _STEP_OF.get(state_name)
+    if step is None:
+        return state_name
+    result = state.get(step.result_path)
+    result = result if isinstance(result, dict) else {}
+    if step.says_message:
+        return str(result.get("message") or step.phase)
+    if step.polled and result.get("status") == "pending" and result.get("detail"):
+        return f"{step.phase} ({result['detail']})"
+    return step.phase
 
 
 def _info(desc: dict[str, Any]) -> RunInfo:

@@ -33,9 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from studiorunner import catalog
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 #: What the local stand-in can play (``--target`` with ``--local``, ``local up --target``).
-TARGET_TYPES = ("studio-space", "studio-classic", "notebook-instance", "jupyter")
+TARGET_TYPES = catalog.TARGET_KIND_NAMES
 
 
 class Parser(argparse.ArgumentParser):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from localstudio.lambda_context import FakeLambdaContext
+from tests import peer_suites as peers
 
 EVENTS = Path(__file__).parent / "events"
 
@@ -19,6 +20,12 @@ EVENTS = Path(__file__).parent / "events"
 def lambda_context() -> FakeLambdaContext:
     """A Lambda context with 15 minutes left, as Powertools' examples use one."""
     return FakeLambdaContext("studio-runner-test", 900)
+
+
+@pytest.fixture(scope="session")
+def peer_suites() -> Path:
+    """The peer projects' test notebooks (``../shared/peer-suites``); the test is skipped, saying why, without them."""
+    return peers.require()
 
 
 @pytest.fixture

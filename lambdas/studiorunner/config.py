@@ -2,7 +2,7 @@
 
 Targets come only from here (``STUDIO_RUNNER_TARGETS``, written by the CDK app from
 ``cdk.json``): a payload names a target, it never supplies a domain, URL or token.
-:data:`TARGET_SCHEMA` and :meth:`TargetConfig.from_dict` are the one definition of a target:
+The kinds' schemas (:mod:`studiorunner.catalog`) and :meth:`TargetConfig.from_dict` are the one definition of a target:
 the steps, the local stack and ``infra/config.py`` (which validates ``cdk.json`` at synth
 time) all use them, so they cannot disagree on what a target needs.
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from studiorunner.catalog import TARGET_KIND_NAMES, TARGET_KINDS
 from studiorunner.errors import TargetNotAllowed
 
 #: Target names appear in S3 keys (``<inbox>/<target>/…``) and construct ids: kept plain.
@@ -44,38 +45,10 @@ def _check(pattern: re.Pattern[str], what: str) -> Callable[[str], str | None]:
     return check
 
 
-@dataclass(frozen=True)
-class TargetType:
-    """What one type of target needs: its required and optional keys (besides ``type``)."""
-
-    required: tuple[str, ...]
-    optional: tuple[str, ...] = ("region",)
-
-
-#: The one target schema: each type's required and optional keys in ``cdk.json`` /
-#: ``STUDIO_RUNNER_TARGETS``. A ``jupyter`` target's ``token_secret_arn`` is optional: a
-#: Jupyter server started with ``--ServerApp.token=''`` (as SageMaker Distribution starts
-#: one) has no token. Without it the steps send none (locally, STUDIO_RUNNER_JUPYTER_TOKEN).
-TARGET_SCHEMA: Mapping[str, TargetType] = {
-    # instance_type: what CreateApp runs the space's app on (else the space's default).
-    "studio-space": TargetType(required=("domain_id", "user_profile", "space_name"),
-                               optional=("region", "instance_type")),
-    "studio-classic": TargetType(required=("domain_id", "user_profile")),
-    "notebook-instance": TargetType(required=("name",)),
-    "jupyter": TargetType(required=("url",), optional=("token_secret_arn", "region")),
-}
-TARGET_TYPES = tuple(TARGET_SCHEMA)
-
-#: ``max_concurrent_runs`` when a target sets none (None: no limit, no slot is taken). A space
-#: and a notebook instance are one machine, often with a person working on it; each Classic
-#: run gets a KernelGateway app of its own; a plain Jupyter server's size is unknown to us.
-#: Any target may set a positive integer, or null for no limit. (See run/slots.py.)
-DEFAULT_MAX_CONCURRENT_RUNS: Mapping[str, int | None] = {
-    "studio-space": 1,
-    "notebook-instance": 1,
-    "studio-classic": None,
-    "jupyter": None,
-}
+#: The one target schema is the catalog's: each kind's required and optional keys in
+#: ``cdk.json`` / ``STUDIO_RUNNER_TARGETS`` and its default ``max_concurrent_runs`` (None: no
+#: limit, no slot is taken; any target may set a positive integer, or null; see run/slots.py).
+TARGET_TYPES = TARGET_KIND_NAMES
 #: Keys every type accepts that are not strings (checked on their own, below).
 _NUMBER_KEYS = ("max_concurrent_runs",)
 
@@ -110,16 +83,16 @@ class TargetConfig:
 
     @classmethod
     def from_dict(cls, name: str, raw: Any) -> TargetConfig:
-        """Validate one target against :data:`TARGET_SCHEMA`; TargetConfigError names the first bad key."""
+        """Validate one target against its kind's schema (the catalog); TargetConfigError names the first bad key."""
         if not isinstance(name, str) or not TARGET_NAME.match(name):
             raise TargetConfigError(str(name), "", "target names are 1-63 letters, digits, '_' or '-' "
                                                    "(they appear in S3 keys)")
         if not isinstance(raw, Mapping):
             raise TargetConfigError(name, "", f"must be an object, got {type(raw).__name__}")
         kind = raw.get("type")
-        if kind not in TARGET_SCHEMA:
+        if kind not in TARGET_KINDS:
             raise TargetConfigError(name, "type", f"must be one of {', '.join(TARGET_TYPES)}, got {kind!r}")
-        schema = TARGET_SCHEMA[kind]
+        schema = TARGET_KINDS[kind]
         unknown = sorted(set(raw) - set(schema.required) - set(schema.optional) - {"type", *_NUMBER_KEYS})
         if unknown:
             allowed = ", ".join(sorted({"type", *schema.required, *schema.optional, *_NUMBER_KEYS}))
@@ -136,7 +109,7 @@ class TargetConfig:
             problem = _KEY_CHECKS[key](value)
             if problem:
                 raise TargetConfigError(name, key, problem)
-        limit = raw.get("max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS[kind])
+        limit = raw.get("max_concurrent_runs", schema.default_max_concurrent_runs)
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             raise TargetConfigError(name, "max_concurrent_runs",
                                     f"must be a positive integer, or null for no limit, got {limit!r}")
@@ -146,7 +119,7 @@ class TargetConfig:
             domain_id=raw.get("domain_id"),
             user_profile=raw.get("user_profile"),
             space_name=raw.get("space_name"),
-            instance_name=raw.get("name") if kind == "notebook-instance" else None,
+            instance_name=raw.get("name"),  # only a kind with a ``name`` key (notebook-instance) accepts one
             url=(raw.get("url") or "").rstrip("/") or None,
             token_secret_arn=raw.get("token_secret_arn"),
             region=raw.get("region"),
@@ -159,10 +132,10 @@ class TargetConfig:
         keys = {"domain_id": self.domain_id, "user_profile": self.user_profile, "space_name": self.space_name,
                 "name": self.instance_name, "url": self.url, "token_secret_arn": self.token_secret_arn,
                 "region": self.region, "instance_type": self.instance_type}
-        schema = TARGET_SCHEMA[self.type]
+        schema = TARGET_KINDS[self.type]
         form = {"type": self.type, **{k: v for k, v in keys.items()
                                       if v is not None and k in (*schema.required, *schema.optional)}}
-        if self.max_concurrent_runs != DEFAULT_MAX_CONCURRENT_RUNS[self.type]:
+        if self.max_concurrent_runs != schema.default_max_concurrent_runs:
             form["max_concurrent_runs"] = self.max_concurrent_runs
         return form
 

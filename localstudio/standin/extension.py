@@ -77,7 +77,7 @@ def install(
     serverapp.identity_provider.cookie_options = {**serverapp.identity_provider.cookie_options, "path": "/"}
     web_app.settings["xsrf_cookie_kwargs"] = {"path": base_url}
 
-    if flavor == "studio-classic":
+    if world.plays.kernel_gateway_apps:
         # Studio reports each kernel's KernelGateway app in the kernel model, which is
         # what sessions[].kernel.app_name shows (A8).
         km = serverapp.kernel_manager
@@ -104,7 +104,7 @@ def install(
         (url_path_join(base_url, "lab"), LabPageHandler),
         (url_path_join(base_url, f"api/kernels/{kernel_id}/channels"), DroppableKernelWebsocketHandler, s),
     ]
-    if flavor == "studio-classic":
+    if world.plays.kernel_gateway_apps:
         handlers += [
             (url_path_join(base_url, "api/kernels"), ClassicKernelsHandler, s),
             (url_path_join(base_url, "sagemaker/api/apps"), ClassicAppsHandler, s),

@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from studiorunner import catalog
+
 from .shared import BASE_URLS, CONTROL_PATH, SAGEMAKER_PATH
 from .world import FLAVORS, HOSTS, IDENTITY, Faults
 
@@ -323,13 +325,14 @@ def serve(root: Path | str, flavor: str = "studio-space", port: int | None = Non
     try:
         ident = standin.identity
         endpoint = standin.sagemaker_endpoint
-        if flavor == "notebook-instance":
+        plays = catalog.kind(flavor).standin
+        if plays.login == "presigned-notebook-instance-url":
             login = (
                 f"aws sagemaker create-presigned-notebook-instance-url --endpoint-url {endpoint} "
                 f"--region {ident['region']} --notebook-instance-name {ident['notebook_instance']}"
             )
         else:
-            space = f" --space-name {ident['space_name']}" if flavor == "studio-space" else ""
+            space = f" --space-name {ident['space_name']}" if plays.app_owner == "space_name" else ""
             login = (
                 f"aws sagemaker create-presigned-domain-url --endpoint-url {endpoint} "
                 f"--region {ident['region']} --domain-id {ident['domain_id']} "
@@ -338,7 +341,7 @@ def serve(root: Path | str, flavor: str = "studio-space", port: int | None = Non
         print(f"Studio stand-in ({flavor}) serving {standin.root}")
         print(f"  Jupyter:        {standin.jupyter_url}")
         print(f"  SageMaker API:  export AWS_ENDPOINT_URL_SAGEMAKER={endpoint}")
-        if flavor == "jupyter":
+        if plays.login == "token":
             print("  Login:          Authorization: token <token> (the token is not printed)")
         else:
             print(f"  Login URL:      {login}")

@@ -9,6 +9,8 @@ from typing import Any
 from jupyter_core.utils import ensure_async
 from tornado.ioloop import IOLoop
 
+from studiorunner import catalog
+
 from .sagemaker_api import LoginTokens
 from .world import App, Faults, World
 
@@ -19,12 +21,7 @@ CONTROL_PATH = "/_standin"
 AUTH_PATH = "/auth"
 
 #: Flavor → Jupyter base_url (Studio's proxy paths).
-BASE_URLS = {
-    "studio-space": "/jupyterlab/default/",
-    "studio-classic": "/jupyter/default/",
-    "notebook-instance": "/",
-    "jupyter": "/",
-}
+BASE_URLS = {name: kind.standin.base_url for name, kind in catalog.TARGET_KINDS.items()}
 
 KERNEL_GATEWAY_WAIT_LIMIT = 900.0  # seconds; a real KernelGateway start takes minutes
 
@@ -86,7 +83,7 @@ class StandInState:
             ],
             "terminals": terminals,
             "notebook_instances": [{"name": nb.name, "status": nb.status}]
-            if self.flavor == "notebook-instance"
+            if self.world.plays.notebook_instance
             else [],
             "faults": self.faults.to_dict(),
             "api_errors": list(self.world.api_errors),

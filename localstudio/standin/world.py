@@ -16,7 +16,10 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 
-FLAVORS = ("studio-space", "studio-classic", "notebook-instance", "jupyter")
+from studiorunner import catalog
+
+#: What the stand-in can play: every kind of target (how, is each kind's ``standin`` in the catalog).
+FLAVORS = catalog.TARGET_KIND_NAMES
 
 #: The fixed names of the one-of-everything world the stand-in plays.
 IDENTITY: dict[str, str] = {
@@ -249,46 +252,49 @@ class World:
         if instance_initially not in ("InService", "Stopped"):
             raise ValueError("instance_initially must be 'InService' or 'Stopped'")
         self.flavor = flavor
+        self.plays = catalog.kind(flavor).standin
         self.faults = faults
         self.apps: list[App] = []
         self.api_errors: list[str] = []  # "Operation: Code" of every SageMaker API error answered
         self.on_apps_gone = on_apps_gone or (lambda apps: None)
         self.on_instance_stopping = on_instance_stopping or (lambda: None)
-        if app_initially == "present":
-            if flavor == "studio-space":
+        server_app = self.plays.server_app
+        if server_app and self.plays.kernel_gateway_apps:
+            if legacy:
+                # Studio Classic is retired (A7): only a "legacy" domain still has its apps.
+                self.apps.append(App(server_app, "default", None, IDENTITY["user_profile"], "system",
+                                     status="InService"))
                 self.apps.append(
-                    App("JupyterLab", "default", IDENTITY["space_name"], None,
-                        DEFAULT_INSTANCE_TYPE, status="InService")
+                    App("KernelGateway", kernel_gateway_app_name(IDENTITY["user_profile"], DEFAULT_INSTANCE_TYPE),
+                        None, IDENTITY["user_profile"], DEFAULT_INSTANCE_TYPE, status="InService")
                 )
-        if flavor == "studio-classic" and legacy:
-            # Studio Classic is retired (A7): only a "legacy" domain still has its apps.
-            self.apps.append(
-                App("JupyterServer", "default", None, IDENTITY["user_profile"], "system", status="InService")
-            )
-            self.apps.append(
-                App("KernelGateway", kernel_gateway_app_name(IDENTITY["user_profile"], DEFAULT_INSTANCE_TYPE),
-                    None, IDENTITY["user_profile"], DEFAULT_INSTANCE_TYPE, status="InService")
-            )
-        status = instance_initially if flavor == "notebook-instance" else "Stopped"
+        elif server_app and app_initially == "present":
+            self.apps.append(App(server_app, "default", **self._owner(), instance_type=DEFAULT_INSTANCE_TYPE,
+                                 status="InService"))
+        status = instance_initially if self.plays.notebook_instance else "Stopped"
         self.instance = NotebookInstance(IDENTITY["notebook_instance"], status)
+
+    def _owner(self) -> dict[str, str | None]:
+        """The flavor's server app's owner: its space, or (Classic) its user profile."""
+        owner = self.plays.app_owner
+        return {"space_name": IDENTITY[owner] if owner == "space_name" else None,
+                "user_profile": IDENTITY[owner] if owner == "user_profile" else None}
 
     # ---- readiness ------------------------------------------------------------------
 
     def server_app(self) -> App | None:
         """The app that runs the flavor's Jupyter server (None for instances and plain Jupyter)."""
-        if self.flavor == "studio-space":
-            return self.find_app("JupyterLab", "default", space_name=IDENTITY["space_name"])
-        if self.flavor == "studio-classic":
-            return self.find_app("JupyterServer", "default", user_profile=IDENTITY["user_profile"])
-        return None
+        if not self.plays.server_app:
+            return None
+        return self.find_app(self.plays.server_app, "default", **self._owner())
 
     def jupyter_available(self) -> bool:
         """Whether Studio's proxy would pass requests through to Jupyter right now."""
-        if self.flavor in ("studio-space", "studio-classic"):
+        if self.plays.server_app:
             app = self.server_app()
             return (app is not None and app.status == "InService"
                     and time.monotonic() - app.in_service_at >= self.faults.proxy_ready_seconds)
-        if self.flavor == "notebook-instance":
+        if self.plays.notebook_instance:
             return self.instance.status == "InService"
         return True
 
@@ -375,7 +381,7 @@ class World:
         if app is not None and app.status in ("Pending", "InService"):
             self.delete_app(app)
             return True
-        if self.flavor == "notebook-instance" and self.instance.status == "InService":
+        if self.plays.notebook_instance and self.instance.status == "InService":
             self.stop_instance()
             return True
         return False

@@ -12,9 +12,9 @@ import nbformat
 import localstudio  # noqa: F401  (puts lambdas/ on sys.path)
 from localstudio.local_stack import LocalStack
 from localstudio.standin import StandIn
+from tests.peer_suites import peer_file
 
 REPO = Path(__file__).resolve().parents[2]
-PEERS = REPO.parent / "shared" / "peer-suites"
 
 
 def write_notebook(root: Path, name: str, *sources: str, tags: dict[int, list[str]] | None = None,
@@ -67,7 +67,7 @@ def _uri_from_cause(cause: str | None) -> str:
 
 
 def copy_peer(suite: str, name: str, root: Path) -> str:
-    shutil.copy(PEERS / suite / name, root / name)
+    shutil.copy(peer_file(suite, name), root / name)
     return name
 
 

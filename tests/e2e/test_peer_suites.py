@@ -1,5 +1,5 @@
 """The peer suites through the FULL local run: papermill's and nbclient's own test notebooks
-(read from /work/shared/peer-suites, see its README) run by the state machine against the
+(read from ../shared/peer-suites: tests/peer_suites.py) run by the state machine against the
 Studio stand-in, and the executed notebook read back from S3.
 
 The nbclient notebooks are compared with their stored outputs after nbclient's
@@ -19,17 +19,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from e2e_support import PEERS, Env, assert_nothing_running, errors, stream_text
+from e2e_support import Env, assert_nothing_running, errors, stream_text
 
 from localstudio.local_stack import LocalStack
 from localstudio.standin import StandIn
 from tests.integration.test_conformance_nbclient import assert_same_outputs
+from tests.peer_suites import MISSING, PEER_SUITES
 
-NBCLIENT = PEERS / "nbclient"
-PAPERMILL = PEERS / "papermill"
+NBCLIENT = PEER_SUITES / "nbclient"
+PAPERMILL = PEER_SUITES / "papermill"
 PARALLEL_ENV = "NBEXECUTE_TEST_PARALLEL_TMPDIR"
 
-pytestmark = pytest.mark.skipif(not PEERS.is_dir(), reason="peer suites not present")
+pytestmark = pytest.mark.skipif(not PEER_SUITES.is_dir(), reason=MISSING)
 
 
 @pytest.fixture(scope="module")

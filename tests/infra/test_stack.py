@@ -10,7 +10,7 @@ from aws_cdk.assertions import Capture, Match
 from cfnlint.api import ManualArgs, lint_file
 
 from infra.bundling import RUNTIME
-from infra.runner import STEPS
+from studiorunner.catalog import STEPS
 from studiorunner.naming import is_valid_name, schedule_run_prefix
 from tests.infra.conftest import ROOT
 
@@ -113,7 +113,7 @@ def test_step_functions_get_the_run_environment(synthesized):
         synthesized.template.has_resource_properties("AWS::Lambda::Function", {
             "Handler": step.handler,
             "MemorySize": 2048,
-            "Timeout": 840 if step.construct_id in ("RunCells", "RunCommands") else 300,
+            "Timeout": 840 if step.name in ("RunCells", "RunCommands") else 300,
             "Environment": {"Variables": {
                 "STUDIO_RUNNER_TARGETS": targets_json,
                 "STUDIO_RUNNER_DEFAULT_TARGET": "analytics-space",

@@ -32,9 +32,10 @@ from studiorunner.errors import (
 )
 from studiorunner.jupyter import http as http_module
 from studiorunner.jupyter.rest import JupyterClient
-from studiorunner.targets import StudioClassicTarget, StudioSpaceTarget, TargetProgress
+from studiorunner.targets import TargetProgress
 from studiorunner.targets.jupyter import JupyterTarget
 from studiorunner.targets.notebook_instance import NotebookInstanceTarget
+from studiorunner.targets.studio import StudioClassicTarget, StudioSpaceTarget
 
 
 def aws(standin):

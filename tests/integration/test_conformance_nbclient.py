@@ -1,6 +1,6 @@
 """nbclient's own test notebooks, run through our executor, compared as nbclient compares them.
 
-Read from /work/shared/peer-suites/nbclient (see its README for the options and the
+Read from ../shared/peer-suites/nbclient (tests/peer_suites.py; see its README for the options and the
 normalisation nbclient's tests apply).
 """
 
@@ -11,7 +11,6 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -23,12 +22,11 @@ from studiorunner.execution.executor import CellExecutor
 from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.kernel_protocol import new_session_id
 from tests.integration.kernel_server import JupyterServer, start_server
+from tests.peer_suites import MISSING, PEER_SUITES
 
-SUITE = Path(__file__).resolve().parents[3] / "shared" / "peer-suites" / "nbclient"
-if not SUITE.is_dir():
-    SUITE = Path("/work/shared/peer-suites/nbclient")
+SUITE = PEER_SUITES / "nbclient"
 
-pytestmark = pytest.mark.skipif(not SUITE.is_dir(), reason="nbclient peer suite not present")
+pytestmark = pytest.mark.skipif(not SUITE.is_dir(), reason=MISSING)
 
 _ANSI = re.compile(r"\x1b\[(.*?)([@-~])")
 _ADDR = re.compile(r"0x[0-9a-fA-F]+")

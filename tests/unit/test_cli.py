@@ -238,11 +238,11 @@ def test_status_and_watch_say_a_run_is_waiting_for_a_slot(aws, monkeypatch, caps
     ("Cleanup", {}, "cleaning up"),
 ])
 def test_each_state_of_the_state_machine_has_words_for_people(step, state, said):
-    from studiorunner_cli.runs import _PHASE_OF, phase_text
+    from studiorunner_cli.runs import _STEP_OF, phase_text
 
     assert phase_text(step, state) == said
     definition = json.loads((REPO / "statemachine" / "runner.asl.json").read_text())
-    assert set(definition["States"]) <= set(_PHASE_OF)  # a new state gets words too
+    assert set(definition["States"]) <= set(_STEP_OF)  # a new state gets words too
 
 
 def _status_soon(sfn, execution_arn: str) -> str:

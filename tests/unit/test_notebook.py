@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -30,7 +29,6 @@ from studiorunner.notebook import (
 from studiorunner.parameters import inject_parameters
 from studiorunner.store import notebook_from_bytes, notebook_to_bytes
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "peer-suites"
 T0 = datetime(2026, 11, 22, 6, 0, 0, tzinfo=UTC)
 
 
@@ -64,8 +62,8 @@ def test_code_cells_to_run_skips_blank_markdown_and_skip_execution():
     assert code_cells_to_run(sample()) == [1, 3, 5, 6]
 
 
-def test_code_cells_to_run_on_nbclients_skip_execution_notebook():
-    nb = nbformat.read(SHARED / "nbclient" / "Skip Execution with Cell Tag.ipynb", as_version=4)
+def test_code_cells_to_run_on_nbclients_skip_execution_notebook(peer_suites):
+    nb = nbformat.read(peer_suites / "nbclient" / "Skip Execution with Cell Tag.ipynb", as_version=4)
     assert code_cells_to_run(nb) == [1]
 
 
@@ -243,8 +241,8 @@ def test_error_banner_escapes_the_error_text():
     assert len(nb.cells[0].source) < 1200  # evalue is shortened; the cell has the full text
 
 
-def test_banner_on_a_v4_4_notebook_keeps_it_valid():
-    nb = nbformat.read(SHARED / "papermill" / "broken1.ipynb", as_version=4)
+def test_banner_on_a_v4_4_notebook_keeps_it_valid(peer_suites):
+    nb = nbformat.read(peer_suites / "papermill" / "broken1.ipynb", as_version=4)
     assert nb.nbformat_minor < 5
     index = code_cells_to_run(nb)[0]
     add_error_banner(nb, index, "Exception", "boom")
@@ -272,8 +270,8 @@ def test_kernel_death_is_said_in_the_cell():
     nbformat.validate(new_notebook(cells=[cell]))
 
 
-def test_whole_lifecycle_survives_a_save_and_load():
-    nb = nbformat.read(SHARED / "papermill" / "simple_execute.ipynb", as_version=4)
+def test_whole_lifecycle_survives_a_save_and_load(peer_suites):
+    nb = nbformat.read(peer_suites / "papermill" / "simple_execute.ipynb", as_version=4)
     inject_parameters(nb, {"msg": "Hello"})
     prepare(nb, parameters={"msg": "Hello"})
     for i in code_cells_to_run(nb):

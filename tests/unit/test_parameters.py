@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -24,10 +23,7 @@ from studiorunner.parameters import (
     translate_python,
 )
 from studiorunner.store import notebook_from_bytes, notebook_to_bytes
-
-# ../shared beside the checkout (a git worktree sits one level deeper: look up every parent)
-PEERS = next((p / "shared" / "peer-suites" / "papermill" for p in Path(__file__).resolve().parents
-              if (p / "shared" / "peer-suites" / "papermill").is_dir()), Path("../shared/peer-suites/papermill"))
+from tests.peer_suites import peer_file
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +34,7 @@ def _no_black(monkeypatch):
 
 
 def load_peer(name: str) -> nbformat.NotebookNode:
-    return nbformat.read(PEERS / name, as_version=4)
+    return nbformat.read(peer_file("papermill", name), as_version=4)
 
 
 def papermill_reference(nb: nbformat.NotebookNode, parameters: dict) -> nbformat.NotebookNode:

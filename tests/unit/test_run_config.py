@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from studiorunner.config import TARGET_SCHEMA, TargetConfig, TargetConfigError
+from studiorunner.catalog import TARGET_KINDS
+from studiorunner.config import TargetConfig, TargetConfigError
 
 SPACE = {"type": "studio-space", "domain_id": "d-abc123", "user_profile": "alice", "space_name": "lab"}
 
@@ -18,7 +19,7 @@ def test_every_type_round_trips_through_its_configuration_form():
         "jupyter": {"type": "jupyter", "url": "https://jupyter.example.com/lab",
                     "token_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jt-AbC"},
     }
-    assert set(examples) == set(TARGET_SCHEMA)
+    assert set(examples) == set(TARGET_KINDS)
     for kind, raw in examples.items():
         config = TargetConfig.from_dict("t", raw)
         assert config.type == kind

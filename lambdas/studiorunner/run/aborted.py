@@ -13,10 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from studiorunner.run.state import STEP_RESULT_PATHS
-
-#: Where each step's result lands in the state (the ResultPath in runner.asl.json).
-RESULT_PATHS = STEP_RESULT_PATHS
+from studiorunner.catalog import STEP_RESULT_PATHS
 
 
 def history_events(sfn, execution_arn: str) -> list[dict[str, Any]]:
@@ -47,9 +44,9 @@ def state_from_history(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 state = data
             continue
         done = event.get("lambdaFunctionSucceededEventDetails") or event.get("taskSucceededEventDetails")
-        if done and current_step in RESULT_PATHS and state:
+        if done and current_step in STEP_RESULT_PATHS and state:
             try:
-                state[RESULT_PATHS[current_step]] = json.loads(done.get("output") or "null")
+                state[STEP_RESULT_PATHS[current_step]] = json.loads(done.get("output") or "null")
             except ValueError:
                 pass
     return state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from studiorunner import catalog
 from studiorunner import notebook as nbtools
 from studiorunner.errors import PayloadInvalid
 from studiorunner.parameters import check_injection
@@ -23,9 +24,10 @@ def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
     """
     spec = validate_payload(event.get("payload"), max_run_seconds=services.config.max_run_seconds)
     target = services.config.target(spec.target)
-    if spec.instance_type and target.type != "studio-classic":
+    if spec.instance_type and not catalog.kind(target.type).kernel_instance_type:
+        kinds = ", ".join(k.name for k in catalog.TARGET_KINDS.values() if k.kernel_instance_type)
         raise PayloadInvalid(
-            f"'kernel.instance_type' only applies to studio-classic targets; target {target.name!r} is {target.type}"
+            f"'kernel.instance_type' only applies to {kinds} targets; target {target.name!r} is {target.type}"
         )
     if not services.config.bucket:
         raise PayloadInvalid("The deployment has no output bucket (STUDIO_RUNNER_BUCKET is empty)")

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+from studiorunner import catalog
 from studiorunner import notebook as nbtools
-from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady, TargetFailed
+from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady
 from studiorunner.jupyter.kernel_protocol import new_session_id
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.parameters import inject_parameters
 from studiorunner.run.context import StepContext
-from studiorunner.run.services import KERNEL_POST_TIMEOUT_SECONDS, KERNEL_PROBE_SECONDS, UPLOAD_DIR, Services
+from studiorunner.run.services import KERNEL_PROBE_SECONDS, UPLOAD_DIR, Services
 from studiorunner.run.state import KernelProgress
 from studiorunner.translators import notebook_language
 
@@ -89,6 +91,23 @@ def _bounded(warnings: list[str]) -> list[str]:
     return kept + [f"… and {more} more warning(s): all are in the output notebook's metadata.studio_runner.warnings"]
 
 
+#: A kind's kernel hook (``catalog.TargetKind.kernel_start``): create the run's kernel and its
+#: session and return the session's model (``POST api/sessions``' answer), or say what it is
+#: still waiting for (a str: the state machine waits and StartKernel calls it again).
+KernelStart = Callable[[JupyterClient, KernelProgress, StepContext], "dict[str, Any] | str"]
+
+
+def start_in_session(jupyter: JupyterClient, kernel: KernelProgress, ctx: StepContext) -> dict[str, Any] | str:
+    """The ordinary way: one ``POST api/sessions`` on the run's own session path starts its kernel."""
+    return jupyter.create_session(kernel.session_path, kernel_name=kernel.name)
+
+
+def kernel_start(target_type: str) -> KernelStart:
+    """The kernel hook of a kind of target (the catalog names it), else :func:`start_in_session`."""
+    dotted = catalog.kind(target_type).kernel_start
+    return catalog.resolve(dotted) if dotted else start_in_session
+
+
 def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
     """First call: load the notebook, save the pending output, start a kernel. Later calls: wait for it."""
     ctx = StepContext.begin(state, services)
@@ -100,16 +119,9 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
         kernel.begin(ctx.now)
         if not kernel.name:
             _prepare_notebook(ctx, jupyter, kernel)
-        if target.uses_kernel_gateway_apps:
-            _start_classic_kernel(jupyter, kernel, ctx)
-            if not kernel.id:
-                return _pending(kernel, "waiting for the KernelGateway app", ctx)
-            session = jupyter.create_session(kernel.session_path, kernel_id=kernel.id)
-            if not kernel.app_name:  # Studio names the kernel's app in its sessions (A8)
-                kernel.app_name = (session.get("kernel") or {}).get("app_name") or jupyter.kernel_app_name(kernel.id)
-                kernel.app_created = bool(kernel.app_name) and kernel.app_name not in (kernel.apps_before or [])
-        else:
-            session = jupyter.create_session(kernel.session_path, kernel_name=kernel.name)
+        session = kernel_start(ctx.run.target_type)(jupyter, kernel, ctx)
+        if isinstance(session, str):
+            return _pending(kernel, session, ctx)
         kernel.id = session["kernel"]["id"]
         kernel.session_id = session["id"]
         kernel.client_session_id = new_session_id()
@@ -173,66 +185,3 @@ def _pending(kernel: KernelProgress, detail: str, ctx: StepContext, *, first_wai
         )
     kernel.wait(detail, first=first_wait, cap=30.0)
     return kernel.to_dict()
-
-
-def _classic_instance_type(jupyter: JupyterClient, ctx: StepContext) -> str:
-    """The instance type of a running KernelGateway app to put the kernel on.
-
-    Studio Classic is retired (REAL-STUDIO A7): a kernel for an instance type without a
-    running KernelGateway app would need a new app, which AWS no longer creates.
-    """
-    running = {a.get("instance_type"): a.get("app_name") for a in jupyter.list_studio_apps()
-               if a.get("status", "InService") == "InService" and a.get("instance_type")}
-    wanted = ctx.spec.instance_type
-    if wanted and wanted in running:
-        return wanted
-    if not wanted and running:
-        return sorted(running)[0]
-    have = ", ".join(f"{app} ({itype})" for itype, app in sorted(running.items())) or "none"
-    name = ctx.run.target
-    raise TargetFailed(
-        f"Target {name!r} is Studio Classic, which AWS has retired: a kernel{' on ' + wanted if wanted else ''} "
-        f"would need a new KernelGateway app, and AWS no longer creates them (running KernelGateway apps: {have}). "
-        f"Use kernel.instance_type of a running app, or a studio-space target.",
-        target=name, instance_type=wanted, retired=True,
-    )
-
-
-def _start_classic_kernel(jupyter: JupyterClient, kernel: KernelProgress, ctx: StepContext) -> None:
-    """POST a kernel on Studio Classic without letting a slow KernelGateway start hold the Lambda.
-
-    The POST blocks while the app starts. If it times out the server keeps starting the
-    app and the kernel; the next call adopts the kernel that appeared since, rather than
-    POSTing again and starting a second one. The kernel's app is read from the POST's
-    answer, else from ``sessions[].kernel.app_name`` once the session exists (A8:
-    ``sagemaker/api/apps`` says nothing about kernels).
-    """
-    if kernel.kernels_before is None:
-        kernel.kernels_before = [k["id"] for k in jupyter.list_kernels()]
-        kernel.apps_before = sorted(a.get("app_name", "") for a in jupyter.list_studio_apps())
-    before, apps_before = set(kernel.kernels_before), set(kernel.apps_before or [])
-    if kernel.posted:
-        for model in jupyter.list_kernels():
-            if model["id"] not in before and model.get("name") == kernel.name:
-                kernel.id = model["id"]
-                break
-    else:
-        instance_type = _classic_instance_type(jupyter, ctx)
-        kernel.posted = True
-        try:
-            model = jupyter.create_kernel(kernel.name, instance_type=instance_type,
-                                          timeout=KERNEL_POST_TIMEOUT_SECONDS)
-        except JupyterHTTPError as exc:
-            if exc.facts.get("timeout"):
-                return
-            if "deprecated" in str(exc).lower():
-                raise TargetFailed(
-                    f"Studio Classic refused a kernel on {instance_type}: AWS no longer creates KernelGateway apps ({exc})",
-                    target=ctx.run.target, retired=True,
-                ) from None
-            raise
-        kernel.id = model["id"]
-        if model.get("app_name"):
-            kernel.app_name = model["app_name"]
-    if kernel.app_name:
-        kernel.app_created = kernel.app_name not in apps_before

@@ -1,7 +1,8 @@
 """The run's state in Step Functions, typed: one part per step, (de)serialised here only.
 
 The state machine carries a JSON object; each step reads it whole and returns the part
-it owns (the ResultPath in ``statemachine/runner.asl.json``)::
+it owns (its ``result_path`` in ``studiorunner.catalog.STEPS``, the ResultPath in
+``statemachine/runner.asl.json``)::
 
     run     – Prepare:     RunRecord       (ResultSelector wraps Prepare's result as $.run)
     slot    – AcquireSlot: run.slots.SlotState (status acquired | waiting | unlimited, message, …)
@@ -27,46 +28,8 @@ from studiorunner.payload import RunSpec
 from studiorunner.targets import TargetProgress
 from studiorunner.targets.base import Progress
 
-__all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "STEPS", "STEP_RESULT_PATHS",
-           "StepInfo", "TargetProgress", "known_fields"]
-
-@dataclass(frozen=True)
-class StepInfo:
-    """One Task state of ``statemachine/runner.asl.json`` and the Lambda handler behind it."""
-
-    name: str  # the state's name in the ASL; its Resource is ${<name>FunctionArn}
-    module: str  # the handler is ``steps.<module>.handler`` (lambdas/steps/<module>.py)
-    result_path: str  # where its result lands in the state ($.<result_path>)
-    uses_target: bool  # logs in to the target (so needs its permissions); Prepare only validates
-    description: str
-
-    @property
-    def handler(self) -> str:
-        return f"steps.{self.module}.handler"
-
-    @property
-    def placeholder(self) -> str:
-        return f"{self.name}FunctionArn"
-
-
-#: The state machine's steps, in the order a run meets them: the one list the local stack,
-#: ``aborted`` and ``infra/`` read; tests/unit/test_run_state.py checks runner.asl.json against it.
-STEPS: tuple[StepInfo, ...] = (
-    # Prepare's result becomes ``run`` through its ResultSelector (its ResultPath is "$").
-    StepInfo("Prepare", "prepare", "run", False, "validate the payload and plan the run"),
-    StepInfo("AcquireSlot", "acquire_slot", "slot", False, "take one of the target's concurrency slots, or wait"),
-    StepInfo("StartTarget", "start_target", "target", True, "start or poll the target"),
-    StepInfo("RunCommands", "run_commands", "commands", True, "run shell commands in a terminal"),
-    StepInfo("StartKernel", "start_kernel", "kernel", True, "start or poll the kernel"),
-    StepInfo("RunCells", "run_cells", "cursor", True, "execute the notebook's cells"),
-    StepInfo("Cleanup", "cleanup", "outcome", True, "remove what the run started"),
-    # A batch (parameter_sets / runs): plan it, run one child execution per item (a Map), summarise.
-    StepInfo("PlanBatch", "plan_batch", "batch", False, "validate a batch and name its child runs"),
-    StepInfo("SummarizeBatch", "summarize_batch", "outcome", False, "collect how each child run of a batch ended"),
-)
-
-#: Where each step's result lands in the state (without "$.").
-STEP_RESULT_PATHS: dict[str, str] = {step.name: step.result_path for step in STEPS}
+__all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "TargetProgress",
+           "known_fields"]
 
 T = TypeVar("T")
 

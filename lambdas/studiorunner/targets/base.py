@@ -131,9 +131,6 @@ class Target(ABC):
         """Stop the app/instance per ``policy`` ("if_created", "always", "never")."""
         return ReleaseReport()
 
-    # Studio Classic starts one KernelGateway app per kernel instance type.
-    uses_kernel_gateway_apps = False
-
     def lost_error(self) -> TargetFailed | None:
         """A TargetFailed when the app/instance is no longer running (idle shutdown, someone
         stopped it: REAL-STUDIO A10), else None. For a step whose kernel or server stopped

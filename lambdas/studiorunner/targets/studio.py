@@ -218,7 +218,6 @@ class StudioClassicTarget(_StudioAppTarget):
 
     app_type = "JupyterServer"
     base_path = "/jupyter/default"
-    uses_kernel_gateway_apps = True
 
     def _app_ids(self) -> dict[str, str]:
         return {"DomainId": self.config.domain_id, "UserProfileName": self.config.user_profile}
