@@ -127,6 +127,10 @@ class ProgressReporter:
         self.save_if_due()
 
     def cell_finished(self, index: int, cell: NotebookNode, status: str) -> None:
+        if status == "skipped":
+            # Not run, and not in cells_total (the cells a run executes). Bug fix: it took a
+            # number in the sequence, so the CLI printed "(3/2)" (issue 20).
+            return
         with self._lock:
             record = self._finished(index, cell, status)
         if self.on_cell_finished:

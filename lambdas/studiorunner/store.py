@@ -95,7 +95,10 @@ def notebook_to_bytes(nb: NotebookNode, *, validate: bool = False) -> bytes:
     text = json.dumps(
         view, cls=nbjson.BytesEncoder, indent=1, sort_keys=True, separators=(",", ": "), ensure_ascii=False
     )
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate got in (issue 20): U+FFFD rather than no notebook at all
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
 
 
 def notebook_from_bytes(data: bytes, *, source: str) -> NotebookNode:

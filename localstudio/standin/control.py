@@ -1,5 +1,6 @@
 """What tests steer: the control endpoints (state, fault knobs, killing a kernel, idle
-shutdown) and the kernel WebSocket that the server drops on the ``drop_websockets_after_seconds`` knob."""
+shutdown) and the kernel WebSocket that the server drops on the ``drop_websockets_after_seconds`` knob
+(and that loses a rate-limited cell's idle on ``iopub_idle_lost_when_rate_limited``)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,37 @@ class DroppableKernelWebsocketHandler(KernelWebsocketHandler):
         after = self.state.faults.drop_websockets_after_seconds
         if after is not None:
             self._drop_handle = IOLoop.current().call_later(after, self._drop)
+        self._lose_idle_when_rate_limited(kernel_id)
         await super().open(kernel_id)
+
+    def _lose_idle_when_rate_limited(self, kernel_id: str) -> None:
+        """The ``iopub_idle_lost_when_rate_limited`` knob (see Faults): wraps what the
+        connection subscribes to its streams, before it subscribes."""
+        connection, state = self.connection, self.state
+        forward = connection.handle_outgoing_message
+
+        def handle(stream: Any, msg_list: list[Any]) -> None:
+            channel = stream if isinstance(stream, str) else getattr(stream, "channel", None)
+            if state.faults.iopub_idle_lost_when_rate_limited and channel == "iopub":
+                exceeded = connection._iopub_msgs_exceeded or connection._iopub_data_exceeded
+                _, parts = connection.session.feed_identities(msg_list)
+                header = connection.session.unpack(parts[1])
+                if header.get("msg_type") == "status":
+                    content = connection.session.unpack(parts[4])
+                    execution_state = content.get("execution_state")
+                    if execution_state == "idle" and exceeded:
+                        # reset the limiter as the idle would have, then lose the idle
+                        connection._limit_rate("iopub", {"header": header, "content": content,
+                                                         "parent_header": None}, parts[1:])
+                        state.idle_lost.add(kernel_id)
+                        self.log.info("stand-in fault: lost a rate-limited cell's status idle")
+                        return
+                    if execution_state == "busy" and \
+                            connection.session.unpack(parts[2]).get("msg_type") == "execute_request":
+                        state.idle_lost.discard(kernel_id)  # (a nudge's kernel_info is not tracked)
+            forward(stream, msg_list)
+
+        connection.handle_outgoing_message = handle
 
     def _drop(self) -> None:
         self._drop_handle = None

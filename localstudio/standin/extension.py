@@ -15,7 +15,8 @@ The server listens on three loopback addresses (world.HOSTS), one per host AWS h
   running KernelGateway app of its ``instance_type`` and refuses when there is none (no
   new app can be created); kernel models carry ``app_name``; ``sagemaker/api/apps`` is a
   bare list.
-- kernel WebSockets that the server drops after ``drop_websockets_after_seconds``.
+- kernel WebSockets that the server drops after ``drop_websockets_after_seconds``, and
+  that lose a rate-limited cell's ``status: idle`` (``iopub_idle_lost_when_rate_limited``).
 
 One module per concern: shared.py (paths, the handlers' state), front_door.py, login.py,
 classic.py, control.py (test controls and the droppable WebSocket); this one wires them.
@@ -77,19 +78,20 @@ def install(
     serverapp.identity_provider.cookie_options = {**serverapp.identity_provider.cookie_options, "path": "/"}
     web_app.settings["xsrf_cookie_kwargs"] = {"path": base_url}
 
-    if world.plays.kernel_gateway_apps:
-        # Studio reports each kernel's KernelGateway app in the kernel model, which is
-        # what sessions[].kernel.app_name shows (A8).
-        km = serverapp.kernel_manager
-        plain_kernel_model = km.kernel_model
+    km = serverapp.kernel_manager
+    plain_kernel_model = km.kernel_model
 
-        def kernel_model(kernel_id: str) -> dict[str, Any]:
-            model = plain_kernel_model(kernel_id)
-            if kernel_id in state.kernel_apps:
-                model["app_name"] = state.kernel_apps[kernel_id]
-            return model
+    def kernel_model(kernel_id: str) -> dict[str, Any]:
+        model = plain_kernel_model(kernel_id)
+        if kernel_id in state.kernel_apps:
+            # Studio reports each kernel's KernelGateway app in the kernel model, which is
+            # what sessions[].kernel.app_name shows (A8).
+            model["app_name"] = state.kernel_apps[kernel_id]
+        if kernel_id in state.idle_lost:
+            model["execution_state"] = "busy"  # the server never saw the lost idle either
+        return model
 
-        km.kernel_model = kernel_model
+    km.kernel_model = kernel_model
 
     api = SageMakerApi(world, tokens, base_url)
     kernel_id = r"(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)"

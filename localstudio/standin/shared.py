@@ -36,6 +36,7 @@ class StandInState:
     tokens: LoginTokens
     serverapp: Any
     kernel_apps: dict[str, str] = field(default_factory=dict)  # kernel id → KernelGateway app name
+    idle_lost: set[str] = field(default_factory=set)  # kernels whose last idle was lost: REST says busy
 
     @property
     def kernel_manager(self) -> Any:

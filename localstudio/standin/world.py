@@ -108,6 +108,12 @@ class Faults:
     #: The next N presigned URLs are spent before they are used (as if used twice,
     #: expired, or refused by IAM): they end on the sign-in page (L3).
     login_refusals: int = 0
+    #: A cell whose output exceeds the server's iopub rate limit loses its ``status: idle``
+    #: (and the server's kernel state stays ``busy``). jupyter_server's rate limiter itself
+    #: never drops a status message; on a loaded server the kernel's ZMQ queue overflows and
+    #: drops the end of a flood, idle included (seen with a 50,000-step ``clear_output`` loop
+    #: and no rate limit at all). This knob makes that loss deterministic (issue 20, 1.1).
+    iopub_idle_lost_when_rate_limited: bool = False
 
     def update(self, knobs: dict[str, Any]) -> None:
         """Apply knobs; unknown names or bad values raise ValueError (nothing is applied)."""
@@ -126,7 +132,7 @@ class Faults:
                     re.compile(rule.path_regex)
                     rules.append(rule)
                 new[name] = rules
-            elif name in ("app_fails", "instance_platform_retired"):
+            elif name in ("app_fails", "instance_platform_retired", "iopub_idle_lost_when_rate_limited"):
                 new[name] = bool(value)
             elif name == "login_refusals":
                 if int(value) < 0:

@@ -633,3 +633,73 @@ def test_journal_finds_a_lost_reply_that_came_before_the_last_message_received()
     assert [m["msg_id"] for m in found or []] == ["k_1_2"]
     assert recoverable(journal, after="k_1_3", cells={"req"}, until=None, received=set(), replied={"req"}) == []
     assert recoverable(journal, after="k_9_9", cells={"req"}, until=None, received=set(), replied=set()) is None
+
+
+class IdleLosingKernel(FakeKernel):
+    """Loses the ``status: idle`` of the cells in ``LOSE`` (as jupyter_server under a flood of
+    output does), and its server then reports the kernel busy for ever, as jupyter_server does."""
+
+    LOSE = {"flood"}
+
+    def _msg(self, channel: str, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None) -> None:
+        super()._msg(channel, msg_type, content, parent)
+        if msg_type == "status" and content.get("execution_state") == "idle" and parent \
+                and parent["content"].get("code") in self.LOSE:
+            self.outbox.pop()  # lost on its way to the client (the run's journal has it)
+
+    def _complete(self, req: dict[str, Any], reply: dict[str, Any]) -> bool:
+        super()._complete(req, reply)
+        if req["content"]["code"] in self.LOSE:
+            self.state = "busy"
+        return True
+
+
+def test_a_cell_whose_idle_never_comes_ends_after_the_iopub_timeout_marked() -> None:
+    ex, kernel, nb = make({"flood": [("out", "stdout", "99\n")]}, "flood", "after",
+                          kernel_cls=IdleLosingKernel, iopub_timeout=4.0)
+    cur = run(ex, budget=60)
+    assert cur.done and cur.cells_executed == 2 and kernel.ran == ["flood", "after"]
+    flood = nb.cells[0]
+    assert flood.metadata.studio_runner["status"] == "completed"
+    assert flood.metadata.studio_runner["output_lost"] == {"idle_missing": True, "iopub_timeout_seconds": 4.0}
+    assert flood.outputs[0].text == "99\n"
+    assert "the end of this cell's output may be missing" in flood.outputs[-1].text
+    assert nb.cells[1].metadata.studio_runner["status"] == "completed"
+
+
+def test_the_iopub_timeout_holds_across_a_pause_between_the_reply_and_the_idle() -> None:
+    ex, kernel, nb = make({"flood": [("out", "stdout", "99\n")]}, "flood", "after", kernel_cls=IdleLosingKernel)
+    kernel.reply_first = True
+    cur = ex.run(Cursor(), deadline=ex.clock() + 1.0)  # the reply is in, the idle is not: pause
+    assert not cur.done and cur.pending[0].reply == "ok" and not cur.pending[0].idle
+    cur = run(resume(kernel, nb), cursor=Cursor.from_dict(json.loads(json.dumps(cur.to_dict()))), budget=60)
+    assert cur.done and kernel.ran == ["flood", "after"]
+    assert nb.cells[0].metadata.studio_runner["output_lost"]["idle_missing"] is True
+
+
+def test_a_lost_idle_is_recovered_from_the_journal_when_it_has_the_cells_end() -> None:
+    scripts = {"flood": [("out", "stdout", "1\n"), ("clear", True), ("out", "stdout", "2\n")]}
+    ex, kernel, nb = make(scripts, "flood", "after", kernel_cls=IdleLosingKernel)
+    ex.kernel = KernelControl(interrupt=kernel.interrupt, state=lambda: kernel.state, journal=journal_of(kernel))
+    dropped = {"n": 0}
+    original = ex.channel.recv
+
+    def recv(timeout: float) -> Any:  # the cell's last output is lost with its idle
+        msg = original(timeout)
+        if msg and msg["msg_type"] == "stream" and msg["content"]["text"] == "2\n" and not dropped["n"]:
+            dropped["n"] += 1
+            return None
+        return msg
+
+    ex.channel.recv = recv  # type: ignore[method-assign]
+    cur = run(ex, budget=60)
+    assert cur.done and dropped["n"] == 1 and kernel.ran == ["flood", "after"]
+    assert [o.text for o in nb.cells[0].outputs] == ["2\n"]  # from the journal, nothing marked
+    assert "output_lost" not in nb.cells[0].metadata.studio_runner
+
+
+def test_a_journal_line_with_a_lone_surrogate_reads_as_a_replacement_character() -> None:
+    from studiorunner.execution.journal import parse
+
+    line = json.dumps({"msg_id": "m", "content": {"text": "file-\udc80.csv \U0001f600"}})  # as the kernel writes it
+    assert parse(line + "\n")[0]["content"]["text"] == "file-\ufffd.csv \U0001f600"

@@ -116,3 +116,17 @@ def test_handshake_gives_up_with_one_named_error(monkeypatch, statuses, error, a
     assert type(caught.value).__name__ == error and len(calls) == attempts
     assert caught.value.facts["status"] == statuses[0] and caught.value.facts["path"] == "ws://h/api/kernels/k/channels"
     assert "secret" not in str(caught.value)
+
+
+def test_a_lone_surrogate_a_kernel_sends_decodes_as_a_replacement_character() -> None:
+    """jupyter_client packs '\\udc80' as the byte 0x80 (surrogateescape), which is not UTF-8: it
+    decodes as U+FFFD, as jupyter_client's own unpacker does, never as a UnicodeDecodeError."""
+    from jupyter_client.session import json_packer
+
+    header = {"msg_id": "m1", "msg_type": "stream", "date": "2024-01-01T00:00:00Z"}
+    parts = [json_packer(x) for x in (header, {"msg_id": "p1"}, {}, {"name": "stdout", "text": "file-\udc80.csv"})]
+    msg = protocol.decode_frame(serialize_msg_to_ws_v1(parts, "iopub"), protocol.V1_SUBPROTOCOL)
+    assert msg["content"]["text"] == "file-\ufffd.csv"
+    legacy = serialize_binary_message({"header": header, "parent_header": {}, "metadata": {}, "channel": "iopub",
+                                       "content": {"text": "ok"}, "buffers": [b"\x00"]})
+    assert protocol.decode_frame(legacy, None)["content"] == {"text": "ok"}

@@ -283,3 +283,10 @@ def test_throttled_saver_against_moto(s3):
     saver.flush(nb)
     assert S3NotebookStore(s3).read(f"s3://{BUCKET}/runs/r1/out.ipynb").cells[0].source == "print(1)"
     assert saver.last_save_seconds > 0
+
+
+def test_a_lone_surrogate_in_a_notebook_is_saved_as_a_replacement_character():
+    nb = new_notebook(cells=[new_code_cell("print(name)", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="file-\udc80.csv\n")])])
+    saved = notebook_from_bytes(notebook_to_bytes(nb), source="test")
+    assert saved.cells[0].outputs[0].text == "file-\ufffd.csv\n"

@@ -91,6 +91,7 @@ class CellExecutor:
         self.recorder = OutputRecorder(nb)
         self._started_mono: dict[str, float] = {}  # msg_id -> clock() the kernel started it
         self._interrupt_at: dict[str, float] = {}  # msg_id -> clock() by which it must have stopped
+        self._replied: dict[str, float] = {}  # msg_id -> clock() last heard of, once its reply came
         self._announced: set[str] = set()
         self._last_heard = 0.0
         self._next_poll = 0.0
@@ -129,7 +130,7 @@ class CellExecutor:
             if self._stop is not None and self._drain_until is not None and now >= self._drain_until:
                 self._give_up_drain()
                 continue
-            stop = self._poll_output(self._wait_time(deadline))
+            stop = self._poll_output(self._wait_time(deadline)) or self._iopub_timeouts()
             if stop is not None and self._stop is None:
                 self._begin_stop(stop, deadline)
             self._handle_timeouts()
@@ -143,6 +144,7 @@ class CellExecutor:
         resumed_at = self.wall()
         now = self.clock()
         self._started_mono, self._interrupt_at, self._announced = {}, {}, set()
+        self._replied = {p.msg_id: now for p in cur.pending if p.reply is not None and not p.idle}
         for p in cur.pending:  # map wall-clock starts from an earlier process onto our clock
             if p.started is not None:
                 self._started_mono[p.msg_id] = now - max(0.0, resumed_at - p.started)
@@ -277,6 +279,8 @@ class CellExecutor:
             return None
         if p.reply == "aborted" or (p.reply is not None and p.idle):
             return self._finish(p)
+        if p.reply is not None:
+            self._replied[p.msg_id] = self.clock()
         return None
 
     def _mark_started(self, p: Pending, *, announce: bool) -> None:
@@ -298,6 +302,7 @@ class CellExecutor:
         cur.pending.remove(p)
         self._interrupt_at.pop(p.msg_id, None)
         self._started_mono.pop(p.msg_id, None)
+        self._replied.pop(p.msg_id, None)
         index, cell = p.cell, self.nb.cells[p.cell]
         if p.reply == "aborted":
             # Aborted behind an error: send again once nothing is outstanding, unless that
@@ -359,6 +364,8 @@ class CellExecutor:
         now = self.clock()
         until = min(self._next_poll, self._drain_until if self._stop is not None and self._drain_until else deadline)
         for p in self.cur.pending:
+            if p.msg_id in self._replied:
+                until = min(until, self._replied[p.msg_id] + self.options.iopub_timeout)
             if p.msg_id in self._interrupt_at:
                 until = min(until, self._interrupt_at[p.msg_id])
             elif self.options.cell_timeout is not None and p.msg_id in self._started_mono:
@@ -389,6 +396,21 @@ class CellExecutor:
                 # Bug fix: a failed interrupt (a 503 from a restarting proxy) used to end the
                 # run as JupyterHTTPError; it is best effort, and the grace above still applies.
                 self._interrupt("on a cell timeout")
+
+    def _iopub_timeouts(self) -> Stop | None:
+        """As nbclient's ``iopub_timeout``: a cell whose reply came and whose iopub then stayed
+        silent ends without its idle (what the journal still has of it applied first), marked.
+        Bug fix: the run used to wait for ever (issue 20)."""
+        for p in self.cur.pending:
+            replied = self._replied.get(p.msg_id)
+            if replied is not None and self.clock() - replied >= self.options.iopub_timeout:
+                _recovered, stop = self.missed.recover({p.msg_id})
+                if p in self.cur.pending:
+                    self.missed.idle_missing(p.cell, self.options.iopub_timeout)
+                    p.idle = True
+                    stop = self._finish(p) or stop
+                return stop
+        return None
 
     def _interrupt(self, why: str) -> None:
         try:

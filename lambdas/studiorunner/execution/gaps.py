@@ -45,6 +45,11 @@ LOST_NOTE = ("[studio-runner] output of this cell {span} was lost: the kernel is
              "jupyter_server replayed no reply for it (the server restarted or another "
              "client took its message buffer). The cell's outputs above may be incomplete.\n")
 
+IDLE_MISSING_NOTE = ("[studio-runner] the end of this cell's output may be missing: the kernel finished "
+                     "the cell (its execute_reply came), but its last output messages, its status idle "
+                     "among them, did not arrive within {seconds:g} s. jupyter_server drops output it "
+                     "cannot pass on in time (its iopub rate limits, or a full queue on a busy server).\n")
+
 
 def iso(epoch: float) -> str:
     return utc_iso(epoch, timespec="seconds")
@@ -238,6 +243,13 @@ class MissedOutput:
                 "to": iso(self.resumed_at)})
             logger.warning("cell %d: output lost %s", p.cell, span)
         return stop
+
+    def idle_missing(self, index: int, seconds: float) -> None:
+        """A cell's reply came but its ``status: idle`` never did (nbclient's iopub_timeout): say so."""
+        runner_record(self.nb.cells[index])["output_lost"] = {"idle_missing": True, "iopub_timeout_seconds": seconds}
+        self.recorder.append_note(index, IDLE_MISSING_NOTE.format(seconds=seconds))
+        logger.warning("cell %d: no status idle within %g s of its execute_reply; its output may be incomplete",
+                       index, seconds)
 
     def keep_note(self, index: int) -> None:
         """Put the gap note in the cell unless it is there (a clear_output may have removed it)."""

@@ -108,6 +108,17 @@ def setup_code(path: str, *, kernel_cwd: str, run_session: str, limit: int = JOU
             f"__studio_runner_session = {run_session!r}\n__studio_runner_limit = {int(limit)}\n" + _SETUP)
 
 
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate in its strings replaced by U+FFFD (UTF-8 cannot encode them)."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {k: without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_lone_surrogates(v) for v in value]
+    return value
+
+
 def parse(text: str) -> list[dict[str, Any]]:
     """The journal's messages in order (a line cut short by a write in progress is left out)."""
     messages = []
@@ -118,6 +129,8 @@ def parse(text: str) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except ValueError:
             continue
+        if "\\ud" in line:  # the kernel's json.dumps escapes a lone surrogate: U+FFFD, as on the socket
+            entry = without_lone_surrogates(entry)
         if isinstance(entry, dict):
             entry.setdefault("buffers", [])
             messages.append(entry)

@@ -21,6 +21,10 @@ class ExecutorOptions:
     replay_grace: float = 1.0  # how long a reconnect waits for replayed messages
     interrupt_grace: float = 5.0  # how long an interrupted cell has to stop
     drain_timeout: float = 5.0  # how long requests queued behind a stop may take to be aborted
+    #: After a cell's execute_reply, how long its iopub may stay silent before the runner stops
+    #: waiting for its ``status: idle`` (nbclient's ``iopub_timeout``, 4 s): jupyter_server drops
+    #: iopub messages it cannot pass on in time, the idle among them.
+    iopub_timeout: float = 4.0
 
     def __post_init__(self) -> None:
         if self.cell_timeout is not None and self.cell_timeout <= 0:

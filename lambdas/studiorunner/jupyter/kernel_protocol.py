@@ -144,7 +144,7 @@ def decode_legacy_binary_frame(data: bytes) -> dict[str, Any]:
     offsets = list(struct.unpack("!" + "I" * nbufs, data[4 : 4 * (nbufs + 1)]))
     offsets.append(len(data))
     parts = [data[start:stop] for start, stop in zip(offsets[:-1], offsets[1:], strict=False)]
-    msg = json.loads(parts[0].decode("utf-8"))
+    msg = json.loads(parts[0].decode("utf-8", "replace"))
     return _complete(msg, msg.pop("channel", None), [bytes(p) for p in parts[1:]])
 
 
@@ -178,7 +178,10 @@ def decode_v1_frame(data: bytes) -> dict[str, Any]:
     parts = [view[offsets[i] : offsets[i + 1]] for i in range(1, count - 1)]
     if len(parts) < 4:
         raise ValueError("v1 kernel WebSocket frame has fewer than 4 message parts")
-    msg = {key: json.loads(str(part, "utf-8")) for key, part in zip(_PARTS, parts, strict=False)}
+    # errors="replace": a kernel encodes a lone surrogate in its output ('\udc80', a file name
+    # read with surrogateescape) as the byte it stands for, which is not UTF-8; jupyter_client
+    # decodes such bytes the same way (U+FFFD). Bug fix: the run died of UnicodeDecodeError (issue 20).
+    msg = {key: json.loads(str(part, "utf-8", "replace")) for key, part in zip(_PARTS, parts, strict=False)}
     return _complete(msg, channel, [bytes(p) for p in parts[4:]])
 
 
