@@ -138,6 +138,7 @@ class LocalStack:
         self._in_flight = 0
         self._stopping: set[str] = set()  # run ids (execution names) being stopped
         self._idle = threading.Condition()
+        self._stop_threads: list[threading.Thread] = []
         self.server_url: str | None = None
 
     # -- set-up --------------------------------------------------------------------
@@ -155,6 +156,8 @@ class LocalStack:
             # the ExecutionEnded rule would, and let the interpreter's threads end.
             for arn in self.running():
                 self.stop(arn, error="LocalStackClosed", cause="the local stack was shut down while the run was going on")
+            for thread in self._stop_threads:
+                thread.join(timeout=60)
             self._join_workers(timeout=30)
         finally:
             self._stack.close()
@@ -202,6 +205,7 @@ class LocalStack:
         self._stack.enter_context(moto_shims.shorten_waits(self.wait_scale))
         self._stack.enter_context(moto_shims.atomic_dynamodb_writes())
         self._stack.enter_context(moto_shims.step_functions_parameter_names())
+        self._stack.enter_context(moto_shims.on_stop_execution(self._stopped_elsewhere))
         from steps import _runtime
 
         _runtime.reset_services()
@@ -315,12 +319,34 @@ class LocalStack:
             self.sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause)
         except Exception:  # noqa: BLE001 - already ended: nothing to stop or clean up
             return self.clean_up_after(execution_arn)
+        return self._finish_stop(execution_arn, timeout)
+
+    def _stopped_elsewhere(self, execution_arn: str) -> None:
+        """A StopExecution that did not come through ``stop`` (``studio-runner stop`` against a
+        ``local up`` stack, over HTTP): clean up after it in the background, as ``stop`` does,
+        so the running cell is interrupted at once and the execution ends ABORTED. Only once
+        the stack ``serve``s: a test that calls stop_execution in-process plays the rule itself."""
+        run_id = execution_arn.rsplit(":", 1)[-1]
+        if not self.server_url or run_id in self._stopping:
+            return  # no other process can stop runs here (tests stop by hand), or stop() is on it
+        self._stopping.add(run_id)
+        thread = threading.Thread(target=self._finish_stop, args=(execution_arn,), name=f"stop-{run_id}", daemon=True)
+        self._stop_threads.append(thread)
+        thread.start()
+
+    def _finish_stop(self, execution_arn: str, timeout: float = 300.0) -> dict[str, Any] | None:
+        """After the stop: ExecutionEnded at once (it removes the kernel, which ends the step in
+        flight), then again once the step has returned (what it started meanwhile)."""
         first = self._execution_ended(execution_arn, "ABORTED")
         deadline = time.monotonic() + timeout
         with self._idle:
             while time.monotonic() < deadline and (self._in_flight or self._status(execution_arn) == "RUNNING"):
                 self._idle.wait(0.2)
         return _merge_cleanups(first, self.clean_up_after(execution_arn))
+
+    def handled(self, execution_arn: str) -> bool:
+        """Whether a stop of this execution was (or is being) cleaned up after here."""
+        return execution_arn.rsplit(":", 1)[-1] in self._stopping
 
     def clean_up_after(self, execution_arn: str) -> dict[str, Any] | None:
         """What the EventBridge rule does for an ABORTED or TIMED_OUT execution: call ExecutionEnded."""

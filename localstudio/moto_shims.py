@@ -211,3 +211,18 @@ def http_server(port: int) -> Any:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server
+
+
+def on_stop_execution(callback: Callable[[str], None]) -> AbstractContextManager:
+    """``callback(execution_arn)`` after every StopExecution moto accepts, whoever sent it (this
+    process, or another through ``http_server``): Step Functions' EventBridge rule, in short."""
+    from moto.stepfunctions.models import StepFunctionBackend
+
+    original = StepFunctionBackend.stop_execution
+
+    def stop_execution(self, execution_arn: str, *args: Any, **kwargs: Any) -> Any:
+        execution = original(self, execution_arn, *args, **kwargs)
+        callback(execution_arn)
+        return execution
+
+    return mock.patch.object(StepFunctionBackend, "stop_execution", stop_execution)

@@ -179,7 +179,9 @@ def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"pid": os.getpid(), "endpoint": endpoint, "region": REGION,
                                         "state_machine_arn": stack.state_machine_arn, "bucket": BUCKET,
-                                        "root": str(root), "flavor": flavor}))
+                                        "root": str(root), "flavor": flavor,
+                                        # the stand-in's API host (its control calls; no token)
+                                        "standin_url": getattr(stack.standin, "base_url", None)}))
             print(f"Local stack up: {flavor} stand-in serving {root}; AWS APIs on {endpoint}", file=out)
             print("Use `studio-runner --local …` from any shell; Ctrl-C to stop.", file=out, flush=True)
             handled: set[str] = set()
@@ -219,7 +221,7 @@ def _ended_without_cleanup(stack: Any, handled: set[str]) -> list[str]:
         except Exception:  # noqa: BLE001
             continue
         for item in page.get("executions", []):
-            if item["executionArn"] not in handled:
+            if item["executionArn"] not in handled and not stack.handled(item["executionArn"]):
                 handled.add(item["executionArn"])
                 found.append(item["executionArn"])
     return found

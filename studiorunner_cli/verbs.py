@@ -6,6 +6,7 @@ import argparse
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -181,6 +182,15 @@ def stop(args: RunRef, runs: Runs) -> int:
         return 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a stop half-done is worse than a slow one
     runs.stop(info.run_id)
+    if args.where.local:
+        # The local stack interrupts the running cell and cleans up at once: say when it has.
+        deadline = time.monotonic() + 120
+        while info.status == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.25)
+            info = runs.describe(info.run_id)
+        if info.status != "RUNNING":
+            print(f"Stopped {info.run_id} ({info.status}); its kernel and session are removed.")
+            return 0
     print(f"Stopped {info.run_id}; what it started is cleaned up as after any aborted run.")
     return 0
 
