@@ -201,6 +201,10 @@ def phase_text(state_name: str, state: dict[str, Any]) -> str:
         return state_name
     result = state.get(step.result_path)
     result = result if isinstance(result, dict) else {}
+    if state_name in ("WaitToRetry", "StartAttempt") and isinstance(result.get("retry"), dict):
+        retry = result["retry"]
+        return (f"failed ({result.get('error')}); attempt {retry.get('number')} of {retry.get('of')} "
+                f"starts as {retry.get('name')} after {retry.get('wait_seconds')} s")
     if step.says_message:
         return str(result.get("message") or step.phase)
     if step.polled and result.get("status") == "pending" and result.get("detail"):

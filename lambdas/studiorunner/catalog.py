@@ -82,7 +82,9 @@ STEPS: tuple[StepInfo, ...] = (
     StepInfo("RunCells", "run_cells", "cursor", True, "execute the notebook's cells",
              phase="running cells", companions=("MoreCells?",), long_running=True),
     StepInfo("Cleanup", "cleanup", "outcome", True, "remove what the run started",
-             phase="cleaning up", companions=("Succeeded?", "Done", "Failed", "CleanupCrashed")),
+             phase="cleaning up",
+             # WaitToRetry/StartAttempt: a failed run with retry attempts left starts its next attempt.
+             companions=("Succeeded?", "Done", "Failed", "CleanupCrashed", "WaitToRetry", "StartAttempt")),
     # A batch (parameter_sets / runs): plan it, run one child execution per item (a Map), summarise.
     StepInfo("PlanBatch", "plan_batch", "batch", False, "validate a batch and name its child runs",
              phase="running a batch", companions=("BatchMode?", "RunBatchInline", "RunBatchDistributed")),

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from studiorunner.errors import PayloadInvalid
+from studiorunner.recovery import Recovery, recovery_from_payload
 
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
 CLEANUP_POLICIES = ("if_created", "always", "never")
@@ -24,6 +25,7 @@ OUTPUT_FORMATS = ("notebook", "html")
 TOP_LEVEL_KEYS = {
     "target", "notebook", "notebook_s3", "parameters", "kernel", "timeouts", "cleanup",
     "allow_errors", "write_back", "commands", "allow_command_errors", "output_formats", "schedule",
+    "retry", "on_failure", "attempt",  # studiorunner.recovery
 }
 KERNEL_KEYS = {"name", "instance_type"}
 TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds", "queue_seconds"}
@@ -73,6 +75,7 @@ class RunSpec:
     commands: list[str] = field(default_factory=list)
     allow_command_errors: bool = False
     output_formats: list[str] = field(default_factory=lambda: ["notebook"])
+    recovery: Recovery = field(default_factory=Recovery)  # retry, on_failure, attempt
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +84,7 @@ class RunSpec:
     def from_dict(cls, raw: Mapping[str, Any]) -> RunSpec:
         data = dict(raw)
         data["timeouts"] = Timeouts(**data.get("timeouts", {}))
+        data["recovery"] = Recovery.from_dict(data.get("recovery"))
         return cls(**data)
 
 
@@ -283,6 +287,7 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
             problems.append(f"command {i + 1} {why}: a terminal cannot carry it")
 
     _schedule_problems(raw.get("schedule"), problems)
+    recovery = recovery_from_payload(raw, problems)
 
     output_formats = _output_formats(raw, has_notebook=notebook is not None or notebook_s3 is not None,
                                      problems=problems)
@@ -304,4 +309,5 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
         commands=list(commands),
         allow_command_errors=raw.get("allow_command_errors", False),
         output_formats=output_formats,
+        recovery=recovery,
     )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from studiorunner.payload import validate_payload
+from studiorunner.recovery import NextAttempt
 from studiorunner.run.batch import BATCH_KEYS, BatchPlan
 from studiorunner.run.slots import SlotState
 from studiorunner.run.state import KernelProgress, RunRecord, RunState
@@ -26,15 +27,19 @@ def test_the_asl_reads_only_what_the_state_types_write():
             paths.add(state["SecondsPath"])
     run = RunRecord(run_id="r", target="t", target_type="jupyter", spec=validate_payload({"notebook": "a.ipynb"}))
     written = {"run": run.to_dict(), "target": {"status": "ready", "wait_seconds": 0},
-               "kernel": KernelProgress().to_dict(), "cursor": {"done": True}, "outcome": {"status": "SUCCEEDED"},
+               "kernel": KernelProgress().to_dict(), "cursor": {"done": True},
+               "outcome": {"status": "FAILED", "retry": NextAttempt("r-attempt2", 2, 3, 60, {}).to_dict()},
                "slot": SlotState(status="waiting").to_dict(),
                # A batch: IsBatch? reads the payload's batch keys, BatchMode? PlanBatch's plan.
                "payload": dict.fromkeys(BATCH_KEYS),
                "batch": BatchPlan(batch_id="b", state_machine="arn", items=[], max_concurrency=1,
                                   tolerated_failure_percentage=0, distributed=False, result_uri="s3://b/k").to_dict()}
     for path in paths:
-        part, key = path.removeprefix("$.").split(".")
-        assert key in written[part], path
+        part, *keys = path.removeprefix("$.").split(".")
+        value = written[part]
+        for key in keys:
+            assert key in value, path
+            value = value[key]
 
 
 def test_a_state_round_trips_and_ignores_keys_it_does_not_know():

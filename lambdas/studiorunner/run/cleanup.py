@@ -17,6 +17,7 @@ from studiorunner import notebook as nbtools
 from studiorunner.errors import JupyterUnavailable, NotebookNotFound, StudioRunnerError, TargetNotReady
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.rest import JupyterClient
+from studiorunner.recovery import next_attempt
 from studiorunner.run.services import UPLOAD_DIR, Services
 from studiorunner.run.slots import release_slot
 from studiorunner.run.start_kernel import SESSION_MARKER
@@ -327,7 +328,13 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
         if log_uri and error_name.startswith("Command") and log_uri not in message:
             message = f"{message}; command log: {log_uri}"
         result["status"] = "FAILED"
-        return {"status": "FAILED", "error": error_name, "cause": message, "result": result}
+        outcome = {"status": "FAILED", "error": error_name, "cause": message, "result": result}
+        retry = next_attempt(run.run_id, run.spec.recovery, error_name) if run else None
+        if retry:  # the state machine starts it (WaitToRetry, StartAttempt)
+            outcome["cause"] = f"{message}; {retry.describe()}"
+            outcome["retry"] = retry.to_dict()
+            result["next_attempt"] = retry.name
+        return outcome
     return {"status": "SUCCEEDED", "result": result}
 
 
