@@ -8,7 +8,6 @@ import time
 import pytest
 from e2e_support import Env, assert_nothing_running, stream_text, write_notebook
 
-
 #: Dies with the kernel (as an out-of-memory kill would) on its first attempt only: the
 #: attempt count is kept in a file beside the notebook, which every attempt sees.
 DIES_ONCE = (
