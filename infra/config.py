@@ -9,7 +9,6 @@ surface later as an AccessDenied inside a run.
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +59,12 @@ class Schedule:
     timezone: str
     payload: dict[str, Any]
     description: str = ""
+    overlap: str = "skip"  # a fire while the previous run still runs: skip, queue or allow
+
+    @property
+    def run_payload(self) -> dict[str, Any]:
+        """What each run receives: the payload and the schedule it comes from (CheckOverlap reads it)."""
+        return {**self.payload, "schedule": {"name": self.name, "overlap": self.overlap}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +196,13 @@ def _vpc(raw: Any, key: str) -> VpcPlacement | None:
 
 
 def _schedules(raw: Any, targets: Mapping[str, Target], key: str) -> list[Schedule]:
+    """Each schedule checked as ``studio-runner schedule create`` checks one: the expression and
+    time zone by the same module, the payload by the run's own validation (a typo such as
+    ``notebok`` fails the synth naming the schedule, not the run at 06:00 the next day)."""
+    from studiorunner.errors import PayloadInvalid
+    from studiorunner.payload import OVERLAP_POLICIES, validate_payload
+    from studiorunner_cli.schedules.expressions import ExpressionInvalid, check_timezone, parse
+
     if not isinstance(raw, list):
         raise ConfigError(key, "must be a list of schedules")
     schedules: list[Schedule] = []
@@ -198,39 +210,45 @@ def _schedules(raw: Any, targets: Mapping[str, Target], key: str) -> list[Schedu
     for index, spec in enumerate(raw):
         where = f"{key}[{index}]"
         _require_mapping(spec, where)
-        _reject_unknown(spec, {"name", "expression", "timezone", "payload", "description"}, where)
+        _reject_unknown(spec, {"name", "expression", "timezone", "payload", "description", "overlap"}, where)
         name = spec.get("name")
         if not isinstance(name, str) or not TARGET_NAME.match(name):
             raise ConfigError(f"{where}.name", "required: 1-63 letters, digits, '_' or '-'")
         if name in seen:
             raise ConfigError(f"{where}.name", f"{name!r} is used by another schedule")
         seen.add(name)
+        timezone = spec.get("timezone", "UTC")
+        try:
+            check_timezone(timezone)
+        except ExpressionInvalid as error:
+            raise ConfigError(f"{where}.timezone", f"schedule {name!r}: {error}") from error
         expression = spec.get("expression")
         if not isinstance(expression, str) or not _SCHEDULE_EXPRESSION.match(expression):
-            raise ConfigError(f"{where}.expression", "must be 'cron(…)', 'rate(…)' or 'at(…)'")
-        if expression.startswith("cron(") and len(expression[5:-1].split()) != 6:
-            raise ConfigError(f"{where}.expression",
-                              "a Scheduler cron has six fields: minutes hours day-of-month month day-of-week year")
-        timezone = spec.get("timezone", "UTC")
-        if not isinstance(timezone, str) or not _known_timezone(timezone):
-            raise ConfigError(f"{where}.timezone", f"{timezone!r} is not an IANA time zone like 'Europe/Paris'")
+            raise ConfigError(f"{where}.expression", f"schedule {name!r}: must be 'cron(…)', 'rate(…)' or 'at(…)'")
+        try:
+            expression = parse(expression, timezone).text
+        except ExpressionInvalid as error:
+            raise ConfigError(f"{where}.expression", f"schedule {name!r}: {error}") from error
+        overlap = spec.get("overlap", "skip")
+        if overlap not in OVERLAP_POLICIES:
+            raise ConfigError(f"{where}.overlap", f"schedule {name!r}: one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
         payload = spec.get("payload")
         if not isinstance(payload, Mapping):
             raise ConfigError(f"{where}.payload", "required: the run's input object (see the payload schema)")
         if "target" in payload and payload["target"] not in targets:
             raise ConfigError(f"{where}.payload.target", f"{payload['target']!r} is not one of the targets {sorted(targets)}")
-        description = spec.get("description", "")
-        if not isinstance(description, str):
+        if "schedule" in payload:
+            raise ConfigError(f"{where}.payload.schedule", f"schedule {name!r}: set by the schedule itself; leave it out")
+        schedule = Schedule(name=name, expression=expression, timezone=timezone, payload=dict(payload),
+                            description=spec.get("description", ""), overlap=overlap)
+        try:
+            validate_payload(schedule.run_payload)
+        except PayloadInvalid as error:
+            raise ConfigError(f"{where}.payload", f"schedule {name!r}: {error.message}") from error
+        if not isinstance(schedule.description, str):
             raise ConfigError(f"{where}.description", "must be a string")
-        schedules.append(Schedule(name=name, expression=expression, timezone=timezone,
-                                  payload=dict(payload), description=description))
+        schedules.append(schedule)
     return schedules
-
-
-def _known_timezone(name: str) -> bool:
-    available = zoneinfo.available_timezones()
-    # Without a tz database on the machine we cannot tell: let Scheduler judge at deploy.
-    return not available or name in available or name == "UTC"
 
 
 def _int(raw: Mapping[str, Any], name: str, default: int, key: str, *,

@@ -27,6 +27,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.access import AccessPolicies
 from infra.concurrency import TABLE_ENV, Concurrency, FanOut
 from infra.config import StudioRunnerConfig
 from infra.function import StudioRunnerFunction
@@ -96,7 +97,7 @@ class StudioRunner(Construct):
             state_machine_name=f"{resource_prefix}-runs", network=network, definition=definition)
         self.state_machine: sfn.StateMachine = self.runner.state_machine
         self.schedules = Schedules(self, "Schedules", schedules=config.schedules, state_machine=self.state_machine,
-                                   retry_attempts=config.schedule_retry_attempts)
+                                   retry_attempts=config.schedule_retry_attempts, resource_prefix=resource_prefix)
         self.s3_trigger = S3Trigger(self, "S3Trigger", code=code, bucket=bucket, inbox_prefix=config.inbox_prefix,
                                     state_machine=self.state_machine, environment=powertools,
                                     log_retention_days=config.log_retention_days, network=network)
@@ -116,6 +117,10 @@ class StudioRunner(Construct):
                                 "notifications": self.notifications.dead_letters,
                                 "schedules": self.schedules.dead_letter_queue})
         self._wire_grants()
+        # Who may do what: policies a platform engineer attaches to people's roles (stack outputs).
+        self.access = AccessPolicies(self, "Access", state_machine=self.state_machine, bucket=bucket,
+                                     group=self.schedules.group, stack_group=self.schedules.stack_group,
+                                     scheduler_role=self.schedules.role)
         for target in config.targets.values():
             kind = catalog.kind(target.type)
             if kind.deploy_warning:  # e.g. studio-classic: retired by AWS

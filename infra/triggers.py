@@ -4,7 +4,11 @@
   zone, a retry policy and a dead-letter queue; its universal target calls StartExecution
   itself so that the run is named for the schedule (``<schedule>-<scheduler execution id>``,
   ``studiorunner.naming.schedule_run_prefix``): the templated Step Functions target
-  cannot name an execution;
+  cannot name an execution. The ``cdk.json`` schedules live in a group of their own (the
+  CLI lists them as the stack's and refuses to change them); the schedules people create
+  at run time (``studio-runner schedule create``) go in the other group, with the same
+  role, retries and dead-letter queue (studiorunner_cli/schedules/service.py writes the
+  same target);
 - the S3 trigger: an EventBridge rule on ``Object Created`` under the inbox prefix invokes a
   small Lambda that starts the run under a name derived from the object (a rule cannot name
   an execution, and the name is what makes a duplicated event harmless);
@@ -17,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, TimeZone
+from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -39,17 +43,41 @@ from studiorunner.naming import schedule_run_prefix
 CLEANUP_STATUSES = ["ABORTED", "TIMED_OUT"]
 
 
+#: How long Scheduler keeps retrying a fire it could not deliver (the CLI's schedules: the same).
+MAX_EVENT_AGE_SECONDS = 3600
+
+
 class Schedules(Construct):
-    """One ``AWS::Scheduler::Schedule`` per configured schedule, sharing a dead-letter queue."""
+    """The schedule groups, the scheduler role and dead-letter queue every schedule shares, and
+    one ``AWS::Scheduler::Schedule`` per configured (``cdk.json``) schedule."""
 
     def __init__(self, scope: Construct, id_: str, *, schedules: Sequence[Schedule],
-                 state_machine: sfn.IStateMachine, retry_attempts: int) -> None:
+                 state_machine: sfn.IStateMachine, retry_attempts: int, resource_prefix: str) -> None:
         super().__init__(scope, id_)
+        self.retry_attempts = retry_attempts
         self.dead_letter_queue = undelivered_queue(self, "DeadLetters", what="the EventBridge Scheduler targets")
+        # Schedules people create and change at run time: deleting the stack deletes them.
+        self.group = scheduler.ScheduleGroup(self, "Group", schedule_group_name=f"{resource_prefix}-schedules",
+                                             removal_policy=RemovalPolicy.DESTROY)
+        # The cdk.json ones: the CLI lists them as the stack's and refuses to change them.
+        self.stack_group = scheduler.ScheduleGroup(self, "StackGroup",
+                                                   schedule_group_name=f"{resource_prefix}-stack-schedules",
+                                                   removal_policy=RemovalPolicy.DESTROY)
+        stack = Stack.of(self)
+        # One role for every schedule: Scheduler assumes it, for this account's schedules only.
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}),
+            description="Studio Runner schedules: start a run of the state machine")
+        start = iam.PolicyStatement(actions=["states:StartExecution"], resources=[state_machine.state_machine_arn])
+        # Granted here, not by the targets: the CLI's schedules need them with no cdk.json schedule.
+        self.role.add_to_policy(start)
+        self.dead_letter_queue.grant_send_messages(self.role)
         self.schedules: dict[str, scheduler.Schedule] = {}
         for entry in schedules:
             self.schedules[entry.name] = scheduler.Schedule(
                 self, entry.name,
+                schedule_name=entry.name,
+                schedule_group=self.stack_group,
                 description=entry.description or f"Studio Runner schedule {entry.name}",
                 schedule=scheduler.ScheduleExpression.expression(entry.expression, TimeZone.of(entry.timezone)),
                 target=scheduler_targets.Universal(
@@ -57,13 +85,13 @@ class Schedules(Construct):
                     input=scheduler.ScheduleTargetInput.from_object({
                         "StateMachineArn": state_machine.state_machine_arn,
                         "Name": schedule_run_prefix(entry.name) + scheduler.ContextAttribute.execution_id,
-                        "Input": json.dumps(entry.payload, separators=(",", ":")),
+                        "Input": json.dumps(entry.run_payload, separators=(",", ":")),
                     }),
-                    policy_statements=[iam.PolicyStatement(
-                        actions=["states:StartExecution"], resources=[state_machine.state_machine_arn])],
+                    role=self.role,
+                    policy_statements=[start],  # else the target grants StartExecution on '*'
                     dead_letter_queue=self.dead_letter_queue,
                     retry_attempts=retry_attempts,
-                    max_event_age=Duration.hours(1),
+                    max_event_age=Duration.seconds(MAX_EVENT_AGE_SECONDS),
                 ),
             )
 

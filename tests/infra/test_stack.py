@@ -133,7 +133,9 @@ def test_each_schedule_starts_a_run_named_for_it_in_its_time_zone(synthesized):
     for entry in synthesized.config.schedules:
         target = Capture()
         synthesized.template.has_resource_properties("AWS::Scheduler::Schedule", {
-            "Name": Match.absent(),
+            # Named, in the stack's own group: the CLI lists them as the stack's (issue 15).
+            "Name": entry.name,
+            "GroupName": "studio-runner-stack-schedules",
             "ScheduleExpression": entry.expression,
             "ScheduleExpressionTimezone": entry.timezone,
             "State": "ENABLED",
@@ -146,7 +148,7 @@ def test_each_schedule_starts_a_run_named_for_it_in_its_time_zone(synthesized):
         request = json.loads(_joined(target.as_object()["Input"]))
         assert request["StateMachineArn"] == "STATE_MACHINE_ARN"
         assert request["Name"] == f"{entry.name}-<aws.scheduler.execution-id>"
-        assert json.loads(request["Input"]) == entry.payload
+        assert json.loads(request["Input"]) == {**entry.payload, "schedule": {"name": entry.name, "overlap": "skip"}}
         # Scheduler puts in its id; the name Step Functions gets is one it accepts
         name = request["Name"].replace("<aws.scheduler.execution-id>", "d32c5kddcf5bb8c3")
         assert is_valid_name(name)
