@@ -7,6 +7,7 @@ Created once per Lambda container (module level), as Powertools recommends. Ever
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner.clients import ClientCache
 from studiorunner.errors import StudioRunnerError
+from studiorunner.redact import quiet_secrets_in_logs
 
 if TYPE_CHECKING:
     from studiorunner.run import Services
@@ -66,6 +68,9 @@ def step(fn: Callable[[dict[str, Any], LambdaContext], Any]) -> Callable[[dict[s
 
     @functools.wraps(fn)
     def wrapper(event: dict[str, Any], context: LambdaContext) -> Any:
+        # Every handler, whether or not it logs in: botocore's DEBUG lines of any call (S3,
+        # DynamoDB, Secrets Manager) carry the session token (redact.quiet_secrets_in_logs).
+        quiet_secrets_in_logs(logging.getLogger(logger.name))
         run = event.get("run") if isinstance(event, dict) else None
         if isinstance(run, dict):
             logger.append_keys(run_id=run.get("run_id"), target=run.get("target"))

@@ -21,7 +21,7 @@ import boto3
 from studiorunner.config import TargetConfig
 from studiorunner.errors import JupyterHTTPError, LoginFailed, TargetFailed, TargetNotReady
 from studiorunner.jupyter.http import RETRY_STATUSES, JupyterHTTP
-from studiorunner.targets.log_secrets import quiet_secrets_in_logs
+from studiorunner.redact import quiet_secrets_in_logs
 
 
 def _new_client(service: str, region: str | None = None) -> Any:

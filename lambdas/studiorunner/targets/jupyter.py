@@ -8,7 +8,7 @@ import os
 from studiorunner.config import TargetConfig
 from studiorunner.errors import JupyterHTTPError, JupyterUnavailable, LoginFailed
 from studiorunner.jupyter.http import JupyterHTTP, new_session
-from studiorunner.redact import safe_url
+from studiorunner.redact import quiet_secrets_in_logs, remember_secret, safe_url
 from studiorunner.targets.base import Target, TargetProgress
 
 #: How long the login check rides out a server that does not answer before it is
@@ -31,14 +31,21 @@ class JupyterTarget(Target):
 
     def _token(self) -> str | None:
         if not self.config.token_secret_arn:
-            return os.environ.get("STUDIO_RUNNER_JUPYTER_TOKEN") or None
+            token = os.environ.get("STUDIO_RUNNER_JUPYTER_TOKEN") or None
+            remember_secret(token)
+            return token
         secrets = self._secrets or self._clients("secretsmanager", self.config.region or None)
+        quiet_secrets_in_logs()  # botocore's DEBUG log of the answer holds the token
         value = secrets.get_secret_value(SecretId=self.config.token_secret_arn)["SecretString"]
+        remember_secret(value)
         try:
             parsed = json.loads(value)
         except ValueError:
-            return value.strip()
-        return parsed.get("token") if isinstance(parsed, dict) else str(parsed)
+            token = value.strip()
+        else:
+            token = parsed.get("token") if isinstance(parsed, dict) else str(parsed)
+        remember_secret(token)
+        return token
 
     def login(self) -> JupyterHTTP:
         """Token auth when a token is configured; else none, as a server started with

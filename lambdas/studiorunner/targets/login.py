@@ -9,11 +9,11 @@ the status code says nothing: where the login ended does.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from studiorunner.errors import LoginFailed
 from studiorunner.jupyter.http import DEFAULT_TIMEOUT, RETRY_STATUSES, JupyterHTTP, new_session
-from studiorunner.targets.log_secrets import quiet_secrets_in_logs
+from studiorunner.redact import quiet_secrets_in_logs, remember_secret
 
 PRESIGNED_URL_SECONDS = 60  # the URL is used at once; the shorter it lives, the better
 SESSION_SECONDS = 1800
@@ -37,6 +37,8 @@ def presigned_login(
     """GET the presigned URL with a fresh session; a client for the Jupyter server at the
     URL's host + ``base_path``, or LoginFailed saying where the login ended and why."""
     quiet_secrets_in_logs()
+    remember_secret(parse_qs(urlsplit(url).query).get("token", [""])[0] or
+                    parse_qs(urlsplit(url).query).get("authToken", [""])[0])
     session = new_session()
     try:
         response = session.get(url, timeout=timeout, allow_redirects=True)
@@ -63,4 +65,6 @@ def presigned_login(
             f"Logging in to target {target!r} with a presigned URL answered {response.status_code} on {where}",
             target=target, status=response.status_code,
         )
+    for cookie in session.cookies:  # the login cookies: as good as the token while they last
+        remember_secret(cookie.value)
     return JupyterHTTP(f"{asked.scheme}://{asked.netloc}{base_path.rstrip('/')}", session)
