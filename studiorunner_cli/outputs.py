@@ -2,9 +2,69 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 
+from studiorunner_cli.parameters import UsageError
 from studiorunner_cli.runs import RunInfo, Runs
+
+
+def check_writable(output: str, flag: str = "-o") -> None:
+    """``-o``: somewhere this command can write, checked before anything starts (a usage error).
+
+    The folder it names (or the file's folder) need not exist yet; its nearest existing
+    ancestor must be a folder we can create files in (a probe file, removed at once: a
+    read-only filesystem or missing rights fail here, even for root where access() says yes).
+    """
+    path = Path(output).expanduser()
+    if path.is_dir():
+        folder = path
+    elif output.endswith(("/", "\\")):
+        folder = path
+    else:
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{flag} {output}: not a file or folder we can write")
+        folder = path.parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {output}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".studio-runner-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"{flag} {output}: cannot write in {existing}: {reason}") from None
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {output}: the file is not writable")
+
+
+def write_or_keep(runs: Runs, info: RunInfo, output: str | None, default_dir: Path | None,
+                  keep_dir: Path | None) -> tuple[list[Path], bool]:
+    """``write_outputs``, and when ``-o`` cannot be written after all (the disk filled, the folder
+    went away): never drop the notebook. Write it into ``keep_dir`` and say where, else say where
+    it still is in S3. Returns what was written and whether ``-o`` was missed (then exit 1)."""
+    try:
+        return write_outputs(runs, info, output, default_dir), False
+    except OSError as exc:
+        reason = f"{exc.strerror or type(exc).__name__}" + (f": {exc.filename}" if exc.filename else "")
+        print(f"studio-runner: cannot write -o {output} ({reason})", file=sys.stderr)
+    if keep_dir is not None:
+        try:
+            kept = write_outputs(runs, info, None, keep_dir)
+        except OSError as again:
+            print(f"studio-runner: nor into {keep_dir} ({again.strerror})", file=sys.stderr)
+        else:
+            if kept:
+                print(f"The executed notebook is kept at {kept[0]}", file=sys.stderr)
+                return kept, True
+    uri = runs.output_uri(info)
+    if uri:
+        print(f"The executed notebook stays at {uri} (studio-runner download {info.run_id} -o OUT)", file=sys.stderr)
+    return [], True
 
 
 def destination(output: str | None, default: Path, name: str) -> Path:

@@ -199,6 +199,10 @@ def check_run_args(args: RunOptions) -> Plan:
         if isinstance(formats, list) and "html" not in formats:
             formats = [*formats, "html"]
         payload["output_formats"] = formats  # a bad value in --payload is reported by _validate
+    if args.output:
+        from studiorunner_cli.outputs import check_writable
+
+        check_writable(args.output)  # not after the run: the notebook would have nowhere to go
     if plan.stem is None:
         source = payload.get("notebook") or payload.get("notebook_s3")
         plan.stem = source if isinstance(source, str) else None
@@ -303,7 +307,7 @@ def _raise_terminated(signum, frame):
 
 def _stop(args, runs, run_id: str, default_dir, started: float, code: int) -> int:
     """Ctrl-C / SIGTERM: stop the run, let it be cleaned up, keep the partial notebook, say so."""
-    from studiorunner_cli.outputs import write_outputs
+    from studiorunner_cli.outputs import write_or_keep
 
     def _still(signum, frame):
         print("  (still stopping the run and cleaning up; one moment)", file=sys.stderr, flush=True)
@@ -321,7 +325,7 @@ def _stop(args, runs, run_id: str, default_dir, started: float, code: int) -> in
                   + (f" ({result['reason']})" if result.get("reason") else ""), file=sys.stderr)
         else:
             print(f"Stopped ({info.status}); the stack cleans up after it as after any aborted run", file=sys.stderr)
-        written = write_outputs(runs, info, getattr(args, "output", None), default_dir) if default_dir or args.output else []
+        written = write_or_keep(runs, info, args.output, default_dir, default_dir)[0] if default_dir or args.output else []
         if written:
             print(f"Partial notebook: {written[0]}", file=sys.stderr)
     finally:
@@ -332,7 +336,7 @@ def _stop(args, runs, run_id: str, default_dir, started: float, code: int) -> in
 
 def report(args, runs, info, default_dir, elapsed: float) -> int:
     """How the run ended: printed once; the outputs copied where asked."""
-    from studiorunner_cli.outputs import write_outputs
+    from studiorunner_cli.outputs import write_or_keep
     from studiorunner_cli.runs import error_text
 
     if args.parameter_sets:
@@ -341,7 +345,8 @@ def report(args, runs, info, default_dir, elapsed: float) -> int:
         result = batch_result(runs, info)
         if result is not None:
             return report_batch(args, runs, info, result, default_dir, elapsed)
-    written = write_outputs(runs, info, args.output, default_dir) if (default_dir or args.output) else []
+    written, missed = write_or_keep(runs, info, args.output, default_dir, default_dir) \
+        if (default_dir or args.output) else ([], False)
     if getattr(args, "log_output", False):
         from studiorunner_cli.verbs import logs_text
 
@@ -360,9 +365,9 @@ def report(args, runs, info, default_dir, elapsed: float) -> int:
             print(f"  $ {command.get('command')}  → exit {command.get('exit_status')}")
         for path in written:
             print(f"{'Executed notebook' if path.suffix == '.ipynb' else 'Written'}: {path}")
-        if not written and runs.output_uri(info):
+        if not written and runs.output_uri(info) and not missed:
             print(f"Executed notebook: {runs.output_uri(info)}")
-        return 0
+        return 1 if missed else 0
     print(f"{info.status} in {elapsed:.1f}s: {error_text(info.error, info.cause)}", file=sys.stderr)
     notebooks = [p for p in written if p.suffix == ".ipynb"]
     if notebooks:

@@ -189,3 +189,29 @@ def test_a_signal_mid_run_stops_it_cleans_up_and_keeps_the_partial_notebook(tmp_
     # nothing left in the user's folder: no journal folder, no trash, no checkpoints
     assert sorted(p.name for p in work.iterdir()) == ["long.ipynb", "out"]
     assert list((tmp_path / "tmp").iterdir()) == [], "the stand-in's temp folder was left behind"
+
+
+def test_an_output_that_fails_after_a_local_run_keeps_the_notebook_in_the_cache(tmp_path):
+    """Issue 20 fault 5: the embedded stack's S3 dies with the process, so a notebook -o cannot
+    take must be written somewhere the CLI names: the run's cache folder."""
+    work, project = tmp_path / "work", tmp_path / "project"
+    work.mkdir()
+    # the notebook itself makes -o's folder impossible mid-run: a file where the folder would go
+    write_notebook(project, "nb.ipynb", f"open({str(work / 'out')!r}, 'w').write('a file')\nprint('ran')")
+    done = subprocess.run(_cli("run", "--local", "../project/nb.ipynb", "-o", "out/nb-out.ipynb"), cwd=work,
+                          env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SUCCEEDED" in done.stdout and "cannot write -o out/nb-out.ipynb" in done.stderr
+    kept = [line.split(" at ", 1)[1] for line in done.stderr.splitlines() if "is kept at" in line]
+    assert kept and Path(kept[0]).is_relative_to(tmp_path / "cache" / "studio-runner" / "runs"), done.stderr
+    nb = nbformat.read(kept[0], as_version=4)
+    assert nb.cells[0].outputs[0]["text"] == "ran\n"
+
+
+def test_an_unwritable_output_is_refused_before_a_local_stack_starts(tmp_path):
+    work = tmp_path / "work"
+    write_notebook(work, "nb.ipynb", "print('never')")
+    done = subprocess.run(_cli("run", "--local", "nb.ipynb", "-o", "nb.ipynb/out.ipynb"), cwd=work,
+                          env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "nb.ipynb is a file, not a folder" in done.stderr and "Studio stand-in" not in done.stdout

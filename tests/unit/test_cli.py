@@ -423,3 +423,41 @@ def test_run_options_are_typed_from_the_command_line():
     assert options.parameters == (("a", "1"), ("b", "x")) and options.commands == ("ls",)
     assert options.wait and options.cell_timeout == 5.0 and options.notebook == "nb.ipynb"
     assert options.where == Where(local=False, stack="S")
+
+
+@pytest.mark.parametrize("output, said", [
+    ("reports/report.ipynb/out.ipynb", "reports/report.ipynb is a file, not a folder"),
+    ("reports/report.ipynb/sub/", "reports/report.ipynb is a file, not a folder"),
+    ("/sys/studio-runner-out/x.ipynb", "cannot write in /sys"),
+])
+def test_an_unwritable_output_is_a_usage_error_before_the_run_starts(aws, capsys, output, said):
+    """Issue 20 fault 5: the run used to execute in full, then die on a bare OSError."""
+    sfn, _, arn = aws
+    code = main(["run", "reports/report.ipynb", "--wait", "-o", output])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert said in err and "Traceback" not in err
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []  # nothing started
+
+
+def test_an_output_that_fails_after_the_run_never_drops_the_notebook(aws, monkeypatch, capsys):
+    """-o passed the check, then could not be written when the run ended: say so, exit 1, and
+    say where the executed notebook is (AWS: still in the bucket)."""
+    import studiorunner_cli.display as display
+
+    sfn, s3, _ = aws
+    _fixed_name(monkeypatch)
+    _executed(s3)
+    real_follow = display.follow
+
+    def follow(*args, **kwargs):
+        Path("out").write_text("now a file")  # the folder -o names can no longer be made
+        return real_follow(*args, **kwargs)
+
+    monkeypatch.setattr(display, "follow", follow)
+    code = main(["run", "reports/report.ipynb", "--wait", "-o", "out/sub/report-out.ipynb"])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    assert "SUCCEEDED" in out
+    assert "cannot write -o out/sub/report-out.ipynb" in err
+    assert f"stays at s3://{BUCKET}/runs/{RUN_ID}/report.ipynb" in err
