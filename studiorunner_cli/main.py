@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from studiorunner_cli import local, run, verbs
+from studiorunner_cli import local, recovery, run, verbs
 from studiorunner_cli.parameters import UsageError
 from studiorunner_cli.schedules import cli as schedule
 from studiorunner_cli.verb import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Parser, Verb, options_from
@@ -33,6 +33,7 @@ VERBS: tuple[Verb, ...] = (
     verbs.LIST,
     local.VERB,
     schedule.VERB,
+    recovery.RERUN,
 )
 
 

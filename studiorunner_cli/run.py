@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from studiorunner_cli.parameters import UsageError, collect
+from studiorunner_cli.recovery import add_run_flags, apply_run_flags
 from studiorunner_cli.verb import TARGET_TYPES, Verb, Where, add_where
 
 LOCAL_ONLY = ("root", "budget", "jupyter")
@@ -47,6 +48,9 @@ class RunOptions:
     root: str | None = None
     budget: float | None = None
     jupyter: str | None = None
+    retries: int | None = None  # recovery.add_run_flags
+    retry_interval: str | None = None
+    hold: str | None = None
     where: Where = field(default_factory=Where)
 
 
@@ -82,6 +86,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     local.add_argument("--budget", type=float, help="seconds per RunCells invocation (default: a Lambda's 900 s)")
     local.add_argument("--jupyter", metavar="URL",
                        help="run on the Jupyter server at URL instead of a stand-in (token: $JUPYTER_TOKEN)")
+    add_run_flags(run)
     add_where(run)
 
 
@@ -203,6 +208,7 @@ def check_run_args(args: RunOptions) -> Plan:
         from studiorunner_cli.outputs import check_writable
 
         check_writable(args.output)  # not after the run: the notebook would have nowhere to go
+    apply_run_flags(args, payload)
     if plan.stem is None:
         source = payload.get("notebook") or payload.get("notebook_s3")
         plan.stem = source if isinstance(source, str) else None

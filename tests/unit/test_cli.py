@@ -461,3 +461,66 @@ def test_an_output_that_fails_after_the_run_never_drops_the_notebook(aws, monkey
     assert "SUCCEEDED" in out
     assert "cannot write -o out/sub/report-out.ipynb" in err
     assert f"stays at s3://{BUCKET}/runs/{RUN_ID}/report.ipynb" in err
+
+
+# -- recovery (issue 19): run --retries/--hold, rerun ------------------------------------------
+
+def _ended(sfn, arn, name):
+    execution = arn.replace(":stateMachine:", ":execution:") + ":" + name
+    deadline = time.monotonic() + 10  # moto's interpreter runs the execution in a thread of its own
+    while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _input_of(sfn, arn, name):
+    return json.loads(sfn.describe_execution(executionArn=arn.replace(":stateMachine:", ":execution:") + ":" + name)["input"])
+
+
+def test_run_retries_and_hold_become_the_payloads_recovery_keys(aws, capsys):
+    sfn, _, arn = aws
+    code = main(["run", "reports/report.ipynb", "--retries", "2", "--retry-interval", "5m", "--hold", "2h"])
+    out = capsys.readouterr().out.strip()
+    assert code == 0
+    payload = _input_of(sfn, arn, out)
+    assert payload["retry"] == {"attempts": 2, "interval_seconds": 300.0}
+    assert payload["on_failure"] == {"hold_kernel_seconds": 7200.0}
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--hold", "two hours"], "--hold takes a duration"),
+    (["--hold", "13h"], "'on_failure.hold_kernel_seconds' must be a number from 0 to 43200"),
+    (["--retries", "11"], "'retry.attempts' must be a whole number from 0 to 10"),
+])
+def test_bad_recovery_flags_are_usage_errors_before_anything_starts(aws, capsys, args, said):
+    sfn, _, arn = aws
+    assert main(["run", "reports/report.ipynb", *args]) == 2
+    assert said in capsys.readouterr().err
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+
+
+def test_rerun_starts_the_same_payload_with_a_parameter_changed_named_after_its_source(aws, capsys):
+    sfn, _, arn = aws
+    first = {"notebook": "reports/report.ipynb", "parameters": {"n": 1, "day": "mon"}, "target": "analytics",
+             "attempt": {"number": 2, "first_run": "report-x"}}
+    sfn.start_execution(stateMachineArn=arn, name=RUN_ID, input=json.dumps(first))
+    _ended(sfn, arn, RUN_ID)
+    assert main(["rerun", RUN_ID, "-p", "n", "2"]) == 0
+    _ended(sfn, arn, f"{RUN_ID}-rerun1")
+    assert main(["rerun", f"{RUN_ID}-rerun1"]) == 0  # a rerun of a rerun is named after the first source
+    names = capsys.readouterr().out.split()
+    assert names == [f"{RUN_ID}-rerun1", f"{RUN_ID}-rerun2"]
+    again = _input_of(sfn, arn, names[0])
+    assert again == {"notebook": "reports/report.ipynb", "parameters": {"n": 2, "day": "mon"}, "target": "analytics"}
+    assert _input_of(sfn, arn, names[1])["parameters"] == {"n": 2, "day": "mon"}
+
+
+def test_rerun_of_a_running_or_unknown_run_says_why_and_starts_nothing(aws, capsys):
+    sfn, _, arn = aws
+    sfn.start_execution(stateMachineArn=arn, name=RUN_ID, input=json.dumps(
+        {"notebook": "reports/report.ipynb", "parameters": {"mode": "wait"}}))
+    assert main(["rerun", RUN_ID]) == 1
+    assert "still running" in capsys.readouterr().err
+    assert main(["rerun", "nope-20261130T120000Z-000000"]) == 1
+    assert "no run 'nope-20261130T120000Z-000000'" in capsys.readouterr().err
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+    sfn.stop_execution(executionArn=arn.replace(":stateMachine:", ":execution:") + ":" + RUN_ID)
