@@ -57,7 +57,7 @@ PYTEST_WORKERS ?= 3
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv node_modules/.installed build/wheelhouse/.downloaded
+test: venv node_modules/.installed build/wheelhouse/.downloaded build/.browser
 	$(MAKE) lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 	$(MAKE) test-bundle
@@ -81,6 +81,14 @@ $(BUNDLE)/.built: $(VENV)/.installed build/wheelhouse/.downloaded infra/bundling
 ## step that needs PyPI); `cdk synth` itself then runs offline.
 synth: venv node_modules/.installed build/wheelhouse/.downloaded
 	npx --no-install cdk synth --no-notices --quiet
+
+## Headless Chromium for the browser tests (the run's page offline; JupyterLab): Debian's
+## chromium, driven by playwright's Python package (requirements-dev.txt; no browser download).
+build/.browser: $(VENV)/.installed
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check \
+		"$$(grep -i '^playwright==' requirements-dev.txt)"
+	mkdir -p build && touch $@
 
 build/wheelhouse/.downloaded: lambdas/requirements.txt infra/bundling.py
 	$(PY) -m infra.bundling download

@@ -70,6 +70,9 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("-o", "--output", help="write the executed notebook here (a file, or a folder to write into)")
     run.add_argument("--log-output", action="store_true", help="print the cells' outputs when the run ends")
     run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
+    run.add_argument("--report", action="store_true",
+                     help="the HTML page as a report: no code, no injected-parameters cell (implies --html; "
+                          "payload \"html_report\": true)")
     run.add_argument("--input", help="a payload JSON file, as `aws stepfunctions start-execution` takes it")
     run.add_argument("--remote", action="store_true", help="NOTEBOOK is a path in the target's file tree")
     run.add_argument("--kernel", help="kernel name (default: the notebook's)")
@@ -199,7 +202,9 @@ def check_run_args(args: RunOptions) -> Plan:
         payload["max_concurrency"] = args.max_concurrency
     if args.kernel:
         payload["kernel"] = {**payload.get("kernel", {}), "name": args.kernel}
-    if args.html:
+    if getattr(args, "report", False):
+        payload["html_report"] = True
+    if args.html or getattr(args, "report", False):
         formats = payload.get("output_formats", ["notebook"])
         if isinstance(formats, list) and "html" not in formats:
             formats = [*formats, "html"]

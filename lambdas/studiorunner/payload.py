@@ -26,6 +26,7 @@ TOP_LEVEL_KEYS = {
     "target", "notebook", "notebook_s3", "parameters", "kernel", "timeouts", "cleanup",
     "allow_errors", "write_back", "commands", "allow_command_errors", "output_formats", "schedule",
     "retry", "on_failure", "attempt",  # studiorunner.recovery
+    "html_report",
 }
 KERNEL_KEYS = {"name", "instance_type"}
 TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds", "queue_seconds"}
@@ -76,6 +77,7 @@ class RunSpec:
     allow_command_errors: bool = False
     output_formats: list[str] = field(default_factory=lambda: ["notebook"])
     recovery: Recovery = field(default_factory=Recovery)  # retry, on_failure, attempt
+    html_report: bool = False  # the page without code or the injected-parameters cell
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -275,7 +277,7 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
     if cleanup_app not in CLEANUP_POLICIES:
         problems.append(f"'cleanup.app' must be one of {', '.join(CLEANUP_POLICIES)}, got {cleanup_app!r}")
 
-    for flag in ("allow_errors", "write_back", "allow_command_errors"):
+    for flag in ("allow_errors", "write_back", "allow_command_errors", "html_report"):
         if flag in raw and not isinstance(raw[flag], bool):
             problems.append(f"'{flag}' must be true or false, got {raw[flag]!r}")
 
@@ -291,6 +293,9 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
 
     output_formats = _output_formats(raw, has_notebook=notebook is not None or notebook_s3 is not None,
                                      problems=problems)
+    if raw.get("html_report") is True and "html" not in output_formats:
+        problems.append("'html_report' shapes the HTML page: add \"html\" to 'output_formats' "
+                        "(e.g. [\"notebook\", \"html\"])")
 
     if problems:
         raise _invalid(problems)
@@ -310,4 +315,5 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
         allow_command_errors=raw.get("allow_command_errors", False),
         output_formats=output_formats,
         recovery=recovery,
+        html_report=raw.get("html_report", False) is True,
     )

@@ -198,6 +198,7 @@ def test_html_output_of_a_failed_run_shows_the_outputs_and_the_error(local_env):
     bucket, key = html_uri[len("s3://"):].split("/", 1)
     assert env.stack.s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "text/html; charset=utf-8"
     assert "&lt;before&gt;" in page  # the first cell's output, escaped
-    assert "KeyError" in page and "missing-key" in page and 'class="cell code failed"' in page
-    assert "\x1b[" not in page  # the traceback's colours are gone
+    assert "KeyError" in page and "missing-key" in page and "celltag_sr-cell-failed" in page
+    assert "\x1b[" not in page and 'class="ansi-red-fg"' in page  # the traceback's colours as HTML
+    assert "<script" not in page
     assert env.running()["kernels"] == []

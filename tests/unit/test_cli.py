@@ -153,6 +153,16 @@ def test_run_html_asks_for_the_page_and_run_and_download_write_it_beside_the_not
     assert (tmp_path / "dl.html").read_bytes() == b"<html>the page</html>"
 
 
+def test_run_report_asks_for_the_page_without_code(aws, monkeypatch, capsys):
+    sfn, s3, arn = aws
+    _fixed_name(monkeypatch)
+    _executed(s3)
+    assert main(["run", "reports/report.ipynb", "--report"]) == 0, capsys.readouterr()
+    payload = json.loads(sfn.describe_execution(
+        executionArn=arn.replace(":stateMachine:", ":execution:") + ":" + RUN_ID)["input"])
+    assert payload["output_formats"] == ["notebook", "html"] and payload["html_report"] is True
+
+
 def test_failed_run_exits_1_and_says_why_once(aws, monkeypatch, capsys):
     _fixed_name(monkeypatch)
     code = main(["run", "reports/report.ipynb", "--wait", "-p", "mode", "fail"])

@@ -155,3 +155,13 @@ def test_parameter_names_are_left_to_the_notebooks_language(name):
 def test_parameter_names_no_language_can_take(name, why):
     with pytest.raises(PayloadInvalid, match=why):
         validate_payload({"notebook": "a.ipynb", "parameters": {name: 1}})
+
+
+def test_html_report_asks_for_the_page_without_code_and_needs_the_page():
+    spec = validate_payload({"notebook": "a.ipynb", "output_formats": ["notebook", "html"], "html_report": True})
+    assert spec.html_report is True and RunSpec.from_dict(spec.to_dict()).html_report is True
+    assert validate_payload({"notebook": "a.ipynb"}).html_report is False
+    with pytest.raises(PayloadInvalid, match="add \"html\" to 'output_formats'"):
+        validate_payload({"notebook": "a.ipynb", "html_report": True})
+    with pytest.raises(PayloadInvalid, match="'html_report' must be true or false"):
+        validate_payload({"notebook": "a.ipynb", "output_formats": ["notebook", "html"], "html_report": "yes"})

@@ -6,6 +6,7 @@ removes (only what the run recorded as its own) and the outcome it reports.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import nbformat
@@ -395,11 +396,11 @@ def test_a_failed_commands_cause_names_the_command_log():
     assert outcome["cause"] == f"Command 1 exited with status 1; command log: s3://{BUCKET}/runs/exec-1/commands.log"
 
 
-def _run_with_html(services: Services, error: dict[str, str] | None = None) -> dict[str, Any]:
+def _run_with_html(services: Services, error: dict[str, str] | None = None, **payload: Any) -> dict[str, Any]:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('<b>hi</b>')", execution_count=1, outputs=[
         nbformat.v4.new_output("stream", name="stdout", text="<b>hi</b>\n")])])
     services.store.write(f"s3://{BUCKET}/runs/exec-1/report.ipynb", nb)
-    state = prepared(services, {"notebook": "work/report.ipynb", "output_formats": ["notebook", "html"]})
+    state = prepared(services, {"notebook": "work/report.ipynb", "output_formats": ["notebook", "html"], **payload})
     return cleanup({**state, **({"error": error} if error else {})}, services)
 
 
@@ -414,18 +415,53 @@ def test_cleanup_writes_the_html_page_beside_the_notebook_once_it_is_final():
     assert "ExecutionAborted" in page  # marked failed in the notebook first, so the page says so too
 
 
+def test_html_report_renders_the_page_without_code():
+    services, _ = make_services()
+    outcome = _run_with_html(services, html_report=True)
+    page = services.store.objects[outcome["result"]["output_html"]].decode()
+    assert "&lt;b&gt;hi&lt;/b&gt;" in page and 'class="jp-CodeMirrorEditor' not in page
+
+
+def test_with_a_render_function_cleanup_asks_it_for_the_page_and_a_failure_is_a_warning(monkeypatch):
+    import io
+
+    from studiorunner.report import render
+
+    calls = []
+
+    class FakeLambda:
+        def invoke(self, **kwargs):
+            calls.append(kwargs)
+            return {"FunctionError": "Unhandled", "Payload": io.BytesIO(
+                b'{"errorType": "MemoryError", "errorMessage": "quoting the notebook: secret"}')}
+
+    monkeypatch.setenv(render.RENDER_FUNCTION_ENV, "studio-runner-render-page")
+    services, _ = make_services()
+    services.clients = lambda service: FakeLambda()
+    outcome = _run_with_html(services, html_report=True)
+    [call] = calls
+    assert call["FunctionName"] == "studio-runner-render-page" and call["InvocationType"] == "RequestResponse"
+    assert json.loads(call["Payload"]) == {"notebook_uri": f"s3://{BUCKET}/runs/exec-1/report.ipynb",
+                                           "html_uri": f"s3://{BUCKET}/runs/exec-1/report.html", "report": True}
+    assert outcome["status"] == "SUCCEEDED" and "output_html" not in outcome["result"]
+    assert outcome["result"]["warnings"] == [
+        f"could not render the executed notebook as HTML to s3://{BUCKET}/runs/exec-1/report.html: "
+        "PageNotRendered: studio-runner-render-page failed: MemoryError"]
+
+
 def test_a_page_that_cannot_be_rendered_is_a_warning_never_a_cleanup_failure(monkeypatch):
-    from studiorunner import html_page
+    from studiorunner.report import page
 
     def broken(nb, **_):
         raise RecursionError("too deep")
 
-    monkeypatch.setattr(html_page, "render_notebook", broken)
+    monkeypatch.setattr(page, "render_page", broken)
     services, _ = make_services()
     outcome = _run_with_html(services)
     assert outcome["status"] == "SUCCEEDED"
     assert "output_html" not in outcome["result"]
-    assert outcome["result"]["warnings"] == ["could not render the executed notebook as HTML: RecursionError"]
+    assert outcome["result"]["warnings"] == [
+        f"could not render the executed notebook as HTML to s3://{BUCKET}/runs/exec-1/report.html: RecursionError"]
     assert f"s3://{BUCKET}/runs/exec-1/report.html" not in services.store.objects
     assert outcome["result"]["output_notebook"] == f"s3://{BUCKET}/runs/exec-1/report.ipynb"
 
@@ -450,5 +486,6 @@ def test_a_page_that_cannot_be_written_is_a_warning_naming_where_and_why(monkeyp
     outcome = _run_with_html(services)
     assert outcome["status"] == "SUCCEEDED" and "output_html" not in outcome["result"]
     [warning] = outcome["result"]["warnings"]
-    assert warning.startswith(f"could not write the HTML rendering to s3://{BUCKET}/runs/exec-1/report.html: ClientError")
+    assert warning.startswith(
+        f"could not render the executed notebook as HTML to s3://{BUCKET}/runs/exec-1/report.html: ClientError")
     assert "AccessDenied" in warning

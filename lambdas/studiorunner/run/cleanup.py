@@ -275,7 +275,7 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     if output_uri and run and "html" in run.spec.output_formats:
         # After the notebook is final (a failed run's page shows the error too) and after the
         # run's resources are released (rendering a big notebook must not delay that).
-        html_uri, html_problem = _write_html(services, output_uri, nb)
+        html_uri, html_problem = _write_html(services, output_uri, report=run.spec.html_report)
     for action in report.actions:
         log.info("cleanup: %s", action)
     for problem in report.problems:
@@ -362,24 +362,19 @@ def _finish_notebook(services: Services, uri: str, error_name: str,
     return True, nb
 
 
-def _write_html(services: Services, notebook_uri: str, nb: NotebookNode | None) -> tuple[str | None, str | None]:
-    """Render the executed notebook beside it (``output_formats: ["html"]``): (its URI, None),
-    or (None, why not) — a warning in the result, never a cleanup failure: the notebook,
-    the run's record, is already written."""
-    # Imported here: only runs that ask for HTML pay its import (~5-9 ms, bench/README.md).
-    from studiorunner import html_page
+def _write_html(services: Services, notebook_uri: str, *, report: bool) -> tuple[str | None, str | None]:
+    """Have the executed notebook's page rendered beside it (``output_formats: ["html"]``):
+    (its URI, None), or (None, why not) — a warning in the result, never a cleanup failure:
+    the notebook, the run's record, is already written. The rendering itself is nbconvert's,
+    in the RenderPage Lambda (studiorunner/report/render.py)."""
+    from studiorunner.report import html_uri
+    from studiorunner.report.render import PageRequest
 
-    uri = html_page.html_uri(notebook_uri)
+    uri = html_uri(notebook_uri)
     try:
-        nb = nb if nb is not None else services.notebooks().read(notebook_uri)
-        page = html_page.render_notebook(nb)
+        services.pages()(PageRequest(notebook_uri=notebook_uri, html_uri=uri, report=report))
     except Exception as exc:  # noqa: BLE001
         log.warning("could not render the notebook as HTML: %s", describe(exc))
-        return None, f"could not render the executed notebook as HTML: {describe(exc)}"
-    try:
-        services.notebooks().write_bytes(uri, page.encode("utf-8"), content_type=html_page.HTML_CONTENT_TYPE)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("could not write the HTML page: %s", describe(exc))
-        return None, f"could not write the HTML rendering to {uri}: {describe(exc)}"
+        return None, f"could not render the executed notebook as HTML to {uri}: {describe(exc)}"
     log.info("cleanup: wrote the HTML rendering to %s", uri)
     return uri, None

@@ -8,6 +8,7 @@ every time: no cookie, token or URL crosses a step boundary. The Lambda handlers
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,18 @@ class Services:
     clock: Callable[[], float] = _now
     clients: ClientCache = field(default_factory=ClientCache)
     slots: Any = None  # run.slots.SlotTable, made on first use when the deployment has a table
+    page_renderer: Any = None  # report.render.PageRenderer, chosen on first use
+
+    def pages(self) -> Any:
+        """What renders a run's HTML page: the RenderPage Lambda when the deployment has one
+        (``STUDIO_RUNNER_RENDER_FUNCTION``), else this process (the local stack, tests)."""
+        if self.page_renderer is None:
+            from studiorunner.report import render
+
+            function = os.environ.get(render.RENDER_FUNCTION_ENV)
+            self.page_renderer = (render.from_lambda(function, self.clients("lambda")) if function
+                                  else render.in_process(self.notebooks))
+        return self.page_renderer
 
     def notebooks(self) -> NotebookStore:
         if self.store is None:

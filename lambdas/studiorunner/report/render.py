@@ -1,0 +1,83 @@
+"""Asking for a run's page: in this process, or from the RenderPage Lambda.
+
+nbconvert is ~20 MB and seconds of cold import (bench/README.md), so it lives in a Lambda of
+its own with its own bundle; Cleanup asks it for the page with one synchronous invoke and
+knows nothing of nbconvert. Where no such function is configured (the local stack, tests),
+the page is rendered in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from studiorunner.errors import StudioRunnerError
+from studiorunner.report import HTML_CONTENT_TYPE
+from studiorunner.store import NotebookStore
+
+log = logging.getLogger(__name__)
+
+#: The RenderPage function's name, set on the functions that ask for pages (infra/runner.py).
+RENDER_FUNCTION_ENV = "STUDIO_RUNNER_RENDER_FUNCTION"
+
+
+class PageNotRendered(StudioRunnerError):
+    """The page could not be rendered or written (a warning in the run's result, never a failure)."""
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    notebook_uri: str
+    html_uri: str
+    report: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> PageRequest:
+        try:
+            return cls(notebook_uri=str(raw["notebook_uri"]), html_uri=str(raw["html_uri"]),
+                       report=raw.get("report") is True)
+        except KeyError as exc:
+            raise PageNotRendered(f"a page request needs {exc.args[0]!r}") from exc
+
+
+PageRenderer = Callable[[PageRequest], None]
+
+
+def render_to_store(store: NotebookStore, request: PageRequest) -> int:
+    """Read the notebook, render its page, write it beside it; the page's size in bytes."""
+    from studiorunner.report.page import render_page  # nbconvert: only where pages are made
+
+    page = render_page(store.read(request.notebook_uri), report=request.report).encode("utf-8")
+    store.write_bytes(request.html_uri, page, content_type=HTML_CONTENT_TYPE)
+    return len(page)
+
+
+def in_process(store: Callable[[], NotebookStore]) -> PageRenderer:
+    return lambda request: render_to_store(store(), request) and None
+
+
+def from_lambda(function_name: str, lambda_client: Any) -> PageRenderer:
+    """Invoke the RenderPage function and wait for it (RequestResponse)."""
+
+    def render(request: PageRequest) -> None:
+        try:
+            answer = lambda_client.invoke(FunctionName=function_name, InvocationType="RequestResponse",
+                                          Payload=json.dumps(request.to_dict()).encode())
+        except Exception as exc:
+            raise PageNotRendered(f"could not invoke {function_name}: {type(exc).__name__}") from exc
+        body = answer["Payload"].read()
+        if answer.get("FunctionError"):
+            try:
+                kind = json.loads(body).get("errorType") or "error"
+            except (ValueError, AttributeError):
+                kind = "error"
+            # Only the error's kind: its message may quote the notebook.
+            raise PageNotRendered(f"{function_name} failed: {kind}")
+
+    return render
