@@ -1,7 +1,7 @@
 """``studio-runner``: run notebooks through the Studio Runner state machine, on AWS or locally.
 
     studio-runner run NOTEBOOK [-p NAME VALUE]… [-r NAME VALUE]… [-f params.yaml] [--target T]
-                      [--command CMD]… [--wait] [-o OUT] [--log-output] [--html] [--local]
+                      [--command CMD]… [--wait] [-o OUT] [--log-output] [--html] [--report] [--local]
     studio-runner status RUN | watch RUN | logs RUN | stop RUN | download RUN [-o OUT]
     studio-runner list [--target T] [--status S] [--since WHEN] [--notebook NAME]
     studio-runner local up [--root DIR]

@@ -37,6 +37,7 @@ class RunOptions:
     output: str | None = None
     log_output: bool = False
     html: bool = False
+    report: bool = False
     input: str | None = None
     remote: bool = False
     kernel: str | None = None
@@ -202,9 +203,9 @@ def check_run_args(args: RunOptions) -> Plan:
         payload["max_concurrency"] = args.max_concurrency
     if args.kernel:
         payload["kernel"] = {**payload.get("kernel", {}), "name": args.kernel}
-    if getattr(args, "report", False):
+    if args.report:
         payload["html_report"] = True
-    if args.html or getattr(args, "report", False):
+    if args.html or args.report:
         formats = payload.get("output_formats", ["notebook"])
         if isinstance(formats, list) and "html" not in formats:
             formats = [*formats, "html"]
