@@ -229,7 +229,8 @@ class ScheduleService:
                 infos.append(self._info(self._get(group, summary["Name"]), managed, next_count=next_count))
         runs = self._recent_executions() if with_last_run and infos else []
         if runs:
-            infos = [replace(info, last_run=next((r for r in runs if is_run_of(r.run_id, info.name)), None))
+            infos = [replace(info, last_run=self._described(next((r for r in runs if is_run_of(r.run_id, info.name)),
+                                                                 None)))
                      for info in infos]
         return sorted(infos, key=lambda i: (i.managed_by != "stack", i.name))
 
@@ -417,7 +418,7 @@ class ScheduleService:
             page = self._call("list_executions", client=self.sfn, **kwargs)
             for item in page.get("executions", []):
                 status = item["status"]
-                if status == "SUCCEEDED" and (describe_for is None or is_run_of(item["name"], describe_for)):
+                if status == "SUCCEEDED" and describe_for is not None and is_run_of(item["name"], describe_for):
                     status = self._skipped_or(item["executionArn"], status)
                 found.append(ScheduleRun(run_id=item["name"], status=status, started=item.get("startDate"),
                                          stopped=item.get("stopDate")))
@@ -425,6 +426,13 @@ class ScheduleService:
                 break
             kwargs["nextToken"] = page["nextToken"]
         return sorted(found, key=lambda r: r.started or datetime.min.replace(tzinfo=UTC), reverse=True)
+
+    def _described(self, run: ScheduleRun | None) -> ScheduleRun | None:
+        """A SUCCEEDED run as SKIPPED when it was a skipped fire (one DescribeExecution)."""
+        if run is None or run.status != "SUCCEEDED":
+            return run
+        arn = self.setup.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + run.run_id
+        return replace(run, status=self._skipped_or(arn, run.status))
 
     def _skipped_or(self, arn: str, status: str) -> str:
         try:

@@ -203,3 +203,40 @@ def test_run_now_and_the_schedules_runs(aws):
     assert first.startswith("daily-") and other.startswith("daily-report-")
     assert [r.run_id for r in aws.runs("daily")] == [first]  # not daily-report's
     assert aws.get("daily").last_run.run_id == first
+
+
+def test_list_shows_a_skipped_fire_as_skipped(aws):
+    aws.create(_daily())
+    arn = aws.sfn.start_execution(stateMachineArn=aws.setup.state_machine_arn, name="daily-0123abcd", input="{}")
+    # As the state machine's Skipped state ends it (moto's Pass machine cannot tell): patch the answer.
+    real = aws.sfn.describe_execution
+
+    def describe(**kwargs):
+        answer = real(**kwargs)
+        if kwargs["executionArn"] == arn["executionArn"]:
+            answer = {**answer, "status": "SUCCEEDED", "output": json.dumps({"status": "SKIPPED"})}
+        return answer
+
+    listed = aws.sfn.list_executions
+
+    def list_executions(**kwargs):
+        page = listed(**kwargs)
+        for item in page["executions"]:
+            item["status"] = "SUCCEEDED"
+        return page
+
+    aws.sfn.describe_execution, aws.sfn.list_executions = describe, list_executions
+    assert aws.list()[0].last_run.status == "SKIPPED"
+    assert aws.runs("daily")[0].status == "SKIPPED"
+
+
+def test_a_stack_that_cannot_be_read_is_a_service_failure_exit_1(monkeypatch, capsys):
+    from studiorunner_cli.main import main
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        code = main(["schedule", "list", "--stack", "NoSuchStack", "--region", REGION])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cannot read stack 'NoSuchStack'" in err and len(err.strip().splitlines()) == 1
