@@ -21,7 +21,7 @@ BUNDLE_TESTS := tests/unit \
 	tests/e2e/test_run_notebook.py::test_a_cell_longer_than_one_run_cells_invocation_keeps_all_its_output \
 	tests/e2e/test_aborted.py::test_aborted_execution_is_cleaned_up
 
-.PHONY: demo install test test-bundle lint unit integration e2e infra synth bench clean venv
+.PHONY: demo install test test-bundle lint unit integration e2e infra synth bench clean venv kernels
 
 venv: $(VENV)/.installed
 
@@ -57,10 +57,35 @@ PYTEST_WORKERS ?= 3
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv node_modules/.installed build/wheelhouse/.downloaded build/.browser
+test: venv node_modules/.installed build/wheelhouse/.downloaded build/.browser kernels
 	$(MAKE) lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 	$(MAKE) test-bundle
+
+## Kernels in other languages for the e2e tests (issue 18.4): bash_kernel (requirements-dev.txt) and
+## IRkernel (Debian's r-cran-irkernel, installed with apt-get when root), their kernelspecs registered
+## in .venv, where the stand-in's jupyter_server finds them. What is there is kept. Without apt-get
+## or root, R is left out and tests/e2e/test_kernel_languages.py skips its R tests, saying so.
+KERNELS := $(VENV)/share/jupyter/kernels
+kernels: $(KERNELS)/bash/kernel.json $(KERNELS)/ir/kernel.json
+
+$(KERNELS)/bash/kernel.json: $(VENV)/.installed
+	$(PY) -m bash_kernel.install --sys-prefix
+
+$(KERNELS)/ir/kernel.json: $(VENV)/.installed
+	@if ! Rscript -e 'library(IRkernel)' >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			echo "Installing IRkernel (apt-get install r-cran-irkernel, about 2 minutes)"; \
+			apt-get install -y -q --no-install-recommends r-cran-irkernel >/dev/null || \
+				{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends r-cran-irkernel >/dev/null; }; \
+		fi; \
+	fi; \
+	if Rscript -e 'library(IRkernel)' >/dev/null 2>&1; then \
+		PATH="$(abspath $(VENV))/bin:$$PATH" Rscript -e \
+			'IRkernel::installspec(name = "ir", displayname = "R", user = FALSE, prefix = "$(abspath $(VENV))")'; \
+	else \
+		echo "make kernels: IRkernel is not installed (apt-get install r-cran-irkernel, as root); the R tests will be skipped"; \
+	fi
 
 ## The Lambda-side tests under Python 3.13 with the built bundle (not lambdas/) on sys.path;
 ## .venv313 has only the test side (moto, jupyter_server, ipykernel, pytest…).

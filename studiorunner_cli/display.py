@@ -1,6 +1,7 @@
 """What the CLI prints while a run goes on, read from ``progress.json`` (never the notebook).
 
-Cells are named as errors name them: ``Cell <index in the notebook>``.
+Cells are named as papermill names them ("Executing Cell 3"), as errors name them: ``Cell <position
+in the notebook as run, from 1>`` (markdown cells count, papermill's error banner cells do not).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class ProgressPrinter:
             self._write(f"  … {finished[0]['n'] - self.printed - 1} more cells finished")
         total = progress.get("cells_total") or "?"
         for record in finished:
-            self._write(f"  Cell {record['cell']:<4} {record['status']:<9} {_seconds(record.get('seconds')):>8}"
+            self._write(f"  Cell {record['cell'] + 1:<4} {record['status']:<9} {_seconds(record.get('seconds')):>8}"
                         f"   ({record['n']}/{total})")
             self.printed = record["n"]
         current = progress.get("current")
@@ -82,7 +83,7 @@ class ProgressPrinter:
         running = _since(current.get("started_at")) or 0.0
         lines = current.get("lines") or []
         tail = f": {lines[-1][:80]}" if lines else ""
-        text = f"  Cell {current['cell']:<4} running for {duration_text(running)}{tail}"
+        text = f"  Cell {current['cell'] + 1:<4} running for {duration_text(running)}{tail}"
         if self._tty:
             self.out.write("\r\033[K" + text)
             self.out.flush()

@@ -1,7 +1,8 @@
 """``studio-runner``: run notebooks through the Studio Runner state machine, on AWS or locally.
 
-    studio-runner run NOTEBOOK [-p NAME VALUE]… [-r NAME VALUE]… [-f params.yaml] [--target T]
+    studio-runner run NOTEBOOK [OUT] [-p NAME VALUE]… [-r NAME VALUE]… [-f params.yaml] [--target T]
                       [--command CMD]… [--wait] [-o OUT] [--log-output] [--html] [--report] [--local]
+    studio-runner inspect NOTEBOOK
     studio-runner status RUN | watch RUN | logs RUN | stop RUN | download RUN [-o OUT]
     studio-runner list [--target T] [--status S] [--since WHEN] [--notebook NAME]
     studio-runner local up [--root DIR]
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from studiorunner_cli import local, recovery, run, verbs
+from studiorunner_cli import inspection, local, recovery, run, verbs
 from studiorunner_cli.parameters import UsageError
 from studiorunner_cli.schedules import cli as schedule
 from studiorunner_cli.verb import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Parser, Verb, options_from
@@ -25,6 +26,7 @@ from studiorunner_cli.verb import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Par
 #: Every verb, in the order ``--help`` lists them: one line each (see verb.py to add one).
 VERBS: tuple[Verb, ...] = (
     run.VERB,
+    inspection.VERB,
     verbs.STATUS,
     verbs.WATCH,
     verbs.LOGS,

@@ -2,7 +2,10 @@
 
 ``-p NAME VALUE``: papermill's ``_resolve_type``: ``True``/``False``/``None``, an int, a
 float, else the string. ``-r NAME VALUE``: the string as given. ``-f FILE`` / ``-y TEXT``:
-a YAML mapping. Later flags win over earlier ones, files first, as in papermill.
+a YAML mapping, read as papermill reads it (``NoDatesSafeLoader``: a date or a timestamp such as
+``run_date: 2026-11-22`` stays the string it is written as). Later flags win over earlier ones,
+files first, as in papermill. Whether a name is a valid variable is the notebook's language's
+question (``studiorunner.translators``), asked once the notebook is known.
 """
 
 from __future__ import annotations
@@ -30,11 +33,24 @@ def resolve_type(value: str) -> Any:
     return value
 
 
+def _no_dates_loader():
+    """papermill's ``iorw.NoDatesSafeLoader``: YAML's safe loader without its timestamp resolver."""
+    import yaml
+
+    class NoDatesSafeLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
+            for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
+
+    return NoDatesSafeLoader
+
+
 def _yaml_mapping(text: str, where: str) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_no_dates_loader())  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise UsageError(f"{where} is not YAML: {str(exc).splitlines()[0]}") from None
     if data is None:
@@ -61,6 +77,6 @@ def collect(files: list[str], yamls: list[str], typed: list[list[str]], raw: lis
     for name, value in raw:
         params[name] = value
     for name in params:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise UsageError(f"parameter name {name!r} is not a Python identifier")
+        if not isinstance(name, str):  # YAML keys may be numbers, dates…: papermill would fail later
+            raise UsageError(f"parameter name {name!r} is not text: quote it in the YAML")
     return params

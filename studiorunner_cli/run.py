@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -27,6 +28,7 @@ class RunOptions:
     """``studio-runner run``'s flags, typed (field names are the flags' ``dest``)."""
 
     notebook: str | None = None
+    output_path: str | None = None  # papermill's positional OUTPUT_PATH (same as -o, implies --wait)
     parameters: tuple[tuple[str, str], ...] = ()
     parameters_raw: tuple[tuple[str, str], ...] = ()
     parameters_file: tuple[str, ...] = ()
@@ -52,18 +54,25 @@ class RunOptions:
     retries: int | None = None  # recovery.add_run_flags
     retry_interval: str | None = None
     hold: str | None = None
+    cwd: str | None = None
+    prepare_only: bool = False
+    help_notebook: bool = False
     where: Where = field(default_factory=Where)
 
 
 def add_run_arguments(run: argparse.ArgumentParser) -> None:
     """The ``run`` verb's flags (one place, so other options can extend it)."""
     run.add_argument("notebook", nargs="?", help="a local .ipynb (uploaded), an s3:// URI, or with --remote a path in the target")
+    run.add_argument("output_path", nargs="?", metavar="OUT",
+                     help="write the executed notebook here, as papermill's OUTPUT_PATH (same as -o; implies --wait)")
     run.add_argument("-p", "--parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a parameter, typed as papermill types it (True/False/None, int, float, else text)")
-    run.add_argument("-r", "--parameters-raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="a parameter kept as a string")
-    run.add_argument("-f", "--parameters-file", action="append", default=[], metavar="FILE", help="parameters from a YAML file")
-    run.add_argument("-y", "--parameters-yaml", action="append", default=[], metavar="YAML", help="parameters as YAML text")
+    run.add_argument("-r", "--parameters-raw", "--parameters_raw", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="a parameter kept as a string")
+    run.add_argument("-f", "--parameters-file", "--parameters_file", action="append", default=[], metavar="FILE",
+                     help="parameters from a YAML file (dates stay strings, as in papermill)")
+    run.add_argument("-y", "--parameters-yaml", "--parameters_yaml", action="append", default=[], metavar="YAML",
+                     help="parameters as YAML text")
     run.add_argument("--target", help="a configured target (local: what the stand-in plays: " + ", ".join(TARGET_TYPES) + ")")
     run.add_argument("--command", action="append", default=[], dest="commands", metavar="CMD",
                      help="a shell command to run in a Jupyter terminal first (repeatable)")
@@ -71,13 +80,20 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("-o", "--output", help="write the executed notebook here (a file, or a folder to write into)")
     run.add_argument("--log-output", action="store_true", help="print the cells' outputs when the run ends")
     run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
-    run.add_argument("--report", action="store_true",
+    run.add_argument("--report", "--report-mode", action="store_true",
                      help="the HTML page as a report: no code, no injected-parameters cell (implies --html; "
                           "payload \"html_report\": true)")
     run.add_argument("--input", help="a payload JSON file, as `aws stepfunctions start-execution` takes it")
     run.add_argument("--remote", action="store_true", help="NOTEBOOK is a path in the target's file tree")
-    run.add_argument("--kernel", help="kernel name (default: the notebook's)")
-    run.add_argument("--cell-timeout", type=float, metavar="SECONDS")
+    run.add_argument("-k", "--kernel", help="kernel name (default: the notebook's)")
+    run.add_argument("--cell-timeout", "--execution-timeout", type=float, metavar="SECONDS",
+                     help="fail a cell that runs longer (papermill's --execution-timeout)")
+    run.add_argument("--cwd", metavar="DIR", help="the kernel's working folder (default: the notebook's): with --local "
+                     "a folder under the served root, else a path in the target's tree")
+    run.add_argument("--prepare-only", action="store_true",
+                     help="write the notebook with its parameters injected, without running it (papermill's flag)")
+    run.add_argument("--help-notebook", action="store_true",
+                     help="show the notebook's parameters and exit (as `studio-runner inspect NOTEBOOK`)")
     run.add_argument("--run-timeout", type=float, metavar="SECONDS")
     run.add_argument("--allow-errors", action="store_true", help="carry on past cell errors")
     run.add_argument("--parameter-sets", metavar="FILE",
@@ -104,12 +120,31 @@ class Plan:
     root: Path | None = None
     flavor: str = "studio-space"
     stem: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings said before the run starts
+    cwd: Path | None = None  # --local --cwd: a local folder, made relative to the served root at start
 
 
 def run_verb(options: RunOptions) -> int:
+    if options.help_notebook:
+        from studiorunner_cli.inspection import inspect_notebook
+
+        if not options.notebook:
+            raise UsageError("--help-notebook needs the NOTEBOOK")
+        return inspect_notebook(options.notebook)
+    options = papermill_spellings(options)
     plan = check_run_args(options)  # every usage error before anything starts
+    if options.prepare_only:
+        return prepare_only(options, plan)
     return run(options, plan)
+
+
+def papermill_spellings(options: RunOptions) -> RunOptions:
+    """papermill's positional OUTPUT_PATH is ``-o`` (and, as papermill always waits, ``--wait``)."""
+    if options.output_path is None:
+        return options
+    if options.output is not None:
+        raise UsageError(f"the output is given twice: OUT {options.output_path!r} and -o {options.output!r}")
+    return dataclasses.replace(options, output=options.output_path, output_path=None, wait=True)
 
 
 VERB = Verb("run", "start a run (and follow it with --wait)", add_run_arguments, RunOptions, run_verb)
@@ -146,7 +181,7 @@ def check_run_args(args: RunOptions) -> Plan:
             raise UsageError("--jupyter runs on that server's files: --root does not apply")
     if args.where.local and args.target and args.target not in TARGET_TYPES:
         raise UsageError(f"with --local, --target is what the stand-in plays: one of {', '.join(TARGET_TYPES)}")
-    if not args.where.local and args.output and not args.wait:
+    if not args.where.local and args.output and not args.wait and not args.prepare_only:
         raise UsageError("-o needs --wait (or download the notebook later: studio-runner download RUN -o OUT)")
     if args.remote and args.notebook and args.notebook.startswith("s3://"):
         raise UsageError("--remote names a path in the target, not an s3:// URI")
@@ -215,11 +250,53 @@ def check_run_args(args: RunOptions) -> Plan:
 
         check_writable(args.output)  # not after the run: the notebook would have nowhere to go
     apply_run_flags(args, payload)
+    if args.cwd is not None:
+        if not (args.notebook or payload.get("notebook") or payload.get("notebook_s3")):
+            raise UsageError("--cwd is where the notebook's kernel runs: give a NOTEBOOK")
+        if args.where.local:
+            cwd = Path(args.cwd).expanduser()
+            plan.cwd = (cwd if cwd.is_absolute() else Path.cwd() / cwd).resolve()
+            if not plan.cwd.is_dir():
+                raise UsageError(f"--cwd {args.cwd}: no such folder")
+        else:
+            payload["cwd"] = args.cwd
     if plan.stem is None:
         source = payload.get("notebook") or payload.get("notebook_s3")
         plan.stem = source if isinstance(source, str) else None
     _validate(payload, plan)
+    if plan.upload is not None:
+        plan.notes = _check_parameters(plan.upload, payload, args.kernel)
+        for note in plan.notes:  # papermill prints these before it runs anything
+            print(f"studio-runner: warning: {note}", file=sys.stderr, flush=True)
     return plan
+
+
+def _check_parameters(notebook: Path, payload: dict[str, Any], kernel: str | None) -> list[str]:
+    """The parameters (each set's, for a batch) against the notebook's own language, as the run
+    will inject them: a name or value it cannot take is a usage error now; the warnings it gives
+    (a name its parameters cell does not define) are returned."""
+    sets = [{**payload.get("parameters", {}), **s} for s in payload.get("parameter_sets") or []] \
+        or [payload.get("parameters") or {}]
+    if not any(sets):
+        return []
+    from studiorunner.errors import PayloadInvalid
+    from studiorunner.translators import check_notebook_parameters
+
+    try:  # its JSON is enough (nbformat's import would cost this check a second)
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+        metadata, cells = nb.get("metadata") or {}, nb.get("cells") or []
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{notebook} is not a notebook (JSON): {exc}") from None
+    notes: list[str] = []
+    for index, parameters in enumerate(sets):
+        try:
+            _, warnings = check_notebook_parameters(
+                metadata, cells, parameters, kernel_name=kernel or (payload.get("kernel") or {}).get("name"))
+        except PayloadInvalid as exc:
+            where = f"set {index}: " if payload.get("parameter_sets") else ""
+            raise UsageError(f"PayloadInvalid: {where}{exc.message}") from None
+        notes.extend(w for w in warnings if w not in notes)
+    return notes
 
 
 def _validate(payload: dict[str, Any], plan: Plan) -> None:
@@ -241,6 +318,28 @@ def _validate(payload: dict[str, Any], plan: Plan) -> None:
         raise UsageError(f"PayloadInvalid: {exc.message}") from None
 
 
+def prepare_only(args: RunOptions, plan: Plan) -> int:
+    """papermill's ``--prepare-only``: the notebook with its parameters injected, written to OUT
+    without starting anything (no stack, no kernel)."""
+    if plan.upload is None:
+        raise UsageError("--prepare-only takes a local notebook (it injects the parameters here, running nothing)")
+    if not args.output:
+        raise UsageError("--prepare-only writes the prepared notebook to OUT: give it (or -o)")
+    import nbformat
+
+    from studiorunner.parameters import inject_parameters
+    from studiorunner_cli.outputs import destination
+
+    nb = nbformat.read(plan.upload, as_version=4)
+    inject_parameters(nb, plan.payload.get("parameters") or {}, kernel_name=args.kernel)
+    nb.metadata["papermill"].update(input_path=str(plan.upload), output_path=args.output)
+    target = destination(args.output, plan.upload, plan.upload.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+    print(f"Prepared notebook (parameters injected, not run): {target}")
+    return 0
+
+
 # -- running ---------------------------------------------------------------------------
 def run(args: RunOptions, plan: Plan) -> int:
     from studiorunner.naming import run_name
@@ -257,6 +356,7 @@ def run(args: RunOptions, plan: Plan) -> int:
                 plan.payload["notebook"] = plan.upload.relative_to(plan.root).as_posix()
                 plan.upload = None
         plan.root = plan.root or Path.cwd()
+        _local_cwd(plan, plan.root)
 
         with embedded(root=plan.root, flavor=plan.flavor, budget=args.budget, jupyter_url=args.jupyter) as (runs, _):
             if args.jupyter:
@@ -273,12 +373,25 @@ def run(args: RunOptions, plan: Plan) -> int:
             # No long-lived stack: an embedded one for this command, as `make demo` runs.
             plan.mode = "embedded"
             return run(args, plan)
+        if plan.cwd is not None:
+            from studiorunner_cli.local import state_file
+
+            _local_cwd(plan, Path(json.loads(state_file().read_text()).get("root") or "."))
         return _start_and_follow(args, plan, runs, run_id, wait=args.wait, poll=0.5,
                                  default_dir=cache_dir() / "runs" / run_id)
     from studiorunner_cli.runs import DEFAULT_STACK, from_stack
 
     runs = from_stack(args.where.stack or DEFAULT_STACK, profile=args.where.profile, region=args.where.region)
     return _start_and_follow(args, plan, runs, run_id, wait=args.wait, poll=2.0, default_dir=None)
+
+
+def _local_cwd(plan: Plan, root: Path) -> None:
+    """``--local --cwd DIR``: the folder as a path in the stand-in's tree (it serves ``root``)."""
+    if plan.cwd is None:
+        return
+    if not _inside(plan.cwd, root.resolve()):
+        raise UsageError(f"--cwd {plan.cwd} is outside the folder the local stack serves ({root})")
+    plan.payload["cwd"] = plan.cwd.relative_to(root.resolve()).as_posix()  # "." for the root itself
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -87,7 +87,7 @@ def _on_runs(verb: Callable[[Any, Runs], int]) -> Callable[[Any], int]:
 
 def status(args: RunRef, runs: Runs) -> int:
     info = runs.describe(args.run)
-    rows = [("run", info.run_id), ("status", info.shown_status), ("notebook", info.notebook or "-"),
+    rows = [("run", info.run_id), ("status", info.status), ("notebook", info.notebook or "-"),
             ("target", str(info.payload.get("target") or "(default)")),
             ("parameters", _params(info)),
             ("started", f"{_when(info.started)} ({duration_text(info.duration)})")]
@@ -101,7 +101,7 @@ def status(args: RunRef, runs: Runs) -> int:
             text += f", {progress['cells_failed']} failed"
         current = progress.get("current")
         if current and info.status == "RUNNING":
-            text += f"; Cell {current['cell']} running since {current.get('started_at')}"
+            text += f"; Cell {current['cell'] + 1} running since {current.get('started_at')}"
         rows.append(("progress", text))
     if info.status not in ("RUNNING", "SUCCEEDED"):
         rows.append(("error", error_text(info.error, info.cause)))
@@ -137,14 +137,14 @@ def logs_text(runs: Runs, info: RunInfo) -> str:
     body = runs.get_uri(uri) if uri else None
     if body is not None:
         nb = nbformat.reads(body.decode("utf-8"), as_version=4)
-        # Cells named as errors name them: the index in the notebook as run, before the
-        # error banner was inserted (banner cells are not counted).
+        # Cells named as papermill and errors name them: the position in the notebook as run,
+        # from 1, before the error banner was inserted (banner cells are not counted).
         cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
         for index, cell in enumerate(cells):
             if cell.get("cell_type") != "code":
                 continue
             pm = cell.metadata.get("papermill", {})
-            header = f"── Cell {index} [{pm.get('status', '-')}"
+            header = f"── Cell {index + 1} [{pm.get('status', '-')}"
             if isinstance(pm.get("duration"), (int, float)):
                 header += f", {pm['duration']:.2f}s"
             parts.append(header + "]\n")

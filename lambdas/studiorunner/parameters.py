@@ -19,15 +19,14 @@ from nbformat import NotebookNode
 from studiorunner.errors import PayloadInvalid
 from studiorunner.notebook import cell_tags, ensure_cell_ids, json_safe
 from studiorunner.translators import (
+    INJECTED_TAG,
+    PARAMETERS_TAG,
     PythonTranslator,
     Translator,
-    check_parameters,
-    notebook_language,
+    check_notebook_parameters,
     python_assigned_names,
 )
 
-PARAMETERS_TAG = "parameters"
-INJECTED_TAG = "injected-parameters"
 INJECTED_COMMENT = "Parameters"
 
 #: The names a Python parameters cell assigns (kept under its old name).
@@ -51,14 +50,6 @@ def _first_tagged(nb: NotebookNode, tag: str) -> int:
     return next((i for i, cell in enumerate(nb.cells) if tag in cell_tags(cell)), -1)
 
 
-def _kernel_and_language(nb: NotebookNode, kernel_name: str | None, language: str | None) -> tuple[str | None, str]:
-    """papermill's choice: the given kernel name, else the notebook's; the given language,
-    else the notebook's (``language_info.name``, then ``kernelspec.language``), else Python."""
-    spec = nb.metadata.get("kernelspec") or {}
-    kernel = kernel_name or (spec.get("name") if isinstance(spec, Mapping) else None)
-    return kernel, language or notebook_language(nb.metadata) or "python"
-
-
 def check_injection(
     nb: NotebookNode, parameters: Mapping[str, Any], *, kernel_name: str | None = None, language: str | None = None
 ) -> tuple[type[Translator], list[str]]:
@@ -67,32 +58,10 @@ def check_injection(
     Changes nothing. Raises PayloadInvalid naming every parameter the notebook's language
     cannot take (its own naming rules; a value its translator cannot write), or when the
     language has no translator. Everything that knows a notebook before its run starts
-    (the CLI, Prepare) calls this; :func:`inject_parameters` calls it again.
+    (the CLI, Prepare) asks this (the CLI through ``translators.check_notebook_parameters``,
+    on the notebook's JSON); :func:`inject_parameters` asks it again.
     """
-    if not isinstance(parameters, Mapping):
-        raise PayloadInvalid("parameters must be a JSON object of name: value")
-    kernel, lang = _kernel_and_language(nb, kernel_name, language)
-    translator = check_parameters(parameters, kernel_name=kernel, language=lang)
-    warnings: list[str] = []
-    param_index = _first_tagged(nb, PARAMETERS_TAG)
-    if param_index < 0:
-        # One warning says it all: every parameter is "undefined" here.
-        warnings.append(
-            "Input notebook does not contain a cell with tag 'parameters'; parameters were injected at the top"
-        )
-        return translator, warnings
-    param_cell = nb.cells[param_index]
-    if param_cell.get("cell_type") != "code":  # a markdown or raw cell tagged by mistake
-        warnings.append("The cell tagged 'parameters' is not a code cell; parameter names were not checked")
-        return translator, warnings
-    known = translator.assigned_names(param_cell.get("source", ""))
-    if known is not None:
-        warnings.extend(
-            f"Parameter '{name}' is not defined in the notebook's parameters cell"
-            for name in parameters
-            if translator.written_name(name) not in known
-        )
-    return translator, warnings
+    return check_notebook_parameters(nb.metadata, nb.cells, parameters, kernel_name=kernel_name, language=language)
 
 
 def inject_parameters(

@@ -24,7 +24,7 @@ OUTPUT_FORMATS = ("notebook", "html")
 
 TOP_LEVEL_KEYS = {
     "target", "notebook", "notebook_s3", "parameters", "kernel", "timeouts", "cleanup",
-    "allow_errors", "write_back", "commands", "allow_command_errors", "output_formats", "schedule",
+    "allow_errors", "write_back", "commands", "allow_command_errors", "output_formats", "schedule", "cwd",
     "retry", "on_failure", "attempt",  # studiorunner.recovery
     "html_report",
 }
@@ -78,6 +78,7 @@ class RunSpec:
     output_formats: list[str] = field(default_factory=lambda: ["notebook"])
     recovery: Recovery = field(default_factory=Recovery)  # retry, on_failure, attempt
     html_report: bool = False  # the page without code or the injected-parameters cell
+    cwd: str | None = None  # the kernel's working folder in the target's tree (papermill's --cwd); None: the notebook's
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,6 +221,16 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
             problems.append(f"'notebook' must be relative to the Jupyter root without '..', got {notebook!r}")
         elif why := _text_problem(notebook):
             problems.append(f"'notebook' {why}")
+    cwd = raw.get("cwd")
+    if cwd is not None:
+        if not isinstance(cwd, str) or cwd.startswith("/") or ".." in cwd.split("/"):
+            problems.append(f"'cwd' must be a folder relative to the Jupyter root without '..', got {cwd!r}")
+        elif why := _text_problem(cwd):
+            problems.append(f"'cwd' {why}")
+        elif not (notebook is not None or notebook_s3 is not None):
+            problems.append("'cwd' is where the notebook's kernel runs: give 'notebook' or 'notebook_s3'")
+        else:
+            cwd = "" if cwd.strip("/") == "." else cwd.strip("/")
     if notebook_s3 is not None:
         if not isinstance(notebook_s3, str) or not S3_URI.match(notebook_s3) or not notebook_s3.endswith(".ipynb"):
             problems.append(f"'notebook_s3' must look like s3://bucket/key.ipynb, got {notebook_s3!r}")
@@ -316,4 +327,5 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
         output_formats=output_formats,
         recovery=recovery,
         html_report=raw.get("html_report", False) is True,
+        cwd=cwd if isinstance(cwd, str) else None,
     )

@@ -14,7 +14,8 @@ Shape (all times UTC ISO 8601)::
      "finished": [{"n": 3, "cell": 3, "status": "completed", "seconds": 0.01}, ...],
      "error": {"name": ..., "message": ...} | null}
 
-Cells are named by their index in the source notebook, as errors name them ("Cell 4");
+Cells are recorded by their index in the notebook as run (0-based; people read it + 1, as papermill
+and errors name cells: "Cell 5");
 ``finished`` keeps the last ``KEEP_FINISHED`` cells, each with its sequence number ``n``
 (1 = first cell to finish in the run), so a reader polling slower than cells finish can
 tell how many it missed.

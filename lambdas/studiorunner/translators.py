@@ -758,6 +758,54 @@ def check_parameters(parameters: Mapping[str, Any], *, kernel_name: str | None, 
     return translator
 
 
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+
+
+def _tags(cell: Mapping[str, Any]) -> list[str]:
+    return list((cell.get("metadata") or {}).get("tags") or [])
+
+
+def check_notebook_parameters(
+    metadata: Mapping[str, Any], cells: list[Mapping[str, Any]], parameters: Mapping[str, Any], *,
+    kernel_name: str | None = None, language: str | None = None,
+) -> tuple[type[Translator], list[str]]:
+    """The translator papermill would choose for this notebook, and the warnings injecting
+    ``parameters`` gives; PayloadInvalid (:func:`check_parameters`) for what the language cannot take.
+
+    On a notebook's plain JSON (``metadata``, ``cells``) or an nbformat node alike, so the CLI can
+    ask before it imports nbformat. papermill's choice: the given kernel name, else the notebook's;
+    the given language, else the notebook's (``language_info.name``, then ``kernelspec.language``),
+    else Python.
+    """
+    if not isinstance(parameters, Mapping):
+        raise PayloadInvalid("parameters must be a JSON object of name: value")
+    spec = metadata.get("kernelspec") or {}
+    kernel = kernel_name or (spec.get("name") if isinstance(spec, Mapping) else None)
+    translator = check_parameters(parameters, kernel_name=kernel,
+                                  language=language or notebook_language(metadata) or "python")
+    warnings: list[str] = []
+    param_cell = next((cell for cell in cells if PARAMETERS_TAG in _tags(cell)), None)
+    if param_cell is None:
+        # One warning says it all: every parameter is "undefined" here.
+        warnings.append(
+            "Input notebook does not contain a cell with tag 'parameters'; parameters were injected at the top"
+        )
+        return translator, warnings
+    if param_cell.get("cell_type") != "code":  # a markdown or raw cell tagged by mistake
+        warnings.append("The cell tagged 'parameters' is not a code cell; parameter names were not checked")
+        return translator, warnings
+    source = param_cell.get("source", "")
+    known = translator.assigned_names("".join(source) if isinstance(source, list) else source)
+    if known is not None:
+        warnings.extend(
+            f"Parameter '{name}' is not defined in the notebook's parameters cell"
+            for name in parameters
+            if translator.written_name(name) not in known
+        )
+    return translator, warnings
+
+
 # --- which names a Python parameters cell defines -----------------------------------------
 
 

@@ -55,7 +55,7 @@ def test_from_another_folder_with_commands_a_studio_python_and_an_output_folder(
     assert f"python is {venv_bin}" in log.replace(str(venv_bin.resolve()), str(venv_bin)), log
     nb = nbformat.read(work / "out" / "report.ipynb", as_version=4)
     assert nb.cells[0].outputs[0]["text"] == "hello from project\n"  # relative paths: the notebook's own folder
-    assert "Cell 0    completed" in done.stdout
+    assert "Cell 1    completed" in done.stdout  # numbered as papermill numbers cells, from 1
     # the notebook's folder is the stand-in's home: the run leaves nothing of its own in it
     assert sorted(p.name for p in project.iterdir()) == ["report.ipynb"]
 
@@ -166,7 +166,7 @@ def test_a_signal_mid_run_stops_it_cleans_up_and_keeps_the_partial_notebook(tmp_
     reader.start()
     try:
         deadline = time.monotonic() + 200
-        while not any("Cell 1" in line and "running" in line for line in lines):
+        while not any("Cell 2" in line and "running" in line for line in lines):
             assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
             time.sleep(0.2)
         proc.send_signal(sig)

@@ -123,7 +123,7 @@ def test_error_fails_the_run_and_later_cells_stay_unexecuted(server: JupyterServ
     with pytest.raises(CellExecutionError) as failed:
         run(server, kernel, nb)
     e = failed.value
-    assert str(e) == "Cell 1 (In [2]) raised ZeroDivisionError: division by zero"
+    assert str(e) == "Cell 2 (In [2]) raised ZeroDivisionError: division by zero"
     assert e.facts == {"cell_index": 1, "execution_count": 2, "ename": "ZeroDivisionError",
                        "evalue": "division by zero"}
     assert nb.cells[1].outputs[0]["ename"] == "ZeroDivisionError"

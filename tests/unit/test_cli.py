@@ -188,7 +188,7 @@ def test_status_list_logs_download_and_stop(aws, monkeypatch, capsys, tmp_path):
 
     assert main(["status", RUN_ID]) == 0
     out = capsys.readouterr().out
-    assert "RUNNING" in out and "1/4 cells finished" in out and "Cell 2 running" in out and 'region="eu"' in out
+    assert "RUNNING" in out and "1/4 cells finished" in out and "Cell 3 running" in out and 'region="eu"' in out
 
     assert main(["list", "--status", "running"]) == 0
     out = capsys.readouterr().out
@@ -200,7 +200,7 @@ def test_status_list_logs_download_and_stop(aws, monkeypatch, capsys, tmp_path):
 
     assert main(["logs", RUN_ID]) == 0
     out = capsys.readouterr().out
-    assert "── Cell 0 [completed, 0.50s]" in out and "first line\nsecond line\n" in out
+    assert "── Cell 1 [completed, 0.50s]" in out and "first line\nsecond line\n" in out
 
     assert main(["download", RUN_ID, "-o", str(tmp_path / "dl.ipynb")]) == 0
     assert nbformat.read(tmp_path / "dl.ipynb", as_version=4).cells[0].source == "print('hello')"
@@ -281,6 +281,7 @@ def test_usage_errors_exit_2_before_anything_starts(tmp_path):
         ["run", "nb.ipynb", "-o", "out.ipynb"],
         ["run", "nb.ipynb", "--jupyter", "http://127.0.0.1:1/"],
         ["run", "nb.ipynb", "-p", "bad name", "1"],
+        ["run", "nb.ipynb", "-p", "class", "1"],  # the notebook's language decides (issue 20 fault 9)
         ["run", "nb.ipynb", "-f", "missing.yaml"],
         ["run", "nb.ipynb", "-p", "x"],
         ["list", "--since", "yesterday"],

@@ -238,7 +238,7 @@ def test_error_aborts_the_queue_and_raises() -> None:
                           "ok", "bad", "later1", "later2", window=3)
     with pytest.raises(CellExecutionError) as failed:
         run(ex)
-    assert str(failed.value) == "Cell 1 (In [2]) raised ZeroDivisionError: division by zero"
+    assert str(failed.value) == "Cell 2 (In [2]) raised ZeroDivisionError: division by zero"
     assert failed.value.facts == {"cell_index": 1, "execution_count": 2, "ename": "ZeroDivisionError",
                                   "evalue": "division by zero"}
     assert [o.output_type for o in nb.cells[1].outputs] == ["stream", "error"]

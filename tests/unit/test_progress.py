@@ -27,4 +27,4 @@ def test_a_skipped_cell_takes_no_number_in_the_sequence() -> None:
         printer.update(data)
     assert writes[-1]["cells_total"] == 2 and writes[-1]["cells_finished"] == 2
     finished = [line.split() for line in out.getvalue().splitlines() if "running for" not in line]
-    assert [(line[1], line[-1]) for line in finished] == [("0", "(1/2)"), ("2", "(2/2)")], out.getvalue()
+    assert [(line[1], line[-1]) for line in finished] == [("1", "(1/2)"), ("3", "(2/2)")], out.getvalue()  # papermill numbers cells from 1

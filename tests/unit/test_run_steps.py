@@ -489,3 +489,15 @@ def test_a_page_that_cannot_be_written_is_a_warning_naming_where_and_why(monkeyp
     assert warning.startswith(
         f"could not render the executed notebook as HTML to s3://{BUCKET}/runs/exec-1/report.html: ClientError")
     assert "AccessDenied" in warning
+
+
+@pytest.mark.parametrize("kernel_info, python", [
+    ({"language_info": {"name": "python", "version": "3.13"}}, True),
+    ({"language_info": {"name": "bash"}}, False),  # bash_kernel: the journal's Python would run as commands
+    ({"language_info": {"name": "R"}}, False),
+    ({}, False),
+])
+def test_the_journal_starts_only_in_a_python_kernel(kernel_info, python):
+    from studiorunner.run.start_kernel import _runs_python
+
+    assert _runs_python(kernel_info) is python

@@ -336,7 +336,7 @@ class CellExecutor:
                 cur.hold = True
                 return None
             return Stop(CellTimeout(
-                f"Cell {index} (In [{count}]) ran longer than {self.options.cell_timeout:g} s and was interrupted",
+                f"Cell {index + 1} (In [{count}]) ran longer than {self.options.cell_timeout:g} s and was interrupted",
                 timeout_seconds=self.options.cell_timeout, **facts))
         if ename == "SystemExit" and evalue in CLEAN_EXIT_VALUES:
             cur.exit = "SystemExit"
@@ -349,7 +349,7 @@ class CellExecutor:
             return None
         self._end(index, "failed", error=error)
         short = evalue if len(evalue) <= 300 else evalue[:300] + "…"
-        return Stop(CellExecutionError(f"Cell {index} (In [{count}]) raised {ename}: {short}", **facts))
+        return Stop(CellExecutionError(f"Cell {index + 1} (In [{count}]) raised {ename}: {short}", **facts))
 
     def _give_up_drain(self) -> None:
         """Cells queued behind a stop never answered: interrupt once, then leave them unexecuted."""
@@ -382,7 +382,7 @@ class CellExecutor:
                     count = self.nb.cells[p.cell].get("execution_count")
                     self._end(p.cell, "failed", timed_out=True)
                     raise CellTimeout(
-                        f"Cell {p.cell} (In [{count}]) ran longer than {timeout:g} s"
+                        f"Cell {p.cell + 1} (In [{count}]) ran longer than {timeout:g} s"
                         " and did not stop when interrupted",
                         cell_index=p.cell, execution_count=count, timeout_seconds=timeout)
                 continue

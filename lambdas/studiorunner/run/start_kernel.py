@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 SESSION_MARKER = ".studio-runner-"
 
 
-def run_session_path(notebook_path: str, run_id: str) -> str:
-    """The run's own session path: ``<notebook folder>/.studio-runner-<run id>-<name>.ipynb``."""
-    folder, _, _ = notebook_path.rpartition("/")
+def run_session_path(notebook_path: str, run_id: str, cwd: str | None = None) -> str:
+    """The run's own session path: ``<notebook folder>/.studio-runner-<run id>-<name>.ipynb``
+    (``<cwd>/…`` when the payload names the kernel's working folder: papermill's ``--cwd``)."""
+    folder = cwd if cwd is not None else notebook_path.rpartition("/")[0]
     name = f"{SESSION_MARKER}{run_id}-{nbtools.notebook_name(notebook_path)}.ipynb"
     return f"{folder}/{name}" if folder else name
 
@@ -75,7 +76,7 @@ def _prepare_notebook(ctx: StepContext, jupyter: JupyterClient, kernel: KernelPr
     ctx.services.notebooks().write(run.output_uri, nb)
     kernel.name, kernel.path, kernel.warnings = choice.name, path, _bounded(warnings)
     kernel.cells_total = len(nbtools.code_cells_to_run(nb))
-    kernel.session_path = run_session_path(path, run.run_id)
+    kernel.session_path = run_session_path(path, run.run_id, spec.cwd)
 
 
 #: Warnings kept in the state (and the result); the notebook's metadata has them all. One
@@ -139,9 +140,10 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
         except JupyterHTTPError as exc:
             log.warning("could not delete the session of the dead kernel (Cleanup tries again): %s", exc)
         raise KernelDied(f"Kernel {kernel.name!r} died while starting (state: {state_now})", kernel=kernel.name)
-    if not _kernel_answers(jupyter, kernel.id):
+    info = _kernel_answers(jupyter, kernel.id)
+    if info is None:
         return _pending(kernel, "kernel not answering kernel_info yet", ctx)
-    if kernel.journal is None and kernel.session_path and kernel.client_session_id:
+    if kernel.journal is None and kernel.session_path and kernel.client_session_id and _runs_python(info):
         from studiorunner.execution import journal  # the kernel's record of the run's output (issue 8.7)
 
         kernel.journal = journal.start(jupyter, kernel.id, run_id=ctx.run.run_id,
@@ -150,8 +152,15 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
     return kernel.to_dict()
 
 
-def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KERNEL_PROBE_SECONDS) -> bool:
-    """True when the kernel answers a kernel_info_request (nbclient's ``wait_for_ready``).
+def _runs_python(kernel_info: dict[str, Any]) -> bool:
+    """Whether the kernel runs Python (the journal is Python code for ipykernel: an R or bash
+    kernel must not be sent it; bash would run its lines as commands)."""
+    language = (kernel_info.get("language_info") or {}).get("name") or kernel_info.get("language") or ""
+    return str(language).lower().startswith("python")
+
+
+def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KERNEL_PROBE_SECONDS) -> dict[str, Any] | None:
+    """The kernel_info_reply's content when the kernel answers one (nbclient's ``wait_for_ready``), else None.
 
     jupyter_server reports ``execution_state: starting`` until a client talks to the
     kernel, so the REST model alone cannot say whether it is ready. The probe uses its
@@ -170,10 +179,10 @@ def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KER
                 msg = channel.recv(left)
                 if msg and msg.get("msg_type") == "kernel_info_reply" and \
                         msg.get("parent_header", {}).get("msg_id") == request["header"]["msg_id"]:
-                    return True
+                    return msg.get("content") or {}
     except ChannelClosed:
-        return False
-    return False
+        return None
+    return None
 
 
 def _pending(kernel: KernelProgress, detail: str, ctx: StepContext, *, first_wait: float = 2.0) -> dict[str, Any]:
