@@ -230,8 +230,9 @@ def _info(desc: dict[str, Any]) -> RunInfo:
     )
 
 
-def from_stack(stack: str, *, profile: str | None = None, region: str | None = None, session: Any = None) -> Runs:
-    """The deployed stack's state machine and bucket, from its CloudFormation outputs."""
+def stack_outputs(stack: str, *, profile: str | None = None, region: str | None = None,
+                  session: Any = None) -> tuple[Any, dict[str, str]]:
+    """The boto3 session and the deployed stack's CloudFormation outputs (RunsError if unreadable)."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -244,7 +245,12 @@ def from_stack(stack: str, *, profile: str | None = None, region: str | None = N
         raise RunsError(f"cannot read stack {stack!r}: {message}") from None
     except BotoCoreError as exc:
         raise RunsError(f"cannot reach AWS: {exc}") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    return session, {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def from_stack(stack: str, *, profile: str | None = None, region: str | None = None, session: Any = None) -> Runs:
+    """The deployed stack's state machine and bucket, from its CloudFormation outputs."""
+    session, outputs = stack_outputs(stack, profile=profile, region=region, session=session)
     missing = [k for k in ("StateMachineArn", "BucketName") if k not in outputs]
     if missing:
         raise RunsError(f"stack {stack!r} has no output {', '.join(missing)}: is it a Studio Runner stack?")

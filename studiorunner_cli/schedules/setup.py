@@ -35,18 +35,12 @@ def setup_from_outputs(outputs: dict[str, str], *, stack: str = "the stack") -> 
 def service_for_stack(stack: str, *, profile: str | None = None, region: str | None = None,
                       session: Any = None) -> ScheduleService:
     """The deployed stack's schedules, with the usual credentials."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from studiorunner_cli.runs import RunsError, stack_outputs
 
     try:
-        session = session or boto3.Session(profile_name=profile, region_name=region)
-        found = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", str(exc))
-        raise ScheduleServiceError(f"cannot read stack {stack!r}: {message}") from exc
-    except BotoCoreError as exc:
-        raise ScheduleServiceError(f"cannot reach AWS: {exc}") from exc
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in found[0].get("Outputs", [])}
+        session, outputs = stack_outputs(stack, profile=profile, region=region, session=session)
+    except RunsError as exc:
+        raise ScheduleServiceError(str(exc)) from exc
     setup = setup_from_outputs(outputs, stack=f"stack {stack!r}")
     return ScheduleService(scheduler=session.client("scheduler"), stepfunctions=session.client("stepfunctions"),
                            s3=session.client("s3"), setup=setup)

@@ -240,3 +240,40 @@ def test_a_stack_that_cannot_be_read_is_a_service_failure_exit_1(monkeypatch, ca
     err = capsys.readouterr().err
     assert code == 1
     assert "cannot read stack 'NoSuchStack'" in err and len(err.strip().splitlines()) == 1
+
+
+def _deployed_stack(service: ScheduleService) -> None:
+    """A stack named SR whose outputs are those infra/stack.py writes, pointing at the moto resources."""
+    setup = service.setup
+    outputs = {"StateMachineArn": setup.state_machine_arn, "BucketName": setup.bucket,
+               "ScheduleGroupName": setup.group, "StackScheduleGroupName": setup.stack_group,
+               "SchedulerRoleArn": setup.role_arn, "ScheduleDeadLetterQueueArn": setup.dead_letter_arn,
+               "ScheduleRetryAttempts": "3", "MaxRunSeconds": "3600"}
+    template = {"Resources": {"Anything": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {key: {"Value": value} for key, value in outputs.items()}}
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName="SR", TemplateBody=json.dumps(template))
+
+
+def test_the_cli_against_a_deployed_stack(aws, capsys, tmp_path):
+    from studiorunner_cli.main import main
+
+    _deployed_stack(aws)
+    _stack_schedule(aws)
+    where = ["--stack", "SR", "--region", REGION]
+    notebook = tmp_path / "report.ipynb"
+    notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    assert main(["schedule", "create", "daily", str(notebook), "--cron", "0 6 * * ? *", "-p", "n", "3", *where]) == 0
+    raw = aws.scheduler.get_schedule(Name="daily", GroupName=GROUP)
+    payload = json.loads(json.loads(raw["Target"]["Input"])["Input"])
+    assert payload == {"notebook_s3": "s3://sr-bucket/uploads/schedules/daily/report.ipynb", "parameters": {"n": 3},
+                       "schedule": {"name": "daily", "overlap": "skip"}}
+    capsys.readouterr()
+    assert main(["schedule", "list", *where]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["nightly", "daily"]
+    assert main(["schedule", "delete", "nightly", *where]) == 2
+    assert "belongs to the stack" in capsys.readouterr().err
+    # A run whose timeouts.run_seconds is over the stack's limit (MaxRunSeconds) is refused too.
+    (tmp_path / "p.json").write_text(json.dumps({"notebook": "n.ipynb", "timeouts": {"run_seconds": 7200}}))
+    assert main(["schedule", "create", "long", "--input", str(tmp_path / "p.json"), "--rate", "1 day", *where]) == 2
+    assert "stops every run after 3600" in capsys.readouterr().err
