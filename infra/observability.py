@@ -29,8 +29,9 @@ APP_WAIT = "AppWaitSeconds"
 SLOT_WAIT = "SlotWaitSeconds"
 CELLS_EXECUTED = "CellsExecuted"
 CLEANUP_FAILURES = "CleanupFailures"
+RUNS_SKIPPED = "RunsSkipped"
 METRIC_NAMES = (RUNS_STARTED, RUNS_SUCCEEDED, RUNS_FAILED, RUN_DURATION, APP_WAIT, SLOT_WAIT, CELLS_EXECUTED,
-                CLEANUP_FAILURES)
+                CLEANUP_FAILURES, RUNS_SKIPPED)
 PERIOD = Duration.minutes(5)
 
 
@@ -74,8 +75,8 @@ class Observability(Construct):
         self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(
             title="Alarms", alarms=list(self.alarms.values()), width=24))
         self.dashboard.add_widgets(
-            self._graph("Runs started / succeeded / failed", (RUNS_STARTED, RUNS_SUCCEEDED, RUNS_FAILED), targets,
-                        "Sum"),
+            self._graph("Runs started / succeeded / failed / skipped (a schedule's previous run still ran)",
+                        (RUNS_STARTED, RUNS_SUCCEEDED, RUNS_FAILED, RUNS_SKIPPED), targets, "Sum"),
             self._graph("Run duration (s)", (RUN_DURATION,), targets, "Average"),
             self._graph("Waiting for the app / for a slot (s)", (APP_WAIT, SLOT_WAIT), targets, "Average"),
         )

@@ -186,5 +186,14 @@ class StudioRunner(Construct):
         for role in (functions["AcquireSlot"].role, functions["Cleanup"].role, cleaner):
             self.concurrency.grant_slots(role)
         self.concurrency.grant_check_holders(functions["AcquireSlot"].role, machine)
+        # CheckOverlap lists this state machine's running executions (is the schedule's previous
+        # run still running?). A policy of its own: the state machine depends on the function and
+        # so on its role's default policy (a cycle otherwise); the ARN from the name, not the resource.
+        machine_arn = Stack.of(self).format_arn(service="states", resource="stateMachine",
+                                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                                                resource_name=machine.state_machine_name)
+        list_runs = iam.Policy(self, "CheckOverlapListRuns", statements=[iam.PolicyStatement(
+            actions=["states:ListExecutions"], resources=[machine_arn])])
+        list_runs.attach_to_role(functions["CheckOverlap"].role)  # type: ignore[arg-type]
         # A batch: the state machine starts child runs of itself; SummarizeBatch reads how they ended.
         self.fan_out = FanOut(self, "FanOut", state_machine=machine, summarize_role=functions["SummarizeBatch"].role)

@@ -87,7 +87,7 @@ def _on_runs(verb: Callable[[Any, Runs], int]) -> Callable[[Any], int]:
 
 def status(args: RunRef, runs: Runs) -> int:
     info = runs.describe(args.run)
-    rows = [("run", info.run_id), ("status", info.status), ("notebook", info.notebook or "-"),
+    rows = [("run", info.run_id), ("status", info.shown_status), ("notebook", info.notebook or "-"),
             ("target", str(info.payload.get("target") or "(default)")),
             ("parameters", _params(info)),
             ("started", f"{_when(info.started)} ({duration_text(info.duration)})")]

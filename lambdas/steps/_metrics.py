@@ -19,8 +19,9 @@ APP_WAIT = "AppWaitSeconds"  # from the first StartTarget check to the app being
 SLOT_WAIT = "SlotWaitSeconds"  # from the first try for a slot to getting one (concurrency per target)
 CELLS_EXECUTED = "CellsExecuted"
 CLEANUP_FAILURES = "CleanupFailures"  # something the run started may still be running (and billing)
+RUNS_SKIPPED = "RunsSkipped"  # a schedule's fire while its previous run still ran (overlap: skip)
 METRIC_NAMES = (RUNS_STARTED, RUNS_SUCCEEDED, RUNS_FAILED, RUN_DURATION, APP_WAIT, SLOT_WAIT, CELLS_EXECUTED,
-                CLEANUP_FAILURES)
+                CLEANUP_FAILURES, RUNS_SKIPPED)
 
 _UNITS = {RUN_DURATION: MetricUnit.Seconds, APP_WAIT: MetricUnit.Seconds, SLOT_WAIT: MetricUnit.Seconds}
 

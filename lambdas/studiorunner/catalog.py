@@ -67,6 +67,11 @@ class StepInfo:
 #: ``infra/``, the local stack and the CLI read; tests/unit/test_catalog.py checks
 #: runner.asl.json against it.
 STEPS: tuple[StepInfo, ...] = (
+    # A schedule's run only (payload ``schedule``, overlap skip or queue), before anything starts.
+    StepInfo("CheckOverlap", "check_overlap", "overlap", False,
+             "a schedule's fire: skip it or wait while the schedule's previous run still runs",
+             phase="checking the schedule's previous run",
+             companions=("IsScheduled?", "Overlap?", "WaitForPrevious", "Skipped"), says_message=True),
     # Prepare's result becomes ``run`` through its ResultSelector (its ResultPath is "$").
     StepInfo("Prepare", "prepare", "run", False, "validate the payload and plan the run",
              phase="preparing", companions=("Start", "IsBatch?")),

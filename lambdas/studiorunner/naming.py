@@ -52,5 +52,12 @@ def schedule_run_prefix(schedule: str) -> str:
     return stem[: MAX_NAME - SCHEDULER_ID_ROOM - 1].rstrip("-_") + "-"
 
 
+def is_schedule_run(run_id: str, schedule: str) -> bool:
+    """Is ``run_id`` a run of ``schedule`` (``<schedule>-<id>``)? Scheduler's execution ids and
+    ``schedule run``'s have no '-', so ``daily-report-x`` is not a run of ``daily``."""
+    prefix = schedule_run_prefix(schedule)
+    return run_id.startswith(prefix) and len(run_id) > len(prefix) and "-" not in run_id[len(prefix):]
+
+
 def is_valid_name(name: str) -> bool:
     return 0 < len(name) <= MAX_NAME and not _UNSAFE.search(name)

@@ -163,8 +163,9 @@ def schedule_run_prefix(name: str) -> str:
 
 def is_run_of(run_id: str, schedule: str) -> bool:
     """``<schedule>-<id>`` with an id without '-': ``daily-report-x`` is not a run of ``daily``."""
-    prefix = schedule_run_prefix(schedule)
-    return run_id.startswith(prefix) and len(run_id) > len(prefix) and "-" not in run_id[len(prefix):]
+    from studiorunner.naming import is_schedule_run
+
+    return is_schedule_run(run_id, schedule)
 
 
 # -- the service ---------------------------------------------------------------------------
