@@ -24,7 +24,7 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -375,9 +375,13 @@ class ScheduleService:
         if expression.kind == "at":
             # A one-time schedule removes itself once it has fired; its runs stay.
             request["ActionAfterCompletion"] = "DELETE"
-        for key, value in (("StartDate", definition.start), ("EndDate", definition.end)):
-            if value is not None:
-                request[key] = self._aware(value, definition)
+        start, end = self._aware(definition.start, definition), self._aware(definition.end, definition)
+        # Scheduler refuses a StartDate more than 5 minutes ago, on update too (a pause of a schedule
+        # whose start has passed): a start in the past says nothing more than no start.
+        if start is not None and start > datetime.now(UTC) - timedelta(minutes=4):
+            request["StartDate"] = start
+        if end is not None:
+            request["EndDate"] = end
         return request
 
     def _definition(self, raw: Mapping[str, Any]) -> ScheduleDefinition:

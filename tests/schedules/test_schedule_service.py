@@ -277,3 +277,12 @@ def test_the_cli_against_a_deployed_stack(aws, capsys, tmp_path):
     (tmp_path / "p.json").write_text(json.dumps({"notebook": "n.ipynb", "timeouts": {"run_seconds": 7200}}))
     assert main(["schedule", "create", "long", "--input", str(tmp_path / "p.json"), "--rate", "1 day", *where]) == 2
     assert "stops every run after 3600" in capsys.readouterr().err
+
+
+def test_a_start_that_has_passed_is_not_sent_again_on_pause(aws):
+    """Scheduler refuses a StartDate more than 5 minutes ago, on UpdateSchedule too."""
+    soon = datetime.now(UTC) + timedelta(minutes=2)
+    aws.create(_daily(start=soon))
+    assert abs(aws.scheduler.get_schedule(Name="daily", GroupName=GROUP)["StartDate"] - soon) < timedelta(seconds=1)
+    assert aws._request(_daily(start=soon))["StartDate"] == soon
+    assert "StartDate" not in aws._request(_daily(start=datetime.now(UTC) - timedelta(hours=1)))
