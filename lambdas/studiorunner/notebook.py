@@ -117,11 +117,12 @@ def prepare_for_run(
 ) -> None:
     """Reset ``nb`` for a fresh run (in place), as papermill's ``notebook_start`` does.
 
-    Clears outputs and execution counts of code cells, removes a previous run's error
-    banner, sets every cell's ``metadata.papermill`` to pending, and writes the run's
-    record in ``nb.metadata.papermill`` and ``nb.metadata.studio_runner`` (status
-    ``running``). Warnings recorded by ``inject_parameters`` just before are kept; those
-    of an earlier run (a block that already has a ``run_id``) are not.
+    Clears outputs and execution counts of code cells (and the widget state that went with
+    them), removes a previous run's error banner, sets every cell's ``metadata.papermill``
+    to pending, and writes the run's record in ``nb.metadata.papermill`` and
+    ``nb.metadata.studio_runner`` (status ``running``). Warnings recorded by
+    ``inject_parameters`` just before are kept; those of an earlier run (a block that
+    already has a ``run_id``) are not.
     """
     started = started_at or datetime.now().astimezone()
     remove_error_banner(nb)
@@ -133,6 +134,8 @@ def prepare_for_run(
         cell.metadata.papermill = _pending()
         cell.metadata.pop("studio_runner", None)
 
+    # An earlier run's widget state names models no kernel of this run made (its outputs are gone).
+    nb.metadata.pop("widgets", None)
     previous = nb.metadata.get("studio_runner") or {}
     warnings = list(previous.get("warnings", [])) if "run_id" not in previous else []
 

@@ -1,4 +1,5 @@
-"""Issue 20 (part 1, faults 1 and 8), end to end: cells that once hung or killed a run.
+"""Issue 20 (part 1, faults 1 and 8), end to end: cells that once hung or killed a run; and
+issue 21.2: widget state saved, an Output widget's prints kept out of the cell.
 
 The real state machine against a stand-in whose iopub message rate limit is low (50
 messages/s, Studio's is 1000) and which loses a rate-limited cell's ``status: idle``, as a
@@ -67,3 +68,27 @@ def test_a_lone_surrogate_in_output_is_kept_as_a_replacement_character(env: Env)
     assert stream_text(cells[1]) == "file-\ufffd.csv\n"
     assert stream_text(cells[2]) == "after\n"
     assert_nothing_running(env)
+
+
+def test_widget_state_is_saved_and_an_output_widgets_prints_stay_in_it(env: Env) -> None:
+    pytest.importorskip("ipywidgets")
+    path = write_notebook(
+        env.root, "widgets.ipynb",
+        "import ipywidgets as widgets\nslider = widgets.IntSlider(value=7, max=10)\nslider",
+        "out = widgets.Output()\ndisplay(out)\nprint('cell')\nwith out:\n    print('inside the widget')",
+        "slider.value = 9\nprint(len(out.outputs))",  # the kernel was told what its Output widget holds
+    )
+
+    execution = env.run({"notebook": path}, timeout=120)
+
+    assert execution.succeeded, (execution.error, execution.cause)
+    nb = env.output(execution)
+    saved = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]
+    slider_id = code_cells(nb)[0].outputs[0].data["application/vnd.jupyter.widget-view+json"]["model_id"]
+    out_id = code_cells(nb)[1].outputs[0].data["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert saved["state"][slider_id]["model_name"] == "IntSliderModel"
+    assert saved["state"][slider_id]["state"]["value"] == 9  # its last state
+    assert saved["state"][out_id]["state"]["outputs"] == [
+        {"output_type": "stream", "name": "stdout", "text": "inside the widget\n"}]
+    assert stream_text(code_cells(nb)[1]) == "cell\n"
+    assert stream_text(code_cells(nb)[2]) == "1\n"

@@ -159,9 +159,54 @@ def test_disable_stdin_fails_fast(server: JupyterServer) -> None:
     assert time.monotonic() - start < 30
 
 
-def test_output_widget_notebook_needs_ipywidgets(server: JupyterServer) -> None:
-    """Output.ipynb captures output in ipywidgets Output widgets; ipywidgets is not installed
-    in this kernel, and our recorder does not emulate nbclient's OutputWidget. Documented gap."""
+def widget_states(nb: Any) -> list[dict[str, Any]]:
+    """The saved state of each widget a cell displays, in the order they are displayed."""
+    saved = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
+    assert saved["version_major"] == 2 and saved["version_minor"] == 0
+    views = [o.data["application/vnd.jupyter.widget-view+json"]["model_id"] for c in nb.cells
+             if c.cell_type == "code" for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    return [saved["state"][model_id] for model_id in views]
+
+
+def nbclient_now(name: str) -> Any:
+    """What nbclient makes of the notebook here and now (the files were saved with ipywidgets 7,
+    whose widgets displayed themselves; ipywidgets 8's are an execute_result, in nbclient too)."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(SUITE / name, as_version=4)
+    return NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(SUITE)}}).execute()
+
+
+def test_widget_state_is_saved_as_nbclient_saves_it(server: JupyterServer) -> None:
+    """nbclient's test_widgets: every widget a cell displays has its model in metadata.widgets."""
     pytest.importorskip("ipywidgets")
-    expected, actual, cursor = execute(server, "Output.ipynb")
+    _, actual, cursor = execute(server, "JupyterWidgets.ipynb")
+    assert cursor.done
+    assert_same_outputs(nbclient_now("JupyterWidgets.ipynb"), actual)
+    (label,) = widget_states(actual)
+    assert (label["model_name"], label["model_module"]) == ("LabelModel", "@jupyter-widgets/controls")
+    assert label["state"]["value"] == "Hello World"
+    layout = label["state"]["layout"].removeprefix("IPY_MODEL_")  # the models it refers to are saved too
+    assert actual.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"][layout]["model_name"] == \
+        "LayoutModel"
+
+
+def test_output_widgets_capture_their_output_as_nbclient_does(server: JupyterServer) -> None:
+    """Output.ipynb: what a cell prints inside ``with out:`` is the widget's, never the cell's."""
+    pytest.importorskip("ipywidgets")
+    _, actual, cursor = execute(server, "Output.ipynb")
+    assert cursor.done
+    expected = nbclient_now("Output.ipynb")
+    assert_same_outputs(expected, actual, compare_tracebacks=False)
+    got = [[normalise_output(o) for o in w["state"].get("outputs", [])] for w in widget_states(actual)]
+    want = [[normalise_output(o) for o in w["state"].get("outputs", [])] for w in widget_states(expected)]
+    assert got == want
+    assert [o["text"] for o in got[0][:1]] == ["in output\n"]
+    assert got[0][1]["ename"] == "ValueError"  # the error raised inside `with output1:` is the widget's
+
+
+def test_comms_without_a_widget_are_ignored(server: JupyterServer) -> None:
+    expected, actual, cursor = execute(server, "Other Comms.ipynb")
+    assert cursor.done
     assert_same_outputs(expected, actual)
+    assert "widgets" not in actual.metadata

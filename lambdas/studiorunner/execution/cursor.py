@@ -80,7 +80,7 @@ class Cursor:
             data["kernel_seq"] = self.kernel_seq
         if self.last_iopub is not None and self.pending:
             data["last_iopub"] = self.last_iopub
-        if self.outputs.get("displays") or self.outputs.get("clear_pending"):
+        if self.outputs.get("displays") or self.outputs.get("clear_pending") or self.outputs.get("widgets"):
             data["outputs"] = self.outputs
         return data
 

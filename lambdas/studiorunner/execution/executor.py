@@ -88,7 +88,7 @@ class CellExecutor:
         self.wall = wall_clock
         # per-run state, reset by run()
         self.cur = Cursor()
-        self.recorder = OutputRecorder(nb)
+        self.recorder = OutputRecorder(nb, session=session, send=self._send)
         self._started_mono: dict[str, float] = {}  # msg_id -> clock() the kernel started it
         self._interrupt_at: dict[str, float] = {}  # msg_id -> clock() by which it must have stopped
         self._replied: dict[str, float] = {}  # msg_id -> clock() last heard of, once its reply came
@@ -139,7 +139,7 @@ class CellExecutor:
 
     def _begin(self, cursor: Cursor) -> None:
         cur = self.cur = Cursor.from_dict(cursor.to_dict())  # never mutate the caller's copy
-        self.recorder = OutputRecorder(self.nb, cur.outputs)
+        self.recorder = OutputRecorder(self.nb, cur.outputs, session=self.session, send=self._send)
         resumed = bool(cur.pending) and cur.paused_at is not None
         resumed_at = self.wall()
         now = self.clock()

@@ -13,18 +13,20 @@ This mirrors ``nbclient.NotebookClient.process_message`` / ``output`` / ``clear_
 * the display-id map and pending ``clear_output(wait=True)`` survive a pause: they are
   plain JSON (:meth:`OutputRecorder.state`) the executor keeps in its cursor.
 
-Widget state (``comm_*``) and the Output widget capture nbclient emulates are not handled:
-comm messages are ignored.
+Widget state (``comm_*`` messages) and the Output widgets' capture of a request's output
+are :mod:`.widgets`' (the cell never sees output an Output widget captured).
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from nbformat import NotebookNode
 from nbformat.v4 import new_output, output_from_msg
 
+from studiorunner.execution.widgets import WidgetRecorder
 from studiorunner.timestamps import utc_iso
 
 RATE_LIMIT_NOTES = ("IOPub data rate exceeded", "IOPub message rate exceeded")
@@ -54,9 +56,11 @@ def runner_meta(cell: NotebookNode) -> dict[str, Any]:
 class OutputRecorder:
     """Applies iopub messages to the cells of one notebook, in place."""
 
-    def __init__(self, nb: NotebookNode, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, nb: NotebookNode, state: dict[str, Any] | None = None, *,
+                 session: str = "", send: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.nb = nb
         state = state or {}
+        self.widgets = WidgetRecorder(nb, state.get("widgets"), session=session, send=send)
         # display_id -> {cell index -> [output indices]}, as nbclient's _display_id_map
         self.displays: dict[str, dict[int, list[int]]] = {
             did: {int(ci): list(idx) for ci, idx in cells.items()}
@@ -71,10 +75,14 @@ class OutputRecorder:
             did: {str(ci): idx for ci, idx in cells.items() if idx}
             for did, cells in self.displays.items()
         }
-        return {
+        state: dict[str, Any] = {
             "displays": {did: cells for did, cells in displays.items() if cells},
             "clear_pending": sorted(self.clear_pending),
         }
+        widgets = self.widgets.state()
+        if widgets["hooks"] or widgets["clear_pending"]:
+            state["widgets"] = widgets
+        return state
 
     def start_cell(self, index: int) -> None:
         """Reset a cell about to be executed (outputs, count, timing)."""
@@ -114,12 +122,19 @@ class OutputRecorder:
         if msg_type == "execute_input":
             timing["iopub.execute_input"] = timestamp(msg)
             return None
+        if msg_type.startswith("comm"):
+            self.widgets.comm(msg)
+            return None
+        if msg_type == "update_display_data":
+            return None
+        widget = self.widgets.capturing(msg)
         if msg_type == "clear_output":
-            self._clear_output(cell.outputs, content, index)
+            if widget is not None:
+                self.widgets.clear_output(widget, msg)
+            else:
+                self._clear_output(cell.outputs, content, index)
             return None
-        if msg_type.startswith("comm") or msg_type == "update_display_data":
-            return None
-        return self._output(cell, msg, display_id, index)
+        return self._output(cell, msg, display_id, index, widget)
 
     def record_reply(self, msg: dict[str, Any], index: int) -> None:
         """Note the shell ``execute_reply`` time, as nbclient's record_timing does."""
@@ -157,11 +172,14 @@ class OutputRecorder:
     # -- nbclient's output / clear_output / _update_display_id --
 
     def _output(self, cell: NotebookNode, msg: dict[str, Any], display_id: str | None,
-                index: int) -> NotebookNode | None:
+                index: int, widget: str | None) -> NotebookNode | None:
         try:
             out = output_from_msg(msg)
         except ValueError:
             return None  # not an output message (e.g. a reply that leaked onto iopub)
+        if widget is not None:
+            self.widgets.output(widget, msg)  # an Output widget's, not the cell's
+            return None
         outs = cell.outputs
         if index in self.clear_pending:
             outs[:] = []
