@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -281,7 +281,7 @@ def _last(info: ScheduleInfo) -> str:
     run = info.last_run
     if run is None:
         return "-"
-    started = run.started.astimezone().strftime("%Y-%m-%d %H:%M") if run.started else "-"
+    started = run.started.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if run.started else "-"
     return f"{run.run_id} {run.status} {started}"
 
 
@@ -319,7 +319,7 @@ def _show(service: ScheduleService, name: str) -> int:
     runs = service.runs(name, limit=10)
     print("recent runs" + ("" if runs else ": none"))
     for run in runs:
-        started = run.started.astimezone().strftime("%Y-%m-%d %H:%M:%S") if run.started else "-"
+        started = run.started.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if run.started else "-"
         print(f"  {run.run_id}  {run.status:<9}  {started}")
     return EXIT_OK
 

@@ -102,3 +102,20 @@ def test_not_a_schedules_run_goes_on_to_prepare(sfn, payload):
     me, started = _start(client, machine, "daily-cccc")
     assert check_overlap({"payload": payload}, execution_arn=me, started=started,
                          stepfunctions=client)["decision"] == "run"
+
+
+def test_queue_gives_way_past_timeouts_queue_seconds(sfn):
+    client, machine = sfn
+    _start(client, machine, "daily-aaaa")
+    me, started = _start(client, machine, "daily-cccc")
+    state = _state("queue")
+    state["payload"]["timeouts"] = {"queue_seconds": 60}
+    t0 = datetime(2026, 12, 5, 6, 0, tzinfo=UTC)
+    first = check_overlap(state, execution_arn=me, started=started, stepfunctions=client, now=t0)
+    assert first["decision"] == "wait"
+    within = check_overlap({**state, "overlap": first}, execution_arn=me, started=started, stepfunctions=client,
+                           now=t0 + timedelta(seconds=59))
+    assert within["decision"] == "wait"
+    past = check_overlap({**state, "overlap": within}, execution_arn=me, started=started, stepfunctions=client,
+                         now=t0 + timedelta(seconds=61))
+    assert past["decision"] == "skip" and "queue_seconds=60" in past["message"]

@@ -9,7 +9,8 @@ first, so two fires at once never both give way):
 - ``skip`` (the default): the new execution ends at once, SUCCEEDED with ``status: SKIPPED``
   and the reason as its output (``list`` shows it SKIPPED; the step counts ``RunsSkipped``);
 - ``queue``: wait (the state machine's ``WaitForPrevious``) until no earlier run is running,
-  so the runs of a schedule run one after another, in the order they fired;
+  so the runs of a schedule run one after another, in the order they fired; past the payload's
+  ``timeouts.queue_seconds`` (if set) the fire gives way as with ``skip``;
 - ``allow``: the state machine does not call this step.
 
 Nothing here knows about Lambda: the step handler passes in its execution and a Step
@@ -111,8 +112,17 @@ def check_overlap(state: dict[str, Any], *, execution_arn: str, started: Any, st
         result.message = (f"skipped: the previous run of schedule {name} ({', '.join(previous)}) is still running "
                           "(overlap: skip)")
         return result.to_dict()
-    result.decision = "wait"
     result.waiting_since = result.waiting_since or now.isoformat()
+    waited = (now - (_as_datetime(result.waiting_since) or now)).total_seconds()
+    timeouts = payload.get("timeouts") if isinstance(payload.get("timeouts"), dict) else {}
+    limit = timeouts.get("queue_seconds")
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0 and waited > limit:
+        # timeouts.queue_seconds bounds a queue, this one too: give way rather than pile up.
+        result.decision = "skip"
+        result.message = (f"skipped: waited {waited:.0f} s for the previous run of schedule {name} "
+                          f"({', '.join(previous)}) to end (overlap: queue, timeouts.queue_seconds={limit:g})")
+        return result.to_dict()
+    result.decision = "wait"
     result.wait_seconds = int(min(WAIT_CAP, WAIT_FIRST * 2 ** min(attempt, 8)))
     result.message = (f"waiting for the previous run of schedule {name} ({', '.join(previous)}) to end "
                       "(overlap: queue)")
