@@ -127,6 +127,11 @@ class CommandTimeout(StudioRunnerError, TimeoutError):
     """A terminal command did not finish within ``timeouts.command_seconds``."""
 
 
+class OutputUnwritable(StudioRunnerError):
+    """S3 refused the executed notebook (the bucket is gone, a bucket policy, a disabled KMS
+    key…) however often it was tried; the message says where the notebook went instead."""
+
+
 class CleanupFailed(StudioRunnerError):
     """Cleanup could not remove something the run started (it may still be billing)."""
 

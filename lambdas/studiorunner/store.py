@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 from nbformat import NotebookNode
 from nbformat.v4 import nbjson
 
-from studiorunner.errors import NotebookAccessDenied, NotebookInvalid, NotebookNotFound
+from studiorunner.errors import NotebookAccessDenied, NotebookInvalid, NotebookNotFound, OutputUnwritable
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +172,17 @@ class S3NotebookStore:
         return response["Body"].read()
 
     def write_bytes(self, uri: str, data: bytes, *, content_type: str = IPYNB_CONTENT_TYPE) -> None:
+        """Store ``data``; OutputUnwritable when S3 refuses it (botocore has retried what it retries)."""
         loc = S3Uri.parse(uri)
-        self._s3.put_object(Bucket=loc.bucket, Key=loc.key, Body=data, ContentType=content_type)
+        try:
+            self._s3.put_object(Bucket=loc.bucket, Key=loc.key, Body=data, ContentType=content_type)
+        except ClientError as e:
+            error = e.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            raise OutputUnwritable(
+                f"S3 refused to write {loc} ({code}: {error.get('Message') or 'no message'})",
+                uri=str(loc), bucket=loc.bucket, key=loc.key, code=code,
+            ) from e
 
     def read(self, uri: str) -> NotebookNode:
         return notebook_from_bytes(self.read_bytes(uri), source=uri)
@@ -196,7 +205,11 @@ class ThrottledSaver:
     test's simulation, 2,000 cells with saves growing to 2 s each: 23 writes instead of
     2,002, 12 % of the run. ``flush`` always writes (run start, failure, end).
 
-    A failed write propagates and leaves the saver due, so the next call tries again.
+    A failed write leaves the saver due, so the next call tries again. S3 refusing the
+    notebook (``OutputUnwritable``: the bucket deleted mid-run, a policy, a KMS key) does not
+    stop the run at ``save_if_due``: the cells go on, and ``flush`` (the run's end, or its
+    failure) tries S3 again, then ``fallback`` — RunCells writes the notebook into the
+    target's tree — and raises OutputUnwritable saying where the notebook is.
     """
 
     def __init__(
@@ -207,8 +220,11 @@ class ThrottledSaver:
         clock: Callable[[], float] = time.monotonic,
         min_interval: float = 1.0,
         cost_factor: float = 10.0,
+        fallback: Callable[[NotebookNode], str] | None = None,
     ) -> None:
         self.store = store
+        self.fallback = fallback  # writes the notebook elsewhere; says where
+        self.refused: OutputUnwritable | None = None  # S3's last refusal, while it lasts
         self.uri = uri
         self._clock = clock
         self.min_interval = min_interval
@@ -230,13 +246,41 @@ class ThrottledSaver:
         """Save if the interval has passed; True if it saved."""
         if not self.due():
             return False
-        self.flush(nb)
+        try:
+            self._write(nb)
+        except OutputUnwritable as exc:
+            if self.refused is None:
+                logger.warning("could not save the running notebook (the run goes on; tried again at its end): %s",
+                               exc.message)
+            self.refused = exc
+            self._last_save_end = self._clock()  # try again after the interval, not after every cell
+            return False
         return True
 
     def flush(self, nb: NotebookNode) -> None:
-        """Save now, whatever the interval."""
+        """Save now, whatever the interval; OutputUnwritable, once the fallback is written,
+        when S3 still refuses."""
+        try:
+            self._write(nb)
+        except OutputUnwritable as exc:
+            self.refused = exc
+            if self.fallback is None:
+                raise
+            try:
+                where = self.fallback(nb)
+            except Exception as fallback_exc:  # noqa: BLE001 - named in the error, which keeps S3's cause
+                kind = getattr(fallback_exc, "message", None) or type(fallback_exc).__name__
+                raise OutputUnwritable(
+                    f"{exc.message}; the executed notebook could not be written to the target's tree "
+                    f"either ({kind}): it is lost", **exc.facts, written_to=None) from exc
+            raise OutputUnwritable(
+                f"{exc.message}; the executed notebook was written to {where} in the target's tree instead",
+                **exc.facts, written_to=where) from exc
+
+    def _write(self, nb: NotebookNode) -> None:
         started = self._clock()
         self.store.write(self.uri, nb)
+        self.refused = None
         ended = self._clock()
         self.last_save_seconds = max(0.0, ended - started)
         self._last_save_end = ended

@@ -106,3 +106,52 @@ def test_nothing_of_a_run_is_kept_in_the_persons_trash_and_uploads_are_removed(l
     assert not any(marker.encode() in data for data in kept.values())
     assert not (env.root / "studio-runner").exists()  # no journal folder, no uploads folder
     assert_nothing_running(env)
+
+
+def test_the_output_bucket_gone_mid_run_is_output_unwritable_with_the_notebook_in_the_tree(local_env) -> None:
+    import time
+
+    import nbformat
+
+    env = local_env("studio-space")
+    flag = env.root / "bucket-gone"
+    path = write_notebook(
+        env.root, "reports/gone.ipynb",
+        "print('first')",
+        f"import pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists(): time.sleep(0.1)\nprint('second')",
+        "print('third')",
+    )
+    arn = env.stack.start({"notebook": path})
+    deadline = time.monotonic() + 60
+    while not env.standin.state()["kernels"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # the first cell has run, the second waits for the flag
+    s3 = env.stack.s3  # the output bucket goes, as if deleted by someone mid-run
+    bucket = s3.list_buckets()["Buckets"][0]["Name"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+    s3.delete_bucket(Bucket=bucket)
+    flag.touch()
+    execution = env.stack.wait(arn, timeout=180)
+
+    assert execution.status == "FAILED"
+    assert execution.error == "OutputUnwritable", (execution.error, execution.cause)
+    assert "NoSuchBucket" in execution.cause and "reports/gone.output.ipynb" in execution.cause, execution.cause
+    assert "Traceback" not in execution.cause
+    nb = nbformat.read(env.root / "reports" / "gone.output.ipynb", as_version=4)  # every cell's output kept
+    assert [c.outputs[0].text for c in nb.cells] == ["first\n", "second\n", "third\n"]
+    result = _cleanup_result(env, arn)  # a failed execution's result is Cleanup's output, in its history
+    assert result["cells_executed"] == 3 and result["output_notebook"] is None, result
+    assert_nothing_running(env)
+
+
+def _cleanup_result(env, arn: str) -> dict:
+    import json
+
+    events = env.stack.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    for event in reversed(events):
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") == "Cleanup":
+            return json.loads(details["output"])["outcome"]["result"]
+    raise AssertionError("no Cleanup in the history")

@@ -290,3 +290,32 @@ def test_a_lone_surrogate_in_a_notebook_is_saved_as_a_replacement_character():
         nbformat.v4.new_output("stream", name="stdout", text="file-\udc80.csv\n")])])
     saved = notebook_from_bytes(notebook_to_bytes(nb), source="test")
     assert saved.cells[0].outputs[0].text == "file-\ufffd.csv\n"
+
+
+def test_s3_refusing_the_notebook_keeps_the_run_going_then_writes_it_elsewhere_and_says_where(s3):
+    from studiorunner.errors import OutputUnwritable
+
+    uri = "s3://no-such-output-bucket/runs/r9/out.ipynb"
+    kept: list = []
+    saver = ThrottledSaver(S3NotebookStore(s3), uri, min_interval=0.0,
+                           fallback=lambda nb: kept.append(nb) or "reports/out.output.ipynb")
+    nb = new_notebook(cells=[new_code_cell("print(1)")])
+
+    assert saver.save_if_due(nb) is False  # refused: the run goes on
+    assert saver.refused is not None and saver.refused.facts["code"] == "NoSuchBucket"
+    with pytest.raises(OutputUnwritable) as info:
+        saver.flush(nb)
+    assert "NoSuchBucket" in info.value.message and "reports/out.output.ipynb" in info.value.message
+    assert info.value.facts["written_to"] == "reports/out.output.ipynb" and kept == [nb]
+
+
+def test_a_fallback_that_fails_too_says_the_notebook_is_lost(s3):
+    from studiorunner.errors import OutputUnwritable
+
+    def refuse(nb):
+        raise PermissionError("read-only")
+
+    saver = ThrottledSaver(S3NotebookStore(s3), "s3://no-such-output-bucket/x.ipynb", fallback=refuse)
+    with pytest.raises(OutputUnwritable, match="it is lost") as info:
+        saver.flush(new_notebook())
+    assert info.value.facts["written_to"] is None

@@ -43,6 +43,7 @@ class CleanupReport(ReleaseReport):
 
     problems: list[str] = field(default_factory=list)
     write_back_problem: str | None = None
+    tree_notebook: NotebookNode | None = None  # the run's notebook as written into the tree (S3 refused it)
 
     def attempt(self, what: str, fn: Callable[[], T]) -> T | None:
         """Run one cleanup action; a failure is recorded (``could not <what>: …``), never raised,
@@ -138,6 +139,10 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
         elif kernel.started_anything:
             report.problems.append(f"could not log in to remove the kernel: {describe(exc)}")
     if jupyter is not None:
+        if not output_exists and kernel.path:
+            # RunCells writes the notebook into the tree when S3 refuses it (OutputUnwritable):
+            # that copy, if it is this run's, has the counts the failed step could not return.
+            report.tree_notebook = _own_tree_copy(jupyter, write_back_path(kernel.path), run.run_id)
         if spec.write_back and kernel.path and run.output_uri and output_exists:
             path = write_back_path(kernel.path)
             try:
@@ -187,6 +192,22 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
     if released is not None:
         report.add(released)
     return report
+
+
+def _own_tree_copy(jupyter: JupyterClient, path: str, run_id: str) -> NotebookNode | None:
+    try:
+        nb = jupyter.read_notebook(path)
+    except Exception:  # noqa: BLE001 - none there (the usual case), or unreadable: the counts stay as they are
+        return None
+    return nb if nb.metadata.get("studio_runner", {}).get("run_id") == run_id else None
+
+
+def _counts(nb: NotebookNode) -> tuple[int, int]:
+    """(cells executed, cells failed) as the executed notebook records them."""
+    executed = int(nb.metadata.get("studio_runner", {}).get("cells_executed") or 0)
+    failed = sum(1 for cell in nb.cells if cell.get("cell_type") == "code"
+                 and cell.get("metadata", {}).get("papermill", {}).get("status") == "failed")
+    return executed, failed
 
 
 def uploaded_notebook_path(state: RunState) -> str | None:
@@ -281,6 +302,9 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     for problem in report.problems:
         log.warning("cleanup: %s", problem)
     now = services.clock()
+    executed, failed = cursor.cells_executed, cursor.cells_failed
+    if report.tree_notebook is not None:
+        executed, failed = max((executed, failed), _counts(report.tree_notebook))
 
     result = {
         "run_id": run.run_id if run else None,
@@ -289,8 +313,8 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
         "output_notebook": output_uri,
         **({"output_html": html_uri} if html_uri else {}),
         "cells_total": state.kernel.cells_total,
-        "cells_executed": cursor.cells_executed,
-        "cells_failed": cursor.cells_failed,
+        "cells_executed": executed,
+        "cells_failed": failed,
         "duration_seconds": round(now - run.started_at, 3) if run and run.started_at else None,
         "cleanup": {"actions": report.actions, "kept": report.kept},
     }

@@ -10,7 +10,7 @@ from typing import Any
 from nbformat import NotebookNode
 
 from studiorunner import notebook as nbtools
-from studiorunner.errors import JupyterHTTPError, KernelDied, StudioRunnerError
+from studiorunner.errors import JupyterHTTPError, KernelDied, OutputUnwritable, StudioRunnerError
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
@@ -41,7 +41,9 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     jupyter = JupyterClient(target.login())
     store = services.notebooks()
     nb = store.read(run.output_uri)
-    saver = ThrottledSaver(store, run.output_uri)
+    # When S3 refuses the notebook to the end (the bucket deleted mid-run…), it goes into the
+    # target's tree where write_back would put it, and OutputUnwritable says so.
+    saver = ThrottledSaver(store, run.output_uri, fallback=lambda done: _write_to_tree(jupyter, kernel.path, done))
     deadline = time.monotonic() + ctx.budget(remaining_seconds)
 
     def on_start(index: int, cell: NotebookNode) -> None:
@@ -107,7 +109,11 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
         if isinstance(exc, (KernelDied, JupyterHTTPError)):
             exc = target.lost_error() or exc  # the app stopped under the run (idle shutdown)?
         _record_failure(nb, exc)
-        saver.flush(nb)
+        try:
+            saver.flush(nb)
+        except OutputUnwritable as unwritable:  # the run's first error stays its error
+            exc.message = f"{exc.message} ({unwritable.message})"
+            exc.facts["written_to"] = unwritable.facts.get("written_to")
         # Where the executed notebook is, as a fact: Cleanup's cause names it (from the run record).
         exc.facts.setdefault("output_notebook", run.output_uri)
         if exc is caught:
@@ -118,6 +124,15 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     saver.flush(nb)
     # The cursor goes back into the next invocation as is: nothing but the cursor in it.
     return cursor.to_dict()
+
+
+def _write_to_tree(jupyter: JupyterClient, source_path: str | None, nb: NotebookNode) -> str:
+    """Write the executed notebook beside its source in the target's tree; its path there."""
+    from studiorunner.run.cleanup import write_back_path
+
+    path = write_back_path(source_path or "studio-runner-output.ipynb")
+    jupyter.write_notebook(path, nb)
+    return path
 
 
 def _record_failure(nb: NotebookNode, exc: StudioRunnerError) -> None:
