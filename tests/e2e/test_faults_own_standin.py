@@ -114,18 +114,17 @@ def test_the_output_bucket_gone_mid_run_is_output_unwritable_with_the_notebook_i
     import nbformat
 
     env = local_env("studio-space")
-    flag = env.root / "bucket-gone"
+    flag, running = env.root / "bucket-gone", env.root / "cells-running"
     path = write_notebook(
         env.root, "reports/gone.ipynb",
-        "print('first')",
+        f"import pathlib\npathlib.Path({str(running)!r}).touch()\nprint('first')",
         f"import pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists(): time.sleep(0.1)\nprint('second')",
         "print('third')",
     )
     arn = env.stack.start({"notebook": path})
-    deadline = time.monotonic() + 60
-    while not env.standin.state()["kernels"] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # the first cell has run, the second waits for the flag
+    deadline = time.monotonic() + 120
+    while not running.exists() and time.monotonic() < deadline:  # RunCells has read the notebook
+        time.sleep(0.1)
     s3 = env.stack.s3  # the output bucket goes, as if deleted by someone mid-run
     bucket = s3.list_buckets()["Buckets"][0]["Name"]
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
