@@ -35,7 +35,7 @@ HANDLERS = ("prepare", "start_target", "run_commands", "start_kernel", "run_cell
             "s3_trigger", "execution_ended")
 ZIP_TARGET_BYTES = 5 * 1000 * 1000
 IMPORT_TARGET_MS = 400.0
-_PROBE = ("import time; t, c = time.perf_counter(), time.process_time(); import steps.{name}; "
+_PROBE = ("import time; t, c = time.perf_counter(), time.process_time(); import studiorunner.steps.{name}; "
           "print((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000)")
 
 

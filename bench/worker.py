@@ -85,7 +85,7 @@ def phases(task: dict[str, Any]) -> dict[str, Any]:
 
     t_start = time.perf_counter()
     import localstudio  # noqa: F401
-    import steps  # noqa: F401
+    import studiorunner.steps  # noqa: F401
     from localstudio.local_stack import STEPS, LocalStack
     from localstudio.standin import StandIn
 
@@ -96,7 +96,7 @@ def phases(task: dict[str, Any]) -> dict[str, Any]:
     step_calls: dict[str, int] = {}
     originals = {}
     for state, module_name in STEPS.items():
-        module = importlib.import_module(f"steps.{module_name}")
+        module = importlib.import_module(f"studiorunner.steps.{module_name}")
         originals[module] = module.handler
 
         def timed(event: Any, context: Any, _h=module.handler, _s=state) -> Any:

@@ -1,6 +1,6 @@
 """What the fleet is doing: a CloudWatch dashboard and the alarms that tell the topic.
 
-The run metrics come from the Lambdas (``lambdas/steps/_metrics.py``, Powertools EMF):
+The run metrics come from the Lambdas (``lambdas/studiorunner/steps/_metrics.py``, Powertools EMF):
 namespace ``StudioRunner``, dimensions ``service`` (the resource prefix) and ``target``.
 Alarms: a failed run and a cleanup failure (something the run started may still be running,
 and billing) per target, and anything kept in a dead-letter queue (an upload that started
@@ -20,7 +20,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 NAMESPACE = "StudioRunner"
-# The contract with lambdas/steps/_metrics.py (a test checks both agree).
+# The contract with lambdas/studiorunner/steps/_metrics.py (a test checks both agree).
 RUNS_STARTED = "RunsStarted"
 RUNS_SUCCEEDED = "RunsSucceeded"
 RUNS_FAILED = "RunsFailed"

@@ -18,8 +18,8 @@ from constructs import Construct
 from infra.function import StudioRunnerFunction, retention
 from infra.network import LambdaNetwork
 from studiorunner.catalog import STEPS
+from studiorunner.statemachine import DEFINITION  # the definition CDK deploys
 
-DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "runner.asl.json"
 # Steps other than RunCells/RunCommands log in, start or poll and return; RunCells hands over to its
 # next invocation before its own timeout. Classic's kernel POST blocks while an app starts,
 # hence minutes rather than seconds.

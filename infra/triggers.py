@@ -127,7 +127,7 @@ class S3Trigger(Construct):
         super().__init__(scope, id_)
         self.dead_letters = undelivered_queue(self, "DeadLetters", what="the S3 trigger (rule target and function)")
         self.function = StudioRunnerFunction(
-            self, "Starter", code=code, handler="steps.s3_trigger.handler",
+            self, "Starter", code=code, handler="studiorunner.steps.s3_trigger.handler",
             description="Studio Runner S3 trigger: start a run for an object uploaded to the inbox",
             environment={
                 **environment,
@@ -166,7 +166,7 @@ class ExecutionEnded(Construct):
         self.dead_letters = undelivered_queue(self, "DeadLetters",
                                               what="the execution-ended cleanup (rule target and function)")
         self.function = StudioRunnerFunction(
-            self, "Cleaner", code=code, handler="steps.execution_ended.handler",
+            self, "Cleaner", code=code, handler="studiorunner.steps.execution_ended.handler",
             description="Studio Runner: clean up after an execution that ended ABORTED or TIMED_OUT",
             environment={**environment, "STUDIO_RUNNER_STATE_MACHINE_ARN": state_machine.state_machine_arn},
             memory_mb=512, timeout=Duration.minutes(5), log_retention_days=log_retention_days,

@@ -6,11 +6,11 @@ import os
 import sys
 from pathlib import Path
 
-# The Lambda code (handlers in ``steps``, the library ``studiorunner``) lives in lambdas/,
+# The Lambda code (the library ``studiorunner``, its handlers in ``studiorunner.steps``) lives in lambdas/,
 # laid out as it is deployed; make it importable as the Lambda runtime would.
 # STUDIO_RUNNER_LAMBDA_PATH names the built bundle instead (`make test-bundle`).
 _LAMBDAS = os.environ.get("STUDIO_RUNNER_LAMBDA_PATH") or str(Path(__file__).resolve().parent.parent / "lambdas")
-if _LAMBDAS not in sys.path:
+if _LAMBDAS not in sys.path and Path(_LAMBDAS).is_dir():  # installed: studiorunner is a package of its own
     sys.path.insert(0, _LAMBDAS)
 
 # jsonschema imports rfc3987_syntax when it is installed (jupyter_server's dependencies

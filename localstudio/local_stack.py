@@ -16,7 +16,6 @@ import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -26,9 +25,9 @@ from moto import mock_aws
 from localstudio import moto_shims
 from localstudio.lambda_context import FakeLambdaContext
 from studiorunner import catalog
+from studiorunner.statemachine import DEFINITION
 
-ROOT = Path(__file__).resolve().parent.parent
-ASL_PATH = ROOT / "statemachine" / "runner.asl.json"
+ASL_PATH = DEFINITION
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 BUCKET = "studio-runner-local"
@@ -43,7 +42,7 @@ SCHEDULER_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/studio-runner-scheduler"
 SCHEDULE_DEAD_LETTERS = "studio-runner-schedule-dead-letters"
 SCHEDULE_DEAD_LETTER_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{SCHEDULE_DEAD_LETTERS}"
 
-#: state machine step → Lambda handler module (as deployed: ``steps.<module>.handler``)
+#: state machine step → Lambda handler module (as deployed: ``studiorunner.steps.<module>.handler``)
 STEPS = {step.name: step.module for step in catalog.STEPS}
 
 
@@ -206,7 +205,7 @@ class LocalStack:
         self._stack.enter_context(moto_shims.atomic_dynamodb_writes())
         self._stack.enter_context(moto_shims.step_functions_parameter_names())
         self._stack.enter_context(moto_shims.on_stop_execution(self._stopped_elsewhere))
-        from steps import _runtime
+        from studiorunner.steps import _runtime
 
         _runtime.reset_services()
         self._stack.callback(_runtime.reset_services)
@@ -233,7 +232,7 @@ class LocalStack:
         handlers: dict[str, Callable] = {}
         result_paths: dict[str, str] = {}  # function name → where the state machine puts its result
         for step in catalog.STEPS:
-            handlers[function_name(step.name)] = importlib.import_module(f"steps.{step.module}").handler
+            handlers[function_name(step.name)] = importlib.import_module(f"studiorunner.steps.{step.module}").handler
             result_paths[function_name(step.name)] = step.result_path
         stack = self
 
@@ -356,7 +355,7 @@ class LocalStack:
         return self._execution_ended(execution_arn, status)
 
     def _execution_ended(self, execution_arn: str, status: str) -> dict[str, Any]:
-        from steps import execution_ended
+        from studiorunner.steps import execution_ended
 
         event = {"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
                  "detail": {"executionArn": execution_arn, "status": status}}

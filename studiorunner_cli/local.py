@@ -58,11 +58,35 @@ def local(options: LocalOptions) -> int:
     if not root.is_dir():
         raise UsageError(f"--root {options.root}: no such folder")
     if options.local_verb == "serve":
+        require_local_extra()
         from localstudio.standin import serve
 
         serve(root, options.target, options.port)
         return 0
     return up(root=root, flavor=options.target, port=options.port)
+
+
+#: What ``--local`` imports of the ``[local]`` extra (top-level modules); ``local up`` also serves
+#: the AWS APIs over HTTP with moto's server (Flask).
+LOCAL_EXTRA = ("moto", "jupyter_server", "ipykernel", "aws_lambda_powertools", "aws_xray_sdk")
+SERVER_EXTRA = ("flask", "flask_cors")
+
+
+def require_local_extra(*, server: bool = False) -> None:
+    """A usage error, before anything starts, when the ``[local]`` extra is not installed (or its
+    moto is not one the local stack was tested with)."""
+    import importlib.util
+
+    missing = [name for name in LOCAL_EXTRA + (SERVER_EXTRA if server else ()) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"--local needs the [local] extra (missing: {', '.join(missing)}): "
+                         "pip install 'studio-runner[local]'")
+    from localstudio.moto_shims import MotoVersionUnsupported, check_moto_version
+
+    try:
+        check_moto_version()
+    except MotoVersionUnsupported as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cache_dir() -> Path:
@@ -119,6 +143,7 @@ def connect() -> Runs | None:
 def embedded(*, root: Path, flavor: str = "studio-space", budget: float | None = None,
              jupyter_url: str | None = None) -> Iterator[tuple[Runs, Any]]:
     """A stand-in (or the server at ``jupyter_url``) and the state machine, for this command only."""
+    require_local_extra()
     quiet_logs()
     studio_path()
     from localstudio.local_stack import BUCKET, ExternalJupyter, LocalStack
@@ -156,16 +181,11 @@ class _Stop(Exception):
 
 def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
     """Keep a local stack up until Ctrl-C or SIGTERM; clean up after runs stopped from elsewhere."""
+    require_local_extra(server=True)
     from localstudio.local_stack import BUCKET, REGION
 
     if connect() is not None:
         print(f"a local stack is already up (see {state_file()})", file=sys.stderr)
-        return 1
-    try:
-        import flask  # noqa: F401 - moto's HTTP server needs it (moto[server])
-    except ImportError:
-        print("studio-runner: `local up` serves the AWS APIs with moto's server, which needs "
-              "moto[server] (flask): pip install 'moto[server]'", file=sys.stderr)
         return 1
 
     def _term(signum, frame):

@@ -9,7 +9,7 @@ here; what cannot be data (a target's behaviour, a kernel hook) is named by a do
 A new target kind: its entry in :data:`TARGET_KINDS`, its :class:`~studiorunner.targets.base.Target`
 (``implementation``), a check in ``config._KEY_CHECKS`` for any new configuration key, the
 stand-in's part if it should be played locally, its tests and its README row.
-A new step: its entry in :data:`STEPS`, its handler ``lambdas/steps/<module>.py``, its Task in
+A new step: its entry in :data:`STEPS`, its handler ``lambdas/studiorunner/steps/<module>.py``, its Task in
 ``statemachine/runner.asl.json``, its code in ``studiorunner/run/`` and its part of the typed
 state (``run/state.py``), with their tests.
 """
@@ -33,7 +33,7 @@ class StepInfo:
     """One Task state of ``statemachine/runner.asl.json`` and the Lambda handler behind it."""
 
     name: str  # the state's name in the ASL; its Resource is ${<name>FunctionArn}
-    module: str  # the handler is ``steps.<module>.handler`` (lambdas/steps/<module>.py)
+    module: str  # the handler is ``studiorunner.steps.<module>.handler`` (lambdas/studiorunner/steps/<module>.py)
     result_path: str  # where its result lands in the state ($.<result_path>)
     uses_target: bool  # logs in to the target (so needs its permissions); Prepare only validates
     description: str
@@ -51,7 +51,7 @@ class StepInfo:
 
     @property
     def handler(self) -> str:
-        return f"steps.{self.module}.handler"
+        return f"studiorunner.steps.{self.module}.handler"
 
     @property
     def placeholder(self) -> str:

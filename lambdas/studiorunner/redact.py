@@ -99,7 +99,7 @@ def without_controls(text: str) -> str:
 # A filter on a logger applies only to records created by that very logger, so the filter
 # goes on each library logger *and* on each handler of the root logger (the Lambda runtime's,
 # and any a test adds), which every propagating record reaches. :func:`quiet_secrets_in_logs`
-# is called by every step handler at the start of each invocation (``steps/_runtime.step``),
+# is called by every step handler at the start of each invocation (``studiorunner/steps/_runtime.step``),
 # and again before each login, as new loggers appear when modules load.
 
 # (responses: moto's HTTP mock, in the local stack only, logs each passed-through URL)

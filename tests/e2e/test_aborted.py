@@ -17,7 +17,7 @@ def _wait_for(predicate, timeout=30.0):
 
 
 def test_aborted_execution_is_cleaned_up(local_env, lambda_context, sample_event):
-    from steps import execution_ended
+    from studiorunner.steps import execution_ended
 
     # a short RunCells budget: moto acts on stop_execution between states, as soon as RunCells returns
     env = local_env("studio-space", app_initially="absent", faults={"app_start_seconds": 0.5}, run_cells_budget=2)
@@ -40,7 +40,7 @@ def test_aborted_execution_is_cleaned_up(local_env, lambda_context, sample_event
 
 
 def test_finished_execution_needs_no_cleanup(local_env, lambda_context, sample_event):
-    from steps import execution_ended
+    from studiorunner.steps import execution_ended
 
     env = local_env("studio-space")
     execution = env.run({"notebook": write_notebook(env.root, "n.ipynb", "1")})

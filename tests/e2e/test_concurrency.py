@@ -96,7 +96,7 @@ def test_a_full_target_past_queue_seconds_is_target_busy(local_env):
 
 
 def test_an_aborted_run_frees_its_slot_through_execution_ended(local_env):
-    from steps import execution_ended
+    from studiorunner.steps import execution_ended
 
     env = local_env("studio-space", max_concurrent_runs=1, run_cells_budget=2)
     arn = env.stack.start({"notebook": write_notebook(env.root, "long.ipynb", "import time\ntime.sleep(60)")})

@@ -49,7 +49,7 @@ class _Everything(logging.Handler):
 
 @pytest.fixture
 def debug_logs() -> Iterator[_Everything]:
-    from steps import _runtime
+    from studiorunner.steps import _runtime
 
     handler = _Everything()
     root = logging.getLogger()

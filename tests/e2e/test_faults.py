@@ -138,10 +138,10 @@ def test_cleanup_finds_a_session_whose_id_never_reached_the_state_by_the_runs_ma
     run but no kernel; the session's name carries the run id, and Cleanup removes it — and
     nothing else, not a person's session on the notebook itself."""
     from localstudio.local_stack import FakeLambdaContext
-    from steps import cleanup, prepare
     from studiorunner.jupyter.http import JupyterHTTP
     from studiorunner.jupyter.rest import JupyterClient
     from studiorunner.run.start_kernel import run_session_path
+    from studiorunner.steps import cleanup, prepare
 
     path = write_notebook(env.root, "leak/aborted.ipynb", "1")
     run = prepare.handler({"payload": {"notebook": path}, "execution": "aborted-in-start-kernel"},

@@ -19,7 +19,7 @@ from e2e_support import Env, stream_text, write_notebook
 
 def _jupyter(env: Env):
     """A logged-in REST client for the stand-in's Jupyter, got the way the steps get theirs."""
-    from steps import _runtime
+    from studiorunner.steps import _runtime
 
     return _runtime.services().target(None).login()
 

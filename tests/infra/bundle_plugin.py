@@ -19,7 +19,7 @@ import pytest
 
 # The Lambda runtime's Python (infra.bundling.RUNTIME); not imported from there: no CDK here.
 RUNTIME_VERSION = (3, 13)
-FROM_BUNDLE = ("steps", "steps.run_cells", "studiorunner", "studiorunner.run", "aws_lambda_powertools",
+FROM_BUNDLE = ("studiorunner.steps", "studiorunner.steps.run_cells", "studiorunner", "studiorunner.run", "aws_lambda_powertools",
                "nbformat", "websocket", "requests")
 
 

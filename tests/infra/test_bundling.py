@@ -24,7 +24,7 @@ def test_bundle_has_the_handlers_and_runtime_deps_for_the_lambda_platform(tmp_pa
 
     assert time.monotonic() - started < 60
     for handler in ("prepare", "start_target", "start_kernel", "run_cells", "cleanup", "s3_trigger"):
-        assert (tmp_path / "steps" / f"{handler}.py").is_file(), handler
+        assert (tmp_path / "studiorunner" / "steps" / f"{handler}.py").is_file(), handler
     assert (tmp_path / "studiorunner" / "s3_trigger.py").is_file()
     for package in ("requests", "websocket", "nbformat", "aws_lambda_powertools"):
         assert (tmp_path / package).is_dir(), package
@@ -36,7 +36,7 @@ def test_bundle_has_the_handlers_and_runtime_deps_for_the_lambda_platform(tmp_pa
         assert not (tmp_path / absent).exists(), absent
     # .pyc files compiled by the runtime's Python, which is what the runtime will load.
     assert (tmp_path / "studiorunner" / "__pycache__" / f"config.{tag}.pyc").is_file()
-    assert (tmp_path / "steps" / "__pycache__" / f"run_cells.{tag}.pyc").is_file()
+    assert (tmp_path / "studiorunner" / "steps" / "__pycache__" / f"run_cells.{tag}.pyc").is_file()
     # Pruned to keep the zip under 5 MB (make test-bundle proves nothing pruned is imported).
     assert not (tmp_path / "aws_lambda_powertools" / "event_handler").exists()
     assert not list(tmp_path.glob("*/tests"))

@@ -48,7 +48,7 @@ def test_one_slots_table_keyed_by_target_on_demand_encrypted_with_recovery(synth
 
 def test_steps_that_take_or_give_back_slots_know_the_table(synthesized):
     table = _table(synthesized.template_json)
-    for handler in ("steps.acquire_slot.handler", "steps.cleanup.handler", "steps.execution_ended.handler"):
+    for handler in ("studiorunner.steps.acquire_slot.handler", "studiorunner.steps.cleanup.handler", "studiorunner.steps.execution_ended.handler"):
         synthesized.template.has_resource_properties("AWS::Lambda::Function", {
             "Handler": handler,
             "Environment": {"Variables": Match.object_like({TABLE_ENV: {"Ref": table}})},
@@ -58,7 +58,7 @@ def test_steps_that_take_or_give_back_slots_know_the_table(synthesized):
 def test_slot_grants_are_item_reads_and_conditional_updates_on_that_table_only(synthesized):
     template_json = synthesized.template_json
     table = _table(template_json)
-    for handler in ("steps.acquire_slot.handler", "steps.cleanup.handler", "steps.execution_ended.handler"):
+    for handler in ("studiorunner.steps.acquire_slot.handler", "studiorunner.steps.cleanup.handler", "studiorunner.steps.execution_ended.handler"):
         dynamodb = [s for s in _statements_of(template_json, _role_of(template_json, handler))
                     if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
         assert dynamodb, handler
@@ -68,7 +68,7 @@ def test_slot_grants_are_item_reads_and_conditional_updates_on_that_table_only(s
     # Only those three functions touch the table.
     for fn in _resources(template_json, "AWS::Lambda::Function").values():
         handler = fn["Properties"]["Handler"]
-        if handler in ("steps.acquire_slot.handler", "steps.cleanup.handler", "steps.execution_ended.handler"):
+        if handler in ("studiorunner.steps.acquire_slot.handler", "studiorunner.steps.cleanup.handler", "studiorunner.steps.execution_ended.handler"):
             continue
         statements = _statements_of(template_json, fn["Properties"]["Role"]["Fn::GetAtt"][0])
         assert not any(a.startswith("dynamodb:") for s in statements for a in _as_list(s["Action"])), handler
@@ -76,7 +76,7 @@ def test_slot_grants_are_item_reads_and_conditional_updates_on_that_table_only(s
 
 def test_acquire_slot_may_check_on_holders_of_this_state_machine_only(synthesized):
     template_json = synthesized.template_json
-    statements = _statements_of(template_json, _role_of(template_json, "steps.acquire_slot.handler"))
+    statements = _statements_of(template_json, _role_of(template_json, "studiorunner.steps.acquire_slot.handler"))
     describe = [s for s in statements if "states:DescribeExecution" in _as_list(s["Action"])]
     assert len(describe) == 1 and _as_list(describe[0]["Action"]) == ["states:DescribeExecution"]
     resource = json.dumps(describe[0]["Resource"])
@@ -123,6 +123,6 @@ def test_the_state_machine_may_start_and_watch_only_its_own_children(synthesized
     events = [s for s in statements if any(a.startswith("events:") for a in _as_list(s["Action"]))]
     assert events and all("StepFunctionsGetEventsForStepFunctionsExecutionRule" in json.dumps(s["Resource"])
                           for s in events)
-    summarize = _statements_of(template_json, _role_of(template_json, "steps.summarize_batch.handler"))
+    summarize = _statements_of(template_json, _role_of(template_json, "studiorunner.steps.summarize_batch.handler"))
     assert [_as_list(s["Action"]) for s in summarize if any(a.startswith("states:") for a in _as_list(s["Action"]))] \
         == [["states:DescribeExecution"]]

@@ -71,7 +71,7 @@ def test_the_construct_uses_the_apps_own_bucket_and_creates_none(team_app):
     assert len(buckets) == 1
     (team_bucket,) = buckets
     dev.has_resource_properties("AWS::Lambda::Function", {
-        "Handler": "steps.run_cells.handler",
+        "Handler": "studiorunner.steps.run_cells.handler",
         "Environment": {"Variables": Match.object_like({"STUDIO_RUNNER_BUCKET": {"Ref": team_bucket}})}})
     # Without a bucket of its own the construct brings its bucket and the access-log bucket.
     prod.resource_count_is("AWS::S3::Bucket", 2)

@@ -14,7 +14,7 @@ from studiorunner.catalog import STEPS
 from studiorunner.naming import is_valid_name, schedule_run_prefix
 from tests.infra.conftest import ROOT
 
-HANDLERS = {step.handler for step in STEPS} | {"steps.s3_trigger.handler", "steps.execution_ended.handler"}
+HANDLERS = {step.handler for step in STEPS} | {"studiorunner.steps.s3_trigger.handler", "studiorunner.steps.execution_ended.handler"}
 
 
 def resources(template_json: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
@@ -185,7 +185,7 @@ def test_the_s3_trigger_rule_matches_created_objects_under_the_inbox(synthesized
         "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [function, "Arn"]}})],
     })
     trigger = synthesized.template_json["Resources"][function.as_string()]["Properties"]
-    assert trigger["Handler"] == "steps.s3_trigger.handler"
+    assert trigger["Handler"] == "studiorunner.steps.s3_trigger.handler"
     assert set(trigger["Environment"]["Variables"]) >= {
         "STUDIO_RUNNER_STATE_MACHINE_ARN", "STUDIO_RUNNER_INBOX_PREFIX", "STUDIO_RUNNER_BUCKET"}
     assert trigger["Environment"]["Variables"]["STUDIO_RUNNER_INBOX_PREFIX"] == "uploads/"
@@ -276,7 +276,7 @@ def test_presigned_urls_are_allowed_only_for_the_configured_users_spaces_and_ins
 def test_prepare_and_the_s3_trigger_cannot_reach_any_target(synthesized):
     functions = _function_by_logical_id(synthesized.template_json)
     roles_without_targets = {fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in functions.values()
-                             if fn["Properties"]["Handler"] in ("steps.prepare.handler", "steps.s3_trigger.handler")}
+                             if fn["Properties"]["Handler"] in ("studiorunner.steps.prepare.handler", "studiorunner.steps.s3_trigger.handler")}
     for policy in resources(synthesized.template_json, "AWS::IAM::Policy").values():
         if {r["Ref"] for r in policy["Properties"]["Roles"]} & roles_without_targets:
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -292,7 +292,7 @@ def test_aborted_and_timed_out_runs_are_cleaned_up_and_failures_notified(synthes
         "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [cleaner, "Arn"]}})],
     })
     assert synthesized.template_json["Resources"][cleaner.as_string()]["Properties"]["Handler"] == \
-        "steps.execution_ended.handler"
+        "studiorunner.steps.execution_ended.handler"
     synthesized.template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
         Match.object_like({"Action": ["states:DescribeExecution", "states:GetExecutionHistory"]})])}})
 
@@ -361,7 +361,7 @@ def test_what_eventbridge_invokes_keeps_what_fails_and_tells_the_topic(synthesiz
     DLQ) and a failed invocation (on-failure destination) both land in a queue whose alarm
     notifies the topic."""
     functions = _function_by_logical_id(synthesized.template_json)
-    for handler in ("steps.s3_trigger.handler", "steps.execution_ended.handler"):
+    for handler in ("studiorunner.steps.s3_trigger.handler", "studiorunner.steps.execution_ended.handler"):
         logical_id = next(k for k, f in functions.items() if f["Properties"]["Handler"] == handler)
         queue = Capture()
         synthesized.template.has_resource_properties("AWS::Events::Rule", {
@@ -412,7 +412,7 @@ def test_grants_to_eventbridge_and_cloudwatch_name_the_rule_or_alarm_and_the_acc
 
 def test_dashboard_and_alarms_per_target_read_the_metrics_the_lambdas_emit(synthesized):
     from infra import observability
-    from steps import _metrics
+    from studiorunner.steps import _metrics
 
     assert set(observability.METRIC_NAMES) == set(_metrics.METRIC_NAMES)
     synthesized.template.has_resource_properties("AWS::CloudWatch::Dashboard",

@@ -16,7 +16,7 @@ from studiorunner.config import _KEY_CHECKS, TargetConfig
 from studiorunner.targets import Target, target_class
 
 ROOT = Path(__file__).resolve().parents[2]
-ASL = json.loads((ROOT / "statemachine" / "runner.asl.json").read_text())
+ASL = json.loads((ROOT / "lambdas" / "studiorunner" / "statemachine" / "runner.asl.json").read_text())
 
 
 def test_the_catalog_imports_only_the_standard_library():
@@ -44,7 +44,7 @@ def test_the_asl_has_exactly_the_steps_of_the_catalog():
             assert task["ResultPath"] == "$" and task["ResultSelector"] == {"run.$": "$"}
         else:
             assert task["ResultPath"] == f"$.{step.result_path}"
-        assert (ROOT / "lambdas" / "steps" / f"{step.module}.py").exists()
+        assert (ROOT / "lambdas" / "studiorunner" / "steps" / f"{step.module}.py").exists()
 
 
 def test_every_state_of_the_asl_belongs_to_one_step():

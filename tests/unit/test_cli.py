@@ -251,7 +251,7 @@ def test_each_state_of_the_state_machine_has_words_for_people(step, state, said)
     from studiorunner_cli.runs import _STEP_OF, phase_text
 
     assert phase_text(step, state) == said
-    definition = json.loads((REPO / "statemachine" / "runner.asl.json").read_text())
+    definition = json.loads((REPO / "lambdas" / "studiorunner" / "statemachine" / "runner.asl.json").read_text())
     assert set(definition["States"]) <= set(_STEP_OF)  # a new state gets words too
 
 

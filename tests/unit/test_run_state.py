@@ -11,7 +11,7 @@ from studiorunner.run.batch import BATCH_KEYS, BatchPlan
 from studiorunner.run.slots import SlotState
 from studiorunner.run.state import KernelProgress, RunRecord, RunState
 
-ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachine" / "runner.asl.json").read_text())
+ASL = json.loads((Path(__file__).resolve().parents[2] / "lambdas" / "studiorunner" / "statemachine" / "runner.asl.json").read_text())
 
 
 def test_the_asl_reads_only_what_the_state_types_write():

@@ -165,8 +165,8 @@ def test_handler_starts_a_run_from_an_eventbridge_event(aws, monkeypatch, lambda
     monkeypatch.setenv("STUDIO_RUNNER_STATE_MACHINE_ARN", settings.state_machine_arn)
     monkeypatch.setenv("STUDIO_RUNNER_INBOX_PREFIX", "inbox/")
     monkeypatch.setenv("STUDIO_RUNNER_BUCKET", BUCKET)
-    from steps import _runtime, s3_trigger
     from studiorunner.clients import ClientCache
+    from studiorunner.steps import _runtime, s3_trigger
 
     monkeypatch.setattr(_runtime, "_clients", ClientCache({("s3", None): s3, ("stepfunctions", None): sfn}))
     result = s3_trigger.handler(sample_event("s3_object_created"), lambda_context)

@@ -1,4 +1,4 @@
-"""Run metrics per target (lambdas/steps/_metrics.py): what the dashboard and alarms read."""
+"""Run metrics per target (lambdas/studiorunner/steps/_metrics.py): what the dashboard and alarms read."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from steps import _metrics
-from steps._runtime import metrics
+from studiorunner.steps import _metrics
+from studiorunner.steps._runtime import metrics
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 Each step takes the state machine's state (small, non-secret references; its parts are
 typed in :mod:`studiorunner.run.state`) and returns the part it owns. Steps log in afresh
 every time: no cookie, token or URL crosses a step boundary. The Lambda handlers in
-``lambdas/steps`` are thin wrappers; tests swap the parts of :class:`Services`.
+``lambdas/studiorunner/steps`` are thin wrappers; tests swap the parts of :class:`Services`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ RUNNING (a crash between acquiring and recording it, a lost ExecutionEnded event
 slot reclaimed. Like AWS's sample, this is a semaphore, not a queue: waiting runs are not
 served in arrival order.
 
-Nothing here knows about Lambda: the step handler (``steps/acquire_slot``) passes in the
+Nothing here knows about Lambda: the step handler (``studiorunner/steps/acquire_slot``) passes in the
 execution ARN, and tests use moto's DynamoDB and Step Functions.
 """
 
