@@ -196,6 +196,8 @@ class ScheduleService:
             raise ScheduleInvalid(f"the end ({end.isoformat()}) is not after the start ({start.isoformat()})")
         if end and end <= datetime.now(UTC):
             raise ScheduleInvalid(f"the end ({end.isoformat()}) is in the past")
+        if len(definition.description or "") > 512:
+            raise ScheduleInvalid(f"the description is {len(definition.description)} characters; Scheduler takes 512")
         window = definition.flexible_window_minutes
         if window is not None and not (isinstance(window, int) and 1 <= window <= 1440):
             raise ScheduleInvalid(f"flexible window {window!r}: whole minutes from 1 to 1440")

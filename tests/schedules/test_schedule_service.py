@@ -141,6 +141,10 @@ def test_a_stack_schedule_can_be_run_now(aws):
     (_daily(start=datetime(2031, 1, 2, tzinfo=UTC), end=datetime(2031, 1, 1, tzinfo=UTC)), "not after the start"),
     (_daily(name="bad name"), "schedule name"),
     (_daily(flexible_window_minutes=0), "flexible window"),
+    (_daily(description="x" * 513), "512"),
+    (_daily(end=datetime(2020, 1, 1, tzinfo=UTC)), "in the past"),
+    (_daily(payload={"notebook": "x.ipynb", "parameter_sets": [{}]}), "one run"),
+    (_daily(payload={"notebook": "x.ipynb", "schedule": {"name": "other"}}), "schedule's own"),
 ])
 def test_bad_input_is_refused_before_anything_is_created(aws, definition, message):
     with pytest.raises(ScheduleInvalid, match=message):
