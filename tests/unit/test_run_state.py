@@ -8,6 +8,7 @@ from pathlib import Path
 from studiorunner.payload import validate_payload
 from studiorunner.recovery import NextAttempt
 from studiorunner.run.batch import BATCH_KEYS, BatchPlan
+from studiorunner.run.overlap import OverlapState
 from studiorunner.run.slots import SlotState
 from studiorunner.run.state import KernelProgress, RunRecord, RunState
 
@@ -31,7 +32,9 @@ def test_the_asl_reads_only_what_the_state_types_write():
                "outcome": {"status": "FAILED", "retry": NextAttempt("r-attempt2", 2, 3, 60, {}).to_dict()},
                "slot": SlotState(status="waiting").to_dict(),
                # A batch: IsBatch? reads the payload's batch keys, BatchMode? PlanBatch's plan.
-               "payload": dict.fromkeys(BATCH_KEYS),
+               "payload": {**dict.fromkeys(BATCH_KEYS), "schedule": {"name": "s", "overlap": "skip"}},
+               # A schedule's run: IsScheduled? reads payload.schedule, Overlap?/WaitForPrevious CheckOverlap's.
+               "overlap": OverlapState(decision="wait", wait_seconds=5).to_dict(),
                "batch": BatchPlan(batch_id="b", state_machine="arn", items=[], max_concurrency=1,
                                   tolerated_failure_percentage=0, distributed=False, result_uri="s3://b/k").to_dict()}
     for path in paths:
