@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
+
 
 class ClientCache:
     """boto3 clients, each created on first use and then kept (for a Lambda container's life).
@@ -18,7 +20,5 @@ class ClientCache:
     def __call__(self, service: str, region: str | None = None) -> Any:
         key = (service, region or None)
         if key not in self._clients:
-            import boto3  # noqa: PLC0415  (only when a client is really needed)
-
             self._clients[key] = boto3.client(service, region_name=region or None)
         return self._clients[key]

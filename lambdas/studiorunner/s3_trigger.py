@@ -16,11 +16,12 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
 from studiorunner.errors import PayloadInvalid
+from studiorunner.naming import run_name
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,6 @@ def execution_name(obj: InboxObject) -> str:
     if when is not None:
         # Named for people as every run is (<stem>-<UTC time>-<suffix>, studiorunner.naming): the
         # time is the event's, the suffix the upload's digest, so a re-delivery names the same run.
-        from studiorunner.naming import run_name
 
         return run_name(obj.key, when=when, suffix=digest[:8], default_stem="object")
     stem = obj.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -121,8 +121,6 @@ def execution_name(obj: InboxObject) -> str:
 
 
 def _event_time(text: str):
-    from datetime import datetime
-
     if not text:
         return None
     try:

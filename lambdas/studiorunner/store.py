@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import boto3
 import nbformat
 from botocore.exceptions import ClientError
 from nbformat import NotebookNode
@@ -146,8 +147,6 @@ class S3NotebookStore:
 
     def __init__(self, s3_client: Any = None, *, validate: bool = False) -> None:
         if s3_client is None:
-            import boto3  # imported late: creating a client is a cold-start cost
-
             s3_client = boto3.client("s3")
         self._s3 = s3_client
         self._validate = validate

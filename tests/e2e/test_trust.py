@@ -339,10 +339,10 @@ def take_over_kernel_socket(env: Env, kernel_id: str, seconds: float) -> int:
 
 
 def test_output_taken_by_another_client_is_marked_never_silently_lost(env: Env, budget, monkeypatch) -> None:
-    from studiorunner import run
+    import steps.run_cells as handler
 
     budget(5)
-    real_run_cells = run.run_cells
+    real_run_cells = handler.run_cells
     calls: list[int] = []
 
     def run_cells(state, services, *, remaining_seconds, **hooks):
@@ -351,7 +351,7 @@ def test_output_taken_by_another_client_is_marked_never_silently_lost(env: Env, 
             calls.append(take_over_kernel_socket(env, state["kernel"]["id"], 1.5))
         return real_run_cells(state, services, remaining_seconds=remaining_seconds, **hooks)
 
-    monkeypatch.setattr(run, "run_cells", run_cells)  # the RunCells handler calls run.run_cells
+    monkeypatch.setattr(handler, "run_cells", run_cells)  # what the RunCells handler calls
     every, n = 0.1, 100
     path = write_notebook(env.root, "long/taken.ipynb",
                           f"import time\nfor i in range({n}):\n    print(i, flush=True)\n    time.sleep({every})")

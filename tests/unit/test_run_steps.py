@@ -23,11 +23,13 @@ from studiorunner.errors import (
     TargetNotAllowed,
     TargetNotReady,
 )
-from studiorunner.run import cleanup, prepare, start_target
 from studiorunner.run.classic_kernel import _start_classic_kernel
+from studiorunner.run.cleanup import cleanup
 from studiorunner.run.context import MIN_BUDGET_SECONDS, StepContext
+from studiorunner.run.prepare import prepare
 from studiorunner.run.services import SAFETY_MARGIN_SECONDS, Services
 from studiorunner.run.start_kernel import _pending, run_session_path
+from studiorunner.run.start_target import start_target
 from studiorunner.run.state import KernelProgress, RunState
 from studiorunner.targets import ReleaseReport, Target, TargetProgress
 

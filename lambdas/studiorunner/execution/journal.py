@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+import time
 from typing import Any
 
-from studiorunner.jupyter.kernel_protocol import parent_msg_id
+from studiorunner.jupyter.kernel_protocol import execute_request, new_session_id, parent_msg_id
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +179,11 @@ def start(jupyter: Any, kernel_id: str, *, run_id: str, session_path: str, run_s
     """Start the run's journal in the kernel (one silent execute_request on a socket of its
     own); its path in the tree, or None when it could not be started (the run goes on: a gap
     it cannot cover is then marked in the cell, as without a journal)."""
-    import time
 
+    # Here, not at the top: Cleanup imports this module (to remove the journal) and opens no
+    # WebSocket; websocket-client would add 4-8 ms to its cold start (min-median of 7 fresh
+    # processes, `import studiorunner.jupyter.connection` after `import studiorunner.run.cleanup`).
     from studiorunner.jupyter.connection import KernelChannel
-    from studiorunner.jupyter.kernel_protocol import execute_request, new_session_id
 
     path = journal_path(run_id)
     code = setup_code(path, kernel_cwd=session_path.rpartition("/")[0], run_session=run_session)

@@ -15,6 +15,7 @@ from nbformat import NotebookNode
 
 from studiorunner import notebook as nbtools
 from studiorunner.errors import JupyterUnavailable, NotebookNotFound, StudioRunnerError, TargetNotReady
+from studiorunner.execution import journal
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.recovery import next_attempt
@@ -156,7 +157,6 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
         if kernel.id and report.attempt("shut down the run's kernel", lambda: jupyter.delete_kernel(kernel.id)):
             report.actions.append("shut down kernel")
         if kernel.journal:  # the run's own file (execution/journal.py), once its kernel is gone
-            from studiorunner.execution import journal
 
             left = journal.remove(jupyter, kernel.journal)
             if left:

@@ -11,6 +11,11 @@ from nbformat import NotebookNode
 
 from studiorunner import notebook as nbtools
 from studiorunner.errors import JupyterHTTPError, KernelDied, OutputUnwritable, StudioRunnerError
+from studiorunner.execution import journal as run_journal
+from studiorunner.execution.cursor import Cursor
+from studiorunner.execution.executor import CellExecutor
+from studiorunner.execution.options import ExecutorOptions, KernelControl
+from studiorunner.jupyter.connection import KernelChannel
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
@@ -28,11 +33,6 @@ def _ignore(*_args: Any) -> None:
 def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: float,
               on_cell_start: CellHook = _ignore, on_cell_end: CellEndHook = _ignore) -> dict[str, Any]:
     """Execute cells from the cursor until done or the time budget is spent."""
-    from studiorunner.execution import journal as run_journal
-    from studiorunner.execution.cursor import Cursor
-    from studiorunner.execution.executor import CellExecutor
-    from studiorunner.execution.options import ExecutorOptions, KernelControl
-    from studiorunner.jupyter.connection import KernelChannel
 
     ctx = StepContext.begin(state, services)
     run, spec, kernel = ctx.run, ctx.spec, ctx.state.kernel

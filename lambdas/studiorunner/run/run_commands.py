@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 from studiorunner.errors import StudioRunnerError
+from studiorunner.jupyter.connection import TerminalChannel
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
 from studiorunner.run.state import CommandsReport
+from studiorunner.terminal.commands import run_commands as run_in_terminal
+from studiorunner.terminal.commands import summary
+from studiorunner.terminal.session import TerminalSession
 
 
 def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds: float) -> dict[str, Any]:
@@ -17,12 +22,6 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
     The terminal lives only inside this invocation (deleted in ``finally``), so a failing
     command never leaves one behind; commands must each finish within one invocation.
     """
-    import io
-
-    from studiorunner.jupyter.connection import TerminalChannel
-    from studiorunner.terminal.commands import run_commands as run_in_terminal
-    from studiorunner.terminal.commands import summary
-    from studiorunner.terminal.session import TerminalSession
 
     ctx = StepContext.begin(state, services)
     spec = ctx.spec

@@ -16,6 +16,7 @@ from typing import Any
 
 from studiorunner.clients import ClientCache
 from studiorunner.config import RunnerConfig
+from studiorunner.run.slot_table import SlotTable
 from studiorunner.store import NotebookStore, S3NotebookStore
 from studiorunner.targets import Target, target_for
 
@@ -41,7 +42,7 @@ class Services:
     target_factory: Callable[..., Target] = target_for  # (TargetConfig, *, clients) -> Target
     clock: Callable[[], float] = _now
     clients: ClientCache = field(default_factory=ClientCache)
-    slots: Any = None  # run.slots.SlotTable, made on first use when the deployment has a table
+    slots: SlotTable | None = None  # made on first use when the deployment has a table
     page_renderer: Any = None  # report.render.PageRenderer, chosen on first use
 
     def pages(self) -> Any:
@@ -60,11 +61,9 @@ class Services:
             self.store = S3NotebookStore(self.clients("s3"))
         return self.store
 
-    def slot_table(self) -> Any:
+    def slot_table(self) -> SlotTable | None:
         """The concurrency slots' table, or None when the deployment has none (no limits)."""
         if self.slots is None and self.config.slots_table:
-            from studiorunner.run.slots import SlotTable  # run.slots imports this module
-
             self.slots = SlotTable(self.config.slots_table, dynamodb=self.clients("dynamodb"),
                                    stepfunctions=self.clients("stepfunctions"))
         return self.slots

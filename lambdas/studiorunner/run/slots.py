@@ -24,21 +24,18 @@ execution ARN, and tests use moto's DynamoDB and Step Functions.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from studiorunner.config import TargetConfig
 from studiorunner.errors import TargetBusy
 from studiorunner.run.services import Services
-from studiorunner.run.state import RunRecord
+from studiorunner.run.slot_table import SlotTable
+from studiorunner.run.state import RunRecord, SlotState
+
+__all__ = ["SlotState", "SlotTable", "acquire_slot", "release_slot"]
 
 log = logging.getLogger(__name__)
 
-KEY = "target"  # the table's partition key: the target's name
-RUNNING = "running"  # how many runs hold a slot
-_NOT_HOLDERS = {KEY, RUNNING}
 #: The state machine's Wait between two attempts: short at first, then every WAIT_CAP seconds.
 #: A low cap keeps a long-waiting run from losing every race to newcomers (no FIFO here).
 WAIT_FIRST, WAIT_CAP = 2, 10
@@ -47,104 +44,6 @@ WAIT_FIRST, WAIT_CAP = 2, 10
 #: DescribeExecution is throttled per account.
 RECLAIM_EVERY = 5
 WAITING_MESSAGE = "waiting for a slot"
-
-
-@dataclass
-class SlotState:
-    """What AcquireSlot records in ``run.slot`` (small, no secrets); ``status`` is
-    ``acquired``, ``waiting`` or ``unlimited`` (no limit for this target)."""
-
-    status: str
-    owner: str = ""  # the execution ARN that holds / asks for the slot
-    limit: int | None = None
-    in_use: int = 0  # slots taken when we last looked
-    holders: list[str] = field(default_factory=list)  # execution names, for `status`
-    attempt: int = 0
-    wait_seconds: int = 0
-    waiting_since: float | None = None
-    waited_seconds: float = 0.0
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> SlotState | None:
-        if not raw:
-            return None
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
-
-
-class SlotTable:
-    """The semaphore's DynamoDB table (and Step Functions, to check on holders)."""
-
-    def __init__(self, table_name: str, *, dynamodb=None, stepfunctions=None) -> None:
-        import boto3  # here, not at import: most steps never touch the table
-
-        self.table_name = table_name
-        self.dynamodb = dynamodb or boto3.client("dynamodb")
-        self.stepfunctions = stepfunctions or boto3.client("stepfunctions")
-
-    def try_acquire(self, target: str, owner: str, limit: int, now: float) -> bool:
-        """Take a slot on ``target`` for ``owner``; True if it holds one now (also when it already did)."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key={KEY: {"S": target}},
-                UpdateExpression="SET #running = if_not_exists(#running, :zero) + :one, #owner = :now",
-                ConditionExpression="(attribute_not_exists(#running) OR #running < :limit) "
-                                    "AND attribute_not_exists(#owner)",
-                ExpressionAttributeNames={"#running": RUNNING, "#owner": owner},
-                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"},
-                                           ":limit": {"N": str(limit)}, ":now": {"N": repr(float(now))}},
-            )
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-        # Full, or we hold it already (this invocation is a retry of one that took it).
-        return owner in self.holders(target)
-
-    def release(self, target: str, owner: str) -> bool:
-        """Give back ``owner``'s slot; False if it held none (released already, or never took one)."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key={KEY: {"S": target}},
-                UpdateExpression="SET #running = #running - :one REMOVE #owner",
-                ConditionExpression="attribute_exists(#owner)",
-                ExpressionAttributeNames={"#running": RUNNING, "#owner": owner},
-                ExpressionAttributeValues={":one": {"N": "1"}},
-            )
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-
-    def holders(self, target: str) -> dict[str, float]:
-        """Execution ARN → when it took its slot (a consistent read)."""
-        item = self.dynamodb.get_item(TableName=self.table_name, Key={KEY: {"S": target}},
-                                      ConsistentRead=True).get("Item") or {}
-        return {name: float(value["N"]) for name, value in item.items() if name not in _NOT_HOLDERS}
-
-    def reclaim(self, target: str) -> list[str]:
-        """Release the slots whose holding execution is no longer running; return those holders."""
-        reclaimed = []
-        for owner in self.holders(target):
-            status = self._execution_status(owner)
-            if status != "RUNNING" and self.release(target, owner):
-                log.warning("reclaimed the slot on %s held by %s (execution %s)", target, owner, status)
-                reclaimed.append(owner)
-        return reclaimed
-
-    def _execution_status(self, arn: str) -> str:
-        try:
-            return self.stepfunctions.describe_execution(executionArn=arn)["status"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("ExecutionDoesNotExist", "InvalidArn"):
-                return "GONE"
-            raise
 
 
 def _execution_name(arn: str) -> str:

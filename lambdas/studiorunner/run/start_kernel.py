@@ -20,7 +20,9 @@ from typing import Any
 from studiorunner import catalog
 from studiorunner import notebook as nbtools
 from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady
-from studiorunner.jupyter.kernel_protocol import new_session_id
+from studiorunner.execution import journal
+from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
+from studiorunner.jupyter.kernel_protocol import kernel_info_request, new_session_id
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.parameters import inject_parameters
 from studiorunner.run.context import StepContext
@@ -144,8 +146,6 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
     if info is None:
         return _pending(kernel, "kernel not answering kernel_info yet", ctx)
     if kernel.journal is None and kernel.session_path and kernel.client_session_id and _runs_python(info):
-        from studiorunner.execution import journal  # the kernel's record of the run's output (issue 8.7)
-
         kernel.journal = journal.start(jupyter, kernel.id, run_id=ctx.run.run_id,
                                        session_path=kernel.session_path, run_session=kernel.client_session_id)
     kernel.ready()
@@ -166,8 +166,6 @@ def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KER
     kernel, so the REST model alone cannot say whether it is ready. The probe uses its
     own WebSocket session id so it never touches the run's replay buffer.
     """
-    from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
-    from studiorunner.jupyter.kernel_protocol import kernel_info_request
 
     ws = jupyter.channels(kernel_id, new_session_id())
     deadline = time.monotonic() + timeout

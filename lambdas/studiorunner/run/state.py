@@ -5,7 +5,7 @@ it owns (its ``result_path`` in ``studiorunner.catalog.STEPS``, the ResultPath i
 ``statemachine/runner.asl.json``)::
 
     run     – Prepare:     RunRecord       (ResultSelector wraps Prepare's result as $.run)
-    slot    – AcquireSlot: run.slots.SlotState (status acquired | waiting | unlimited, message, …)
+    slot    – AcquireSlot: SlotState (status acquired | waiting | unlimited, message, …)
     target  – StartTarget: TargetProgress
     commands– RunCommands: CommandsReport
     kernel  – StartKernel: KernelProgress
@@ -28,7 +28,7 @@ from studiorunner.payload import RunSpec
 from studiorunner.targets import TargetProgress
 from studiorunner.targets.base import Progress
 
-__all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "TargetProgress",
+__all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "SlotState", "TargetProgress",
            "known_fields"]
 
 T = TypeVar("T")
@@ -138,6 +138,32 @@ class CursorSummary:
 
 
 @dataclass
+class SlotState:
+    """What AcquireSlot records in ``run.slot`` (small, no secrets); ``status`` is
+    ``acquired``, ``waiting`` or ``unlimited`` (no limit for this target)."""
+
+    status: str
+    owner: str = ""  # the execution ARN that holds / asks for the slot
+    limit: int | None = None
+    in_use: int = 0  # slots taken when we last looked
+    holders: list[str] = field(default_factory=list)  # execution names, for `status`
+    attempt: int = 0
+    wait_seconds: int = 0
+    waiting_since: float | None = None
+    waited_seconds: float = 0.0
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> SlotState | None:
+        if not raw:
+            return None
+        return cls(**known_fields(cls, raw))
+
+
+@dataclass
 class RunState:
     """The whole state as a step receives it."""
 
@@ -148,14 +174,14 @@ class RunState:
     cursor: dict[str, Any] = field(default_factory=dict)  # RunCells parses it with execution's Cursor
     error: dict[str, Any] | None = None
     outcome: dict[str, Any] | None = None
-    slot: dict[str, Any] = field(default_factory=dict)  # run.slots.SlotState as AcquireSlot left it
+    slot: SlotState | None = None  # as AcquireSlot left it (None: no slot step ran yet)
 
     @property
     def deadline(self) -> float | None:
         """The run's deadline, counted from when it got its slot: time queued is not run time."""
         if self.run is None or not self.run.deadline:
             return None
-        return self.run.deadline + float(self.slot.get("waited_seconds") or 0)
+        return self.run.deadline + float((self.slot.waited_seconds if self.slot else 0) or 0)
 
     @property
     def cursor_summary(self) -> CursorSummary:
@@ -172,5 +198,5 @@ class RunState:
             cursor=dict(raw.get("cursor") or {}),
             error=raw.get("error"),
             outcome=raw.get("outcome"),
-            slot=dict(raw.get("slot") or {}),
+            slot=SlotState.from_dict(raw.get("slot")),
         )

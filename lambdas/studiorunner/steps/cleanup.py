@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import run
+from studiorunner.run.cleanup import cleanup
 
 from . import _metrics
 from ._runtime import logger, services, step
@@ -10,7 +10,7 @@ from ._runtime import logger, services, step
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    outcome = run.cleanup(event, services())
+    outcome = cleanup(event, services())
     _metrics.record_outcome(outcome)
     if outcome["status"] != "SUCCEEDED":
         logger.error("run failed", extra={"error": outcome["error"], "cause": outcome["cause"]})

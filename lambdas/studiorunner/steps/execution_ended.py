@@ -7,8 +7,8 @@ execution never reached its Cleanup state, so its kernel, terminal or app may st
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import run
 from studiorunner.run import aborted, slots
+from studiorunner.run.cleanup import cleanup
 
 from . import _metrics
 from ._runtime import clients, logger, services, step
@@ -31,7 +31,7 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     state["error"] = {"Error": f"Execution{str(status).title().replace('_', '')}",
                       "Cause": f"The execution ended {status} before its Cleanup state ran"}
     state.pop("slot", None)  # released above, by this execution's ARN
-    outcome = run.cleanup(state, services())
+    outcome = cleanup(state, services())
     _metrics.record_outcome(outcome)  # an aborted or timed-out run is a failed run
     logger.info("cleaned up after %s execution", status, extra={"actions": outcome["result"]["cleanup"]})
     return {"cleaned": True, "execution": arn, "status": status, "cleanup": outcome["result"]["cleanup"],

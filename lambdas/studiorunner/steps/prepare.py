@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import run
+from studiorunner.run.prepare import prepare
 
 from . import _metrics
 from ._runtime import services, step
@@ -10,6 +10,6 @@ from ._runtime import services, step
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    record = run.prepare(event, services())
+    record = prepare(event, services())
     _metrics.record(_metrics.RUNS_STARTED, 1, target=record.get("target"))
     return record

@@ -4,9 +4,10 @@ import os
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import run
 from studiorunner.errors import StudioRunnerError
 from studiorunner.progress import reporter_for
+from studiorunner.run.run_cells import run_cells
+from studiorunner.run.services import SAFETY_MARGIN_SECONDS
 
 from . import _metrics
 from ._runtime import logger, services, step
@@ -17,7 +18,7 @@ def _remaining_seconds(context: LambdaContext) -> float:
     # A deployment (or a test) may give each invocation a smaller budget than the Lambda timeout.
     cap = os.environ.get("STUDIO_RUNNER_RUN_CELLS_BUDGET_SECONDS")
     if cap:
-        remaining = min(remaining, float(cap) + run.SAFETY_MARGIN_SECONDS)
+        remaining = min(remaining, float(cap) + SAFETY_MARGIN_SECONDS)
     return remaining
 
 
@@ -33,7 +34,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     progress = reporter_for(event, services().notebooks(), on_cell_finished=_log_cell)
     hooks = {"on_cell_start": progress.cell_started, "on_cell_end": progress.cell_finished} if progress else {}
     try:
-        cursor = run.run_cells(event, services(), remaining_seconds=_remaining_seconds(context), **hooks)
+        cursor = run_cells(event, services(), remaining_seconds=_remaining_seconds(context), **hooks)
     except Exception as exc:
         if progress:  # always finished: its refresh timer must not outlive the invocation
             message = exc.message if isinstance(exc, StudioRunnerError) else None

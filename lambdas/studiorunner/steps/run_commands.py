@@ -2,11 +2,11 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import run
+from studiorunner.run.run_commands import run_commands
 
 from ._runtime import services, step
 
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    return run.run_commands(event, services(), remaining_seconds=context.get_remaining_time_in_millis() / 1000.0)
+    return run_commands(event, services(), remaining_seconds=context.get_remaining_time_in_millis() / 1000.0)

@@ -2,11 +2,11 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import run
+from studiorunner.run.start_kernel import start_kernel
 
 from ._runtime import services, step
 
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    return run.start_kernel(event, services())
+    return start_kernel(event, services())

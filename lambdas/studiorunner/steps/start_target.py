@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner import run
+from studiorunner.run.start_target import start_target
 
 from . import _metrics
 from ._runtime import services, step
@@ -10,7 +10,7 @@ from ._runtime import services, step
 
 @step
 def handler(event: dict, context: LambdaContext) -> dict:
-    progress = run.start_target(event, services())
+    progress = start_target(event, services())
     if progress.get("status") == "ready" and progress.get("started_at"):
         _metrics.record(_metrics.APP_WAIT, max(0.0, services().clock() - progress["started_at"]),
                         target=(event.get("run") or {}).get("target"))
