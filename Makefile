@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PYTHON313 ?= env PYENV_VERSION=3.13.0 python3.13
 VENV313 := .venv313
 BUNDLE := build/bundle
-LAMBDA_SOURCES := $(shell find lambdas -name '*.py' -o -name requirements.txt)
+LAMBDA_SOURCES := $(shell find lambdas -name '*.py' -o -name 'requirements*.txt' -o -name '*.j2' -o -name conf.json)
 # What `test-bundle` runs against the built bundle: the library's unit tests and the e2e runs
 # through the local state machine that cover success, a failed cell, a cell spanning RunCells
 # invocations, and ExecutionEnded's cleanup after an abort.
@@ -115,7 +115,7 @@ build/.browser: $(VENV)/.installed
 		"$$(grep -i '^playwright==' requirements-dev.txt)"
 	mkdir -p build && touch $@
 
-build/wheelhouse/.downloaded: lambdas/requirements.txt infra/bundling.py
+build/wheelhouse/.downloaded: lambdas/requirements.txt lambdas/requirements-render.txt infra/bundling.py
 	$(PY) -m infra.bundling download
 	touch $@
 

@@ -22,7 +22,7 @@ sys.path.append(str(Path(__file__).resolve().parent / "lambdas"))
 import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from infra.bundling import lambda_code  # noqa: E402
+from infra.bundling import RENDER, lambda_code  # noqa: E402
 from infra.config import CONTEXT_KEY, ConfigError, load_config  # noqa: E402
 from infra.stack import DEFAULT_STACK_ID, StudioRunnerStack  # noqa: E402
 from infra.studio_runner import DEFAULT_RESOURCE_PREFIX  # noqa: E402
@@ -40,6 +40,7 @@ def main() -> None:
     prefix = app.node.try_get_context("studio_runner:resource_prefix") or DEFAULT_RESOURCE_PREFIX
     StudioRunnerStack(
         app, stack_id, config=config, code=lambda_code(bundle=bundle), resource_prefix=prefix,
+        render_code=lambda_code(bundle=bundle, variant=RENDER),
         env=cdk.Environment(account=account, region=region) if account and region else None,
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

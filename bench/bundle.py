@@ -32,7 +32,9 @@ from pathlib import Path
 from infra.bundling import build_bundle, runtime_python, runtime_python_version
 
 HANDLERS = ("prepare", "start_target", "run_commands", "start_kernel", "run_cells", "cleanup",
-            "s3_trigger", "execution_ended")
+            "s3_trigger", "execution_ended", "notify", "webhook")
+#: The RenderPage function's own bundle (infra.bundling.RENDER: the steps' plus nbconvert).
+RENDER_HANDLERS = ("render_page",)
 ZIP_TARGET_BYTES = 5 * 1000 * 1000
 IMPORT_TARGET_MS = 400.0
 _PROBE = ("import time; t, c = time.perf_counter(), time.process_time(); import studiorunner.steps.{name}; "
@@ -91,12 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, help="an existing bundle folder (default: build one in a temp dir)")
     parser.add_argument("--python", help="the runtime's Python with boto3 (default: .venv313/bin/python)")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--variant", choices=("main", "render"), default="main",
+                        help="main: every step's bundle; render: RenderPage's (plus nbconvert)")
+    parser.add_argument("--handlers", nargs="*", help="only these handlers (default: the variant's)")
     args = parser.parse_args(argv)
+    handlers = args.handlers or (RENDER_HANDLERS if args.variant == "render" else HANDLERS)
 
     venv313 = Path(".venv313/bin/python")
     python = args.python or (str(venv313) if venv313.exists() else runtime_python(runtime_python_version()))
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = args.bundle.resolve() if args.bundle else build_bundle(Path(tmp) / "bundle")
+        bundle = args.bundle.resolve() if args.bundle else build_bundle(Path(tmp) / "bundle", args.variant)
         zipped, unpacked = zip_size(bundle)
         provided = runtime_packages(python, Path(tmp) / "runtime")
         print(f"bundle: {bundle}")
@@ -105,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cold import, median of {args.repeat} fresh processes of {python}:")
         print(f"  {'handler':<18}{'.pyc wall':>11}{'.pyc CPU':>11}{'no .pyc wall':>14}{'no .pyc CPU':>13}")
         worst = 0.0
-        for name in HANDLERS:
+        for name in handlers:
+            if not (bundle / "studiorunner" / "steps" / f"{name}.py").is_file():
+                print(f"  {name:<18}(not in this bundle)")
+                continue
             with_pyc = cold_import_ms(python, bundle, provided, name, repeat=args.repeat, with_pyc=True)
             without = cold_import_ms(python, bundle, provided, name, repeat=args.repeat, with_pyc=False)
             worst = max(worst, with_pyc[1])

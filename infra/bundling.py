@@ -49,6 +49,11 @@ PRUNED = (
 # Test suites and benchmarks that some wheels ship inside the package.
 PRUNED_DIR_NAMES = ("tests", "benchmarks")
 
+#: The bundles: every function's (``lambdas/requirements.txt``), and RenderPage's, which adds
+#: nbconvert (``lambdas/requirements-render.txt``) so that its weight burdens no other step.
+MAIN, RENDER = "main", "render"
+REQUIREMENTS = {MAIN: "requirements.txt", RENDER: "requirements-render.txt"}
+
 
 def runtime_python_version() -> str:
     """'3.14' for python3.14."""
@@ -68,10 +73,12 @@ def _pip_target_args(python_version: str) -> list[str]:
 class PipLocalBundling:
     """Installs ``requirements.txt`` for the Lambda platform, copies the code, compiles .pyc."""
 
-    def __init__(self, *, source: Path, python_version: str, wheelhouse: Path | None) -> None:
+    def __init__(self, *, source: Path, python_version: str, wheelhouse: Path | None,
+                 variant: str = MAIN) -> None:
         self.source = source
         self.python_version = python_version
         self.wheelhouse = wheelhouse
+        self.requirements = REQUIREMENTS[variant]
 
     def try_bundle(self, output_dir: str, *_options: Any, **_kw: Any) -> bool:
         out = Path(output_dir)
@@ -84,14 +91,14 @@ class PipLocalBundling:
 
     def install_requirements(self, out: Path) -> None:
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                   "--no-compile", "--target", str(out), "-r", str(self.source / "requirements.txt"),
+                   "--no-compile", "--target", str(out), "-r", str(self.source / self.requirements),
                    *_pip_target_args(self.python_version)]
         if self.wheelhouse is not None and self.wheelhouse.is_dir():
             command += ["--no-index", "--find-links", str(self.wheelhouse)]
         result = subprocess.run(command, check=False, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(
-                f"pip could not install lambdas/requirements.txt for python{self.python_version}: "
+                f"pip could not install lambdas/{self.requirements} for python{self.python_version}: "
                 f"{result.stderr.strip()[-2000:]}\n(offline? run `python -m infra.bundling download` "
                 "once with access to PyPI)")
         for name in PROVIDED_BY_RUNTIME:
@@ -142,28 +149,32 @@ def runtime_python(version: str) -> str:
                        f"needs .pyc files compiled by the runtime's Python")
 
 
-def build_bundle(out: Path) -> Path:
+def build_bundle(out: Path, variant: str = MAIN) -> Path:
     """Bundle ``lambdas/`` into ``out`` exactly as the asset is built (for tests and bench)."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     PipLocalBundling(source=LAMBDAS, python_version=runtime_python_version(),
-                     wheelhouse=wheelhouse_dir()).try_bundle(str(out))
+                     wheelhouse=wheelhouse_dir(), variant=variant).try_bundle(str(out))
     return out
 
 
-def lambda_code(*, bundle: bool) -> lambda_.Code:
-    """The one code asset every function uses.
+def lambda_code(*, bundle: bool, variant: str = MAIN) -> lambda_.Code:
+    """The code asset of every function (``MAIN``), or of RenderPage (``RENDER``: plus nbconvert).
 
     ``bundle=False`` ships ``lambdas/`` as it is: for template tests, which look at the
     template, not at the zip, and should not spend seconds in pip.
     """
     if not bundle:
         return lambda_.Code.from_asset(str(LAMBDAS), exclude=EXCLUDE)
-    local = PipLocalBundling(source=LAMBDAS, python_version=runtime_python_version(), wheelhouse=wheelhouse_dir())
+    local = PipLocalBundling(source=LAMBDAS, python_version=runtime_python_version(), wheelhouse=wheelhouse_dir(),
+                             variant=variant)
     return lambda_.Code.from_asset(
         str(LAMBDAS), exclude=EXCLUDE,
-        bundling=BundlingOptions(image=RUNTIME.bundling_image, local=local),
+        # The two bundles come from one folder: the bundling options (this environment
+        # included) are part of the asset's hash, so theirs differ.
+        bundling=BundlingOptions(image=RUNTIME.bundling_image, local=local,
+                                 environment={"STUDIO_RUNNER_BUNDLE": variant}),
     )
 
 
@@ -171,19 +182,20 @@ def download_wheels() -> Path:
     """Fill the wheelhouse for the runtime (needs PyPI once; synth is offline after)."""
     target = wheelhouse_dir()
     target.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                    "-r", str(LAMBDAS / "requirements.txt"), "-d", str(target),
-                    *_pip_target_args(runtime_python_version())], check=True)
+    for requirements in REQUIREMENTS.values():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                        "-r", str(LAMBDAS / requirements), "-d", str(target),
+                        *_pip_target_args(runtime_python_version())], check=True)
     return target
 
 
 def main(argv: list[str]) -> None:
     if argv == ["download"]:
         sys.stdout.write(f"{download_wheels()}\n")
-    elif len(argv) == 2 and argv[0] == "bundle":
-        sys.stdout.write(f"{build_bundle(Path(argv[1]))}\n")
+    elif len(argv) in (2, 3) and argv[0] == "bundle" and (len(argv) == 2 or argv[2] in REQUIREMENTS):
+        sys.stdout.write(f"{build_bundle(Path(argv[1]), *argv[2:])}\n")
     else:
-        sys.exit("usage: python -m infra.bundling download | bundle DIR")
+        sys.exit(f"usage: python -m infra.bundling download | bundle DIR [{' | '.join(REQUIREMENTS)}]")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,10 @@ class StudioRunnerConfig:
     notification_email: str | None = None
     notify_on_success: bool = False
     vpc: VpcPlacement | None = None
+    # A chat webhook for the run messages: the Secrets Manager secret that holds its URL.
+    notification_webhook_secret_arn: str | None = None
+    # Where the fleet alarms (a target's failed runs, cleanup failures) are e-mailed, if anywhere.
+    alarm_email: str | None = None
 
     @property
     def max_run_seconds(self) -> int:
@@ -94,7 +98,9 @@ _TOP_LEVEL = {
     "targets", "default_target", "schedules", "inbox_prefix", "lambda_memory_mb",
     "run_cells_timeout_seconds", "log_retention_days", "max_run_hours", "runs_retention_days",
     "schedule_retry_attempts", "notification_email", "notify_on_success", "vpc",
+    "notification_webhook_secret_arn", "alarm_email",
 }
+_WEBHOOK_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -148,6 +154,14 @@ def load_config(raw: Any) -> StudioRunnerConfig:
     email = raw.get("notification_email")
     if email is not None and (not isinstance(email, str) or not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email)):
         raise ConfigError(f"{key}.notification_email", "must be an e-mail address or null")
+    alarm_email = raw.get("alarm_email")
+    if alarm_email is not None and (not isinstance(alarm_email, str)
+                                    or not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", alarm_email)):
+        raise ConfigError(f"{key}.alarm_email", "must be an e-mail address or null")
+    webhook = raw.get("notification_webhook_secret_arn")
+    if webhook is not None and (not isinstance(webhook, str) or not _WEBHOOK_SECRET_ARN.match(webhook)):
+        raise ConfigError(f"{key}.notification_webhook_secret_arn",
+                          "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:…:secret:…) or null")
 
     notify_on_success = raw.get("notify_on_success", False)
     if not isinstance(notify_on_success, bool):
@@ -170,6 +184,8 @@ def load_config(raw: Any) -> StudioRunnerConfig:
         notification_email=email,
         notify_on_success=notify_on_success,
         vpc=_vpc(raw.get("vpc"), f"{key}.vpc"),
+        notification_webhook_secret_arn=webhook,
+        alarm_email=alarm_email,
     )
 
 

@@ -1,130 +1,135 @@
-"""Tell a person when a run ends FAILED, TIMED_OUT or ABORTED (and, if asked, SUCCEEDED).
+"""Tell people when a run ends: one message per run, written from the run's record.
 
-The message is built by an EventBridge input transformer from the execution's status-change
-event: the run id, the status, the error and cause (which name the cell and the output
-notebook), the payload (notebook, target, parameters), the run's S3 folder and a console
-link. Every grant to a service principal on the topic and its key names the rule or alarm
-that may use it (``aws:SourceArn``) and this account (``aws:SourceAccount``).
+- ``Notify`` (a Lambda, ``steps.notify``) is invoked by an EventBridge rule when an execution
+  ends FAILED, TIMED_OUT or ABORTED (and SUCCEEDED with ``notify_on_success``). It reads the
+  run's record (DescribeExecution, the execution's history, the executed notebook) and
+  publishes one message to the encrypted topic ``<prefix>-runs``: a subject and a plain-text
+  body for e-mail, and message attributes ``status``, ``target``, ``schedule``, ``notebook``
+  (and ``run_id``) for subscription filter policies. What fails is retried and kept in a
+  dead-letter queue.
+- ``Webhook`` (optional, ``notification_webhook_secret_arn``): a Lambda subscribed to the topic
+  posts each message to a Slack-compatible webhook whose URL is kept in Secrets Manager; a
+  failed post is retried by Lambda, then kept in a dead-letter queue of its own.
+- The fleet alarms that echo single runs (a target's failed runs, cleanup failures) notify
+  ``<prefix>-alarms``, e-mailed only to ``alarm_email``: never a second e-mail for the same
+  run. The dead-letter alarms (something was lost, not a run's end) notify the runs topic.
+
+Every grant to a service principal on the topics and their key names the alarms that may use
+it (``aws:SourceArn``) and this account (``aws:SourceAccount``).
 """
 
 from __future__ import annotations
 
-import jsii
-from aws_cdk import ArnFormat, Stack
+from collections.abc import Mapping
+
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.function import StudioRunnerFunction
+from infra.nag import acknowledge, resource_finding
+from infra.network import LambdaNetwork
+from infra.permissions import grant_bucket
 from infra.triggers import execution_status_pattern, undelivered_queue
 
 NOTIFY_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 SUCCESS_STATUSES = ["SUCCEEDED"]
-
-
-def _field(path: str) -> str:
-    return events.EventField.from_path(path)
-
-
-def run_message(*, ended: str, bucket_name: str, default_target: str, with_error: bool) -> events.RuleTargetInput:
-    """The notification's text (an input transformer: no code runs to write it)."""
-    name, region = _field("$.detail.name"), _field("$.region")
-    lines = [f"Studio Runner run {name} {ended} ({_field('$.detail.status')})."]
-    if with_error:
-        lines += [f"Error: {_field('$.detail.error')}", f"Cause: {_field('$.detail.cause')}"]
-    lines += [
-        f"Payload (notebook, target, parameters): {_field('$.detail.input')}",
-        f"(a payload that names no target ran on the default target, {default_target})",
-        f"Output notebook and logs: s3://{bucket_name}/runs/{name}/",
-        (f"Console: https://{region}.console.aws.amazon.com/states/home?region={region}"
-         f"#/v2/executions/details/{_field('$.detail.executionArn')}"),
-    ]
-    return events.RuleTargetInput.from_text("\n".join(lines))
-
-
-@jsii.implements(events.IRuleTarget)
-class ConditionedTopicTarget:
-    """An SNS topic as a rule target whose publish grant names the rule and the account.
-
-    CDK's ``SnsTopic`` target grants ``events.amazonaws.com`` publishing without conditions.
-    """
-
-    def __init__(self, *, topic: sns.ITopic, rule_arn: str, message: events.RuleTargetInput,
-                 dead_letter_queue: sqs.IQueue) -> None:
-        self.topic, self.rule_arn, self.message, self.dead_letter_queue = topic, rule_arn, message, dead_letter_queue
-
-    def bind(self, rule: events.IRule, id: str | None = None) -> events.RuleTargetConfig:
-        conditions = {"ArnEquals": {"aws:SourceArn": self.rule_arn},
-                      "StringEquals": {"aws:SourceAccount": Stack.of(rule).account}}
-        events_principal = iam.ServicePrincipal("events.amazonaws.com")
-        self.topic.add_to_resource_policy(iam.PolicyStatement(
-            principals=[events_principal], actions=["sns:Publish"], resources=[self.topic.topic_arn],
-            conditions=conditions))
-        self.dead_letter_queue.add_to_resource_policy(iam.PolicyStatement(
-            principals=[events_principal], actions=["sqs:SendMessage"],
-            resources=[self.dead_letter_queue.queue_arn], conditions=conditions))
-        return events.RuleTargetConfig(
-            arn=self.topic.topic_arn,
-            input=self.message,
-            dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=self.dead_letter_queue.queue_arn),
-            retry_policy=events.CfnRule.RetryPolicyProperty(maximum_retry_attempts=8,
-                                                            maximum_event_age_in_seconds=6 * 3600),
-        )
+TOPIC_ENV = "STUDIO_RUNNER_TOPIC_ARN"  # studiorunner.report.notify.TOPIC_ENV
+WEBHOOK_SECRET_ENV = "STUDIO_RUNNER_WEBHOOK_SECRET_ARN"  # steps.webhook.SECRET_ENV
 
 
 class Notifications(Construct):
-    """An encrypted SNS topic fed by EventBridge rules on the state machine's executions."""
+    """The runs topic and its Notify function, the optional webhook, the alarms topic."""
 
     def __init__(self, scope: Construct, id_: str, *, state_machine: sfn.IStateMachine, email: str | None,
-                 notify_on_success: bool, resource_prefix: str, bucket_name: str, default_target: str) -> None:
+                 notify_on_success: bool, resource_prefix: str, code: lambda_.Code, bucket: s3.IBucket,
+                 environment: Mapping[str, str], log_retention_days: int, network: LambdaNetwork | None = None,
+                 webhook_secret_arn: str | None = None, alarm_email: str | None = None) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
-        # A customer managed key: EventBridge and CloudWatch cannot publish to a topic under
-        # the AWS managed aws/sns key, whose policy cannot be changed.
+        # A customer managed key: CloudWatch cannot publish to a topic under the AWS managed
+        # aws/sns key, whose policy cannot be changed.
         self.key = kms.Key(self, "Key", enable_key_rotation=True,
-                           description=f"Studio Runner ({resource_prefix}): encrypts the run notification topic")
+                           description=f"Studio Runner ({resource_prefix}): encrypts the run notification topics")
         self.topic = sns.Topic(self, "Topic", topic_name=f"{resource_prefix}-runs",
                                display_name="Studio Runner runs", master_key=self.key, enforce_ssl=True)
         if email:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
-        self.dead_letters = undelivered_queue(self, "DeadLetters", what="the notification rules' topic target")
+        self.alarm_topic = sns.Topic(self, "AlarmTopic", topic_name=f"{resource_prefix}-alarms",
+                                     display_name="Studio Runner alarms", master_key=self.key, enforce_ssl=True)
+        if alarm_email:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        self.dead_letters = undelivered_queue(self, "DeadLetters", what="the run notifications (rule and Notify)")
 
-        # Explicit names, so the key's policy can name the rules and alarms without depending
-        # on them (the rules depend on the topic, which depends on the key).
-        self.alarm_name_prefix = f"{resource_prefix}-"
-        rules = {"RunEnded": (f"{resource_prefix}-run-failed", NOTIFY_STATUSES, "ended", True,
-                              "Studio Runner: a run ended FAILED, TIMED_OUT or ABORTED")}
-        if notify_on_success:
-            rules["RunSucceeded"] = (f"{resource_prefix}-run-succeeded", SUCCESS_STATUSES, "succeeded", False,
-                                     "Studio Runner: a run SUCCEEDED (notify_on_success)")
-        self.rules: dict[str, events.Rule] = {}
-        rule_arns = []
-        for rule_id, (rule_name, statuses, ended, with_error, description) in rules.items():
-            rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
-            rule_arns.append(rule_arn)
-            rule = events.Rule(self, rule_id, rule_name=rule_name, description=description,
-                               event_pattern=execution_status_pattern(state_machine, statuses))
-            rule.add_target(ConditionedTopicTarget(
-                topic=self.topic, rule_arn=rule_arn, dead_letter_queue=self.dead_letters,
-                message=run_message(ended=ended, bucket_name=bucket_name, default_target=default_target,
-                                    with_error=with_error)))
-            self.rules[rule_id] = rule
+        self.function = StudioRunnerFunction(
+            self, "Notify", code=code, handler="studiorunner.steps.notify.handler",
+            description="Studio Runner: one message per ended run, from its record, to the runs topic",
+            environment={**environment, TOPIC_ENV: self.topic.topic_arn}, memory_mb=512,
+            timeout=Duration.minutes(1), log_retention_days=log_retention_days, network=network,
+            on_failure=destinations.SqsDestination(self.dead_letters))
+        role = self.function.role
+        self.topic.grant_publish(role)
+        acknowledge(role, "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                    "CDK's grantPublish on the encrypted runs topic: the data keys of that topic's own key only.")
+        executions = stack.format_arn(service="states", resource="execution",
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                                      resource_name=f"{state_machine.state_machine_name}:*")
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["states:DescribeExecution", "states:GetExecutionHistory"], resources=[executions]))
+        acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource_finding(self, executions)}]",
+                    "The run's record: this state machine's executions, whose names are chosen per run.")
+        grant_bucket(role, bucket, write=False, prefix="runs/")  # the executed notebook
+
+        statuses = NOTIFY_STATUSES + (SUCCESS_STATUSES if notify_on_success else [])
+        self.rule = events.Rule(
+            self, "RunEnded", rule_name=f"{resource_prefix}-run-ended",
+            description=f"Studio Runner: a run ended {', '.join(statuses)}: tell people, once",
+            event_pattern=execution_status_pattern(state_machine, statuses))
+        self.rule.add_target(events_targets.LambdaFunction(
+            self.function.function, retry_attempts=4, max_event_age=Duration.hours(6),
+            dead_letter_queue=self.dead_letters))
+
+        self.webhook: StudioRunnerFunction | None = None
+        self.webhook_dead_letters = None
+        if webhook_secret_arn:
+            self._webhook(code=code, environment=environment, secret_arn=webhook_secret_arn,
+                          log_retention_days=log_retention_days, network=network)
 
         alarms = stack.format_arn(service="cloudwatch", resource="alarm", arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                                  resource_name=f"{self.alarm_name_prefix}*")
+                                  resource_name=f"{resource_prefix}-*")
         account = {"StringEquals": {"aws:SourceAccount": stack.account}}
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="EventBridgeRulesPublish", principals=[iam.ServicePrincipal("events.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
-            conditions={"ArnEquals": {"aws:SourceArn": rule_arns}, **account}))
         self.key.add_to_resource_policy(iam.PolicyStatement(
             sid="CloudWatchAlarmsPublish", principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
             actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
             conditions={"ArnLike": {"aws:SourceArn": alarms}, **account}))
-        self.topic.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")], actions=["sns:Publish"],
-            resources=[self.topic.topic_arn], conditions={"ArnLike": {"aws:SourceArn": alarms}, **account}))
+        for topic in (self.topic, self.alarm_topic):
+            topic.add_to_resource_policy(iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")], actions=["sns:Publish"],
+                resources=[topic.topic_arn], conditions={"ArnLike": {"aws:SourceArn": alarms}, **account}))
+
+    def _webhook(self, *, code: lambda_.Code, environment: Mapping[str, str], secret_arn: str,
+                 log_retention_days: int, network: LambdaNetwork | None) -> None:
+        self.webhook_dead_letters = undelivered_queue(self, "WebhookDeadLetters",
+                                                      what="the webhook (SNS delivery and its function)")
+        self.webhook = StudioRunnerFunction(
+            self, "Webhook", code=code, handler="studiorunner.steps.webhook.handler",
+            description="Studio Runner: post each run message to the chat webhook kept in Secrets Manager",
+            environment={**environment, WEBHOOK_SECRET_ENV: secret_arn}, memory_mb=256,
+            timeout=Duration.seconds(30), log_retention_days=log_retention_days, network=network)
+        # Lambda retries a failed asynchronous invocation twice (the most it allows), then the DLQ.
+        self.webhook.function.configure_async_invoke(
+            retry_attempts=2, max_event_age=Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.webhook_dead_letters))
+        self.webhook.role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]))
+        self.topic.add_subscription(subscriptions.LambdaSubscription(
+            self.webhook.function, dead_letter_queue=self.webhook_dead_letters))

@@ -40,10 +40,13 @@ class Observability(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, resource_prefix: str, targets: Sequence[str],
                  state_machine: sfn.StateMachine, topic: sns.ITopic,
-                 dead_letter_queues: Mapping[str, sqs.IQueue]) -> None:
+                 dead_letter_queues: Mapping[str, sqs.IQueue], alarm_topic: sns.ITopic | None = None) -> None:
         super().__init__(scope, id_)
         self.resource_prefix = resource_prefix
         notify = actions.SnsAction(topic)
+        # A run's failure (or its cleanup's) already has its own message on ``topic``: the
+        # per-target alarms go to the alarms topic, so no one gets a second e-mail for it.
+        per_run = actions.SnsAction(alarm_topic) if alarm_topic is not None else notify
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for target in targets:
             for metric_name, what in ((RUNS_FAILED, "failed-runs"), (CLEANUP_FAILURES, "cleanup-failures")):
@@ -57,7 +60,7 @@ class Observability(Construct):
                     threshold=1, evaluation_periods=1,
                     comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
-                alarm.add_alarm_action(notify)
+                alarm.add_alarm_action(per_run)
                 self.alarms[f"{target}-{what}"] = alarm
         for name, queue in dead_letter_queues.items():
             alarm = cloudwatch.Alarm(

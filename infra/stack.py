@@ -18,11 +18,11 @@ DEFAULT_STACK_ID = "StudioRunner"
 class StudioRunnerStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, config: StudioRunnerConfig, code: lambda_.Code,
                  resource_prefix: str = DEFAULT_RESOURCE_PREFIX, definition: Path = DEFINITION,
-                 env: Environment | None = None,
+                 env: Environment | None = None, render_code: lambda_.Code | None = None,
                  description: str = "Studio Runner: run notebooks inside SageMaker environments") -> None:
         super().__init__(scope, id_, env=env, description=description)
         runner = StudioRunner(self, "StudioRunner", config=config, code=code, resource_prefix=resource_prefix,
-                              definition=definition)
+                              definition=definition, render_code=render_code)
         bucket = runner.bucket
         # Output keys are what `studio-runner` (the CLI) reads: keep them stable.
         CfnOutput(self, "BucketName", value=bucket.bucket_name,

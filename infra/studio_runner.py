@@ -40,6 +40,7 @@ from infra.nag import (
 from infra.network import LambdaNetwork
 from infra.notifications import Notifications
 from infra.observability import Observability
+from infra.pages import Pages
 from infra.permissions import grant_bucket, target_statements
 from infra.runner import DEFINITION, Runner
 from infra.storage import Storage
@@ -64,7 +65,7 @@ class StudioRunner(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, config: StudioRunnerConfig, code: lambda_.Code,
                  resource_prefix: str = DEFAULT_RESOURCE_PREFIX, bucket: s3.IBucket | None = None,
-                 definition: Path = DEFINITION) -> None:
+                 definition: Path = DEFINITION, render_code: lambda_.Code | None = None) -> None:
         super().__init__(scope, id_)
         if not _PREFIX.match(resource_prefix):
             raise ValueError(f"resource_prefix {resource_prefix!r}: 1-40 letters, digits or '-'")
@@ -104,18 +105,26 @@ class StudioRunner(Construct):
         self.execution_ended = ExecutionEnded(self, "ExecutionEnded", code=code, state_machine=self.state_machine,
                                               environment=step_environment,
                                               log_retention_days=config.log_retention_days, network=network)
+        # The run's HTML page: nbconvert in a function (and bundle) of its own (infra/pages.py).
+        self.pages = Pages(self, "Pages", code=render_code or code, bucket=bucket, environment=powertools,
+                           memory_mb=max(config.lambda_memory_mb, 1024), log_retention_days=config.log_retention_days,
+                           callers=[self.runner.functions["Cleanup"], self.execution_ended.function], network=network)
         self.notifications = Notifications(
             self, "Notifications", state_machine=self.state_machine, email=config.notification_email,
-            notify_on_success=config.notify_on_success, resource_prefix=resource_prefix,
-            bucket_name=bucket.bucket_name, default_target=config.default_target)
+            notify_on_success=config.notify_on_success, resource_prefix=resource_prefix, code=code, bucket=bucket,
+            environment={**powertools, "STUDIO_RUNNER_DEFAULT_TARGET": config.default_target},
+            log_retention_days=config.log_retention_days, network=network,
+            webhook_secret_arn=config.notification_webhook_secret_arn, alarm_email=config.alarm_email)
         self.topic: sns.ITopic = self.notifications.topic
         self.observability = Observability(
             self, "Observability", resource_prefix=resource_prefix, targets=sorted(config.targets),
-            state_machine=self.state_machine, topic=self.topic,
+            state_machine=self.state_machine, topic=self.topic, alarm_topic=self.notifications.alarm_topic,
             dead_letter_queues={"s3-trigger": self.s3_trigger.dead_letters,
                                 "execution-ended": self.execution_ended.dead_letters,
                                 "notifications": self.notifications.dead_letters,
-                                "schedules": self.schedules.dead_letter_queue})
+                                "schedules": self.schedules.dead_letter_queue,
+                                **({"webhook": self.notifications.webhook_dead_letters}
+                                   if self.notifications.webhook_dead_letters else {})})
         self._wire_grants()
         # Who may do what: policies a platform engineer attaches to people's roles (stack outputs).
         self.access = AccessPolicies(self, "Access", state_machine=self.state_machine, bucket=bucket,

@@ -27,6 +27,7 @@ from infra.stack import StudioRunnerStack
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jupyter-token"
+WEBHOOK_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:studio-runner/slack-AbCdEf"
 # Used only when statemachine/runner.asl.json is not there yet (it is someone else's file).
 PLACEHOLDER_DEFINITION = {
     "StartAt": "Prepare",
@@ -61,6 +62,8 @@ CONTEXT: dict[str, Any] = {
     "runs_retention_days": 90,
     "notification_email": "ops@example.com",
     "notify_on_success": True,
+    "notification_webhook_secret_arn": WEBHOOK_SECRET_ARN,
+    "alarm_email": "oncall@example.com",
     "vpc": {"vpc_id": "vpc-0a1b2c3d4e5f60718", "subnet_ids": ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"],
             "security_group_ids": ["sg-0a1b2c3d4e5f60718"]},
 }

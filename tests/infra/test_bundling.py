@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.bundling import LAMBDAS, PipLocalBundling, runtime_python_version, wheelhouse_dir
+from infra.bundling import LAMBDAS, RENDER, PipLocalBundling, runtime_python, runtime_python_version, wheelhouse_dir
 
 
 @pytest.mark.skipif(not wheelhouse_dir().is_dir(), reason="no wheelhouse: run `make synth` "
@@ -32,7 +32,7 @@ def test_bundle_has_the_handlers_and_runtime_deps_for_the_lambda_platform(tmp_pa
     tag = "cpython-" + runtime_python_version().replace(".", "")
     assert list(tmp_path.glob(f"rpds/*.{tag}-x86_64-linux-gnu.so")), "rpds-py was not installed for the runtime"
     # The runtime's own boto3/botocore must not be shadowed; the Jupyter server never ships.
-    for absent in ("botocore", "boto3", "jupyter_server", "ipykernel"):
+    for absent in ("botocore", "boto3", "jupyter_server", "ipykernel", "nbconvert"):  # nbconvert: RenderPage's
         assert not (tmp_path / absent).exists(), absent
     # .pyc files compiled by the runtime's Python, which is what the runtime will load.
     assert (tmp_path / "studiorunner" / "__pycache__" / f"config.{tag}.pyc").is_file()
@@ -40,3 +40,27 @@ def test_bundle_has_the_handlers_and_runtime_deps_for_the_lambda_platform(tmp_pa
     # Pruned to keep the zip under 5 MB (make test-bundle proves nothing pruned is imported).
     assert not (tmp_path / "aws_lambda_powertools" / "event_handler").exists()
     assert not list(tmp_path.glob("*/tests"))
+
+
+@pytest.mark.skipif(not wheelhouse_dir().is_dir(), reason="no wheelhouse: run `make synth` "
+                    "or `python -m infra.bundling download` once with access to PyPI")
+def test_the_render_bundle_renders_the_page_with_nothing_but_itself(tmp_path: Path):
+    """RenderPage's bundle (nbconvert's templates live in its share/, outside any sys.prefix)
+    renders the page on the runtime's Python with only the bundle on the path."""
+    import subprocess
+
+    bundle = tmp_path / "render"
+    PipLocalBundling(source=LAMBDAS, python_version=runtime_python_version(), wheelhouse=wheelhouse_dir(),
+                     variant=RENDER).try_bundle(str(bundle))
+    assert (bundle / "nbconvert").is_dir() and (bundle / "share" / "jupyter" / "nbconvert" / "templates" / "lab").is_dir()
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "report_executed.ipynb"
+    done = subprocess.run(
+        [runtime_python(runtime_python_version()), "-S", "-c",
+         "import nbformat, sys; from studiorunner.report.page import render_page; "
+         f"page = render_page(nbformat.read({str(fixture)!r}, 4), report=True); "
+         "print(len(page), 'dataframe' in page, '<script' in page)"],
+        env={"PYTHONPATH": str(bundle), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    size, table, script = done.stdout.split()
+    assert int(size) > 100_000 and table == "True" and script == "False"

@@ -14,7 +14,9 @@ from studiorunner.catalog import STEPS
 from studiorunner.naming import is_valid_name, schedule_run_prefix
 from tests.infra.conftest import ROOT
 
-HANDLERS = {step.handler for step in STEPS} | {"studiorunner.steps.s3_trigger.handler", "studiorunner.steps.execution_ended.handler"}
+HANDLERS = {step.handler for step in STEPS} | {
+    f"studiorunner.steps.{name}.handler" for name in (
+        "s3_trigger", "execution_ended", "render_page", "notify", "webhook")}
 
 
 def resources(template_json: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
@@ -267,7 +269,9 @@ def test_presigned_urls_are_allowed_only_for_the_configured_users_spaces_and_ins
                     f"arn:{partition}:sagemaker:us-east-1:123456789012:app/d-abc123/bob/*"}
     secrets = {_join(r) for s in statements if "secretsmanager:GetSecretValue" in _as_list(s["Action"])
                for r in _as_list(s["Resource"])}
-    assert secrets == {"arn:aws:secretsmanager:eu-west-1:123456789012:secret:jupyter-token-??????"}
+    from tests.infra.conftest import WEBHOOK_SECRET_ARN  # the Webhook function's own, read by nothing else
+
+    assert secrets == {"arn:aws:secretsmanager:eu-west-1:123456789012:secret:jupyter-token-??????", WEBHOOK_SECRET_ARN}
 
 
 
@@ -296,16 +300,10 @@ def test_aborted_and_timed_out_runs_are_cleaned_up_and_failures_notified(synthes
     synthesized.template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
         Match.object_like({"Action": ["states:DescribeExecution", "states:GetExecutionHistory"]})])}})
 
-    topic = Capture()
-    synthesized.template.has_resource_properties("AWS::Events::Rule", {
-        "EventPattern": Match.object_like({"detail": {"stateMachineArn": [{"Ref": Match.any_value()}],
-                                                      "status": ["FAILED", "TIMED_OUT", "ABORTED"]}}),
-        "Targets": [Match.object_like({"Arn": {"Ref": topic}})],
-    })
     synthesized.template.has_resource("AWS::SNS::Topic", {"Properties": Match.object_like(
-        {"KmsMasterKeyId": Match.any_value()})})
+        {"TopicName": "studio-runner-runs", "KmsMasterKeyId": Match.any_value()})})
     synthesized.template.has_resource_properties("AWS::SNS::Subscription", {
-        "Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": {"Ref": topic.as_string()}})
+        "Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": {"Ref": Match.string_like_regexp("NotificationsTopic")}})
 
 
 def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(synthesized):
@@ -352,7 +350,7 @@ def _queue_alarm_notifies_topic(synthesized, queue_logical_id: str) -> None:
     synthesized.template.has_resource_properties("AWS::CloudWatch::Alarm", {
         "MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS",
         "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_logical_id, "QueueName"]}}],
-        "AlarmActions": [{"Ref": Match.string_like_regexp("Topic")}],
+        "AlarmActions": [{"Ref": Match.string_like_regexp("NotificationsTopic")}],
     })
 
 
@@ -373,22 +371,65 @@ def test_what_eventbridge_invokes_keeps_what_fails_and_tells_the_topic(synthesiz
         _queue_alarm_notifies_topic(synthesized, queue.as_string())
 
 
-def test_notifications_name_the_run_its_error_payload_output_and_console_link(synthesized):
-    for statuses, error in ((["FAILED", "TIMED_OUT", "ABORTED"], True), (["SUCCEEDED"], False)):
-        transformer = Capture()
-        queue = Capture()
-        synthesized.template.has_resource_properties("AWS::Events::Rule", {
-            "EventPattern": Match.object_like({"detail": Match.object_like({"status": statuses})}),
-            "Targets": [Match.object_like({"Arn": {"Ref": Match.string_like_regexp("Topic")},
-                                           "InputTransformer": transformer,
-                                           "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}})]})
-        paths = set(transformer.as_object()["InputPathsMap"].values())
-        assert {"$.detail.name", "$.detail.input", "$.detail.executionArn", "$.region"} <= paths
-        assert ({"$.detail.error", "$.detail.cause"} <= paths) is error
-        template = json.dumps(transformer.as_object()["InputTemplate"])
-        assert "console.aws.amazon.com/states/home" in template and "/runs/" in template
-        assert "default target, analytics-space" in template
-        _queue_alarm_notifies_topic(synthesized, queue.as_string())
+def test_one_message_per_ended_run_is_written_by_notify_from_the_runs_record(synthesized):
+    """No input transformer over the raw event: a rule on every ended status (SUCCEEDED too with
+    notify_on_success) invokes Notify, which reads the record and publishes to the runs topic."""
+    functions = _function_by_logical_id(synthesized.template_json)
+    [notify] = [k for k, f in functions.items() if f["Properties"]["Handler"] == "studiorunner.steps.notify.handler"]
+    queue = Capture()
+    synthesized.template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": Match.object_like({"detail": {"stateMachineArn": [{"Ref": Match.any_value()}],
+                                                      "status": ["FAILED", "TIMED_OUT", "ABORTED", "SUCCEEDED"]}}),
+        "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [notify, "Arn"]},
+                                       "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}})]})
+    rules = json.dumps(resources(synthesized.template_json, "AWS::Events::Rule"))
+    assert "InputTransformer" not in rules and "InputTemplate" not in rules
+    synthesized.template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {
+        "FunctionName": {"Ref": notify},
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue.as_string(), "Arn"]}}}})
+    _queue_alarm_notifies_topic(synthesized, queue.as_string())
+    variables = functions[notify]["Properties"]["Environment"]["Variables"]
+    assert "NotificationsTopic" in variables["STUDIO_RUNNER_TOPIC_ARN"]["Ref"]
+    assert variables["STUDIO_RUNNER_DEFAULT_TARGET"] == "analytics-space"
+    statements = json.dumps([p["Properties"]["PolicyDocument"] for p in
+                             resources(synthesized.template_json, "AWS::IAM::Policy").values()
+                             if any(r.get("Ref") == functions[notify]["Properties"]["Role"]["Fn::GetAtt"][0]
+                                    for r in p["Properties"]["Roles"])])
+    for action in ("sns:Publish", "states:DescribeExecution", "states:GetExecutionHistory", "s3:GetObject"):
+        assert action in statements, action
+    assert "sagemaker:" not in statements and "secretsmanager:" not in statements  # it reaches no target
+
+
+def test_the_webhook_reads_its_url_from_secrets_manager_and_dead_letters_what_fails(synthesized):
+    from tests.infra.conftest import WEBHOOK_SECRET_ARN
+
+    functions = _function_by_logical_id(synthesized.template_json)
+    [hook] = [k for k, f in functions.items() if f["Properties"]["Handler"] == "studiorunner.steps.webhook.handler"]
+    assert functions[hook]["Properties"]["Environment"]["Variables"]["STUDIO_RUNNER_WEBHOOK_SECRET_ARN"] == \
+        WEBHOOK_SECRET_ARN
+    queue = Capture()
+    synthesized.template.has_resource_properties("AWS::SNS::Subscription", {
+        "Protocol": "lambda", "Endpoint": {"Fn::GetAtt": [hook, "Arn"]},
+        "TopicArn": {"Ref": Match.string_like_regexp("NotificationsTopic")},
+        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [queue, "Arn"]}}})
+    synthesized.template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {
+        "FunctionName": {"Ref": hook}, "MaximumRetryAttempts": 2,
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue.as_string(), "Arn"]}}}})
+    _queue_alarm_notifies_topic(synthesized, queue.as_string())
+    synthesized.template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({"Action": "secretsmanager:GetSecretValue", "Resource": WEBHOOK_SECRET_ARN})])}})
+
+
+def test_per_run_alarms_go_to_the_alarms_topic_never_a_second_email_to_the_runs_subscribers(synthesized):
+    synthesized.template.has_resource_properties("AWS::SNS::Topic", {"TopicName": "studio-runner-alarms"})
+    synthesized.template.has_resource_properties("AWS::SNS::Subscription", {
+        "Protocol": "email", "Endpoint": "oncall@example.com",
+        "TopicArn": {"Ref": Match.string_like_regexp("NotificationsAlarmTopic")}})
+    for alarm in resources(synthesized.template_json, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        [action] = props["AlarmActions"]
+        per_run = props.get("MetricName") in ("RunsFailed", "CleanupFailures")
+        assert ("NotificationsAlarmTopic" in action["Ref"]) is per_run, props["AlarmName"]
 
 
 def _principal_statements(template_json, type_: str, key: str) -> list[dict[str, Any]]:
@@ -396,11 +437,13 @@ def _principal_statements(template_json, type_: str, key: str) -> list[dict[str,
             if isinstance(s.get("Principal"), dict) and "Service" in s["Principal"] and s["Effect"] == "Allow"]
 
 
-def test_grants_to_eventbridge_and_cloudwatch_name_the_rule_or_alarm_and_the_account(synthesized):
+def test_grants_to_cloudwatch_name_the_alarms_and_the_account(synthesized):
+    """Only CloudWatch alarms publish to the topics as a service (EventBridge invokes Notify,
+    which publishes with its own role)."""
     topic = _principal_statements(synthesized.template_json, "AWS::SNS::TopicPolicy", "PolicyDocument")
     key = _principal_statements(synthesized.template_json, "AWS::KMS::Key", "KeyPolicy")
-    assert {s["Principal"]["Service"] for s in topic} == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
-    assert {s["Principal"]["Service"] for s in key} == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    assert {s["Principal"]["Service"] for s in topic} == {"cloudwatch.amazonaws.com"}
+    assert {s["Principal"]["Service"] for s in key} == {"cloudwatch.amazonaws.com"}
     for statement in topic + key:
         conditions = statement["Condition"]
         assert conditions["StringEquals"] == {"aws:SourceAccount": "123456789012"}, statement
@@ -426,5 +469,5 @@ def test_dashboard_and_alarms_per_target_read_the_metrics_the_lambdas_emit(synth
                 "AlarmName": f"studio-runner-{target}-{alarm}",
                 "Namespace": "StudioRunner", "MetricName": metric, "Statistic": "Sum", "Threshold": 1,
                 "Dimensions": [{"Name": "service", "Value": "studio-runner"}, {"Name": "target", "Value": target}],
-                "AlarmActions": [{"Ref": Match.string_like_regexp("Topic")}],
+                "AlarmActions": [{"Ref": Match.string_like_regexp("NotificationsAlarmTopic")}],
             })

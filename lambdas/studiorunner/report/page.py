@@ -132,8 +132,10 @@ def exporter(*, report: bool) -> HTMLExporter:
         config.TemplateExporter.exclude_input = True
         config.TemplateExporter.exclude_input_prompt = True
         config.TemplateExporter.exclude_output_prompt = True
+    bundled = _bundled_templates()
+    # extra_template_paths: where 'lab/index.html.j2' (our template's parent) is found by name.
     html = HTMLExporter(config=config, template_name="studio_runner", sanitize_html=True,
-                        extra_template_basedirs=[str(TEMPLATES), *_bundled_templates()])
+                        extra_template_basedirs=[str(TEMPLATES), *bundled], extra_template_paths=bundled)
     html.register_filter("clean_html", clean_html)
     return html
 

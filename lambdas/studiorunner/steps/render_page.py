@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from studiorunner.report import page  # noqa: F401 — nbconvert loads at INIT, not in the first request
 from studiorunner.report.render import PageRequest, render_to_store
 from studiorunner.store import S3NotebookStore
 
