@@ -31,22 +31,24 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.t
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## The `studio-runner` command, installed editable (the checkout's code; its dependencies are
-## requirements-dev's). Only `make demo` and `make install` need it, so `make test` never
-## re-installs the project into the venv.
-$(VENV)/bin/studio-runner: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	touch $@
+## The `studio-runner` command with the [local] extra, installed editable (the checkout's code) and
+## nothing else: not the CDK, linters, peers or test tools (`make test` adds those to the same venv).
+## bench/README.md "Install size" measures it.
+$(VENV)/.local-installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing studio-runner[local] into $(VENV): the local stack only, about 280 MB; 40 s to a few minutes, by the network…"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e ".[local]"
+	@touch $@
 
-install: $(VENV)/bin/studio-runner
+install: $(VENV)/.local-installed
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 ## The demo: run examples/demo.ipynb through the state machine against the local Studio stand-in.
-demo: $(VENV)/bin/studio-runner
-	$(VENV)/bin/studio-runner run --local examples/demo.ipynb -p who "Studio Runner" -o build/demo-output.ipynb
+demo: $(VENV)/.local-installed
+	@$(VENV)/bin/studio-runner run --local examples/demo.ipynb -p who "Studio Runner" -o build/demo-output.ipynb
 
 ## The whole test suite, then the Lambda-side tests on the runtime's Python against the bundle.
 ## Three workers on two cores: most tests wait on kernels, servers and the state machine's
