@@ -25,10 +25,11 @@ BUNDLE_TESTS := tests/unit \
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt requirements-jupyterlab.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-jupyterlab.txt
 	touch $@
 
 ## The `studio-runner` command with the [local] extra, installed editable (the checkout's code) and
@@ -120,6 +121,13 @@ build/.browser: $(VENV)/.installed
 build/wheelhouse/.downloaded: lambdas/requirements.txt lambdas/requirements-render.txt infra/bundling.py
 	$(PY) -m infra.bundling download
 	touch $@
+
+## Debian's chromium for the tests that use a real browser (playwright's Python package drives
+## /usr/bin/chromium; no browser is downloaded). apt needs root: sudo when not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+build/.browser:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	mkdir -p build && touch $@
 
 bench: venv
 	$(PY) -m bench

@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,12 +181,34 @@ class _Stop(Exception):
 
 def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
     """Keep a local stack up until Ctrl-C or SIGTERM; clean up after runs stopped from elsewhere."""
+    with long_lived(root=root, flavor=flavor, port=port, out=out) as keep:
+        if keep is None:
+            return 1
+        print("Use `studio-runner --local …` from any shell; Ctrl-C to stop.", file=out, flush=True)
+        while keep():
+            time.sleep(0.5)
+    print("Local stack stopped.", file=out)
+    return 0
+
+
+@contextmanager
+def long_lived(*, root: Path, flavor: str = "studio-space", port: int = 0,
+               out=sys.stdout) -> Iterator[Callable[[], bool] | None]:
+    """A local stack other commands reach (through the state file) while the block runs
+    (``local up``, ``lab --local``).
+
+    Yields ``keep``: call it every half second or so; it fires the due schedules, cleans up
+    after runs stopped from another command (as the ExecutionEnded rule does on AWS) and
+    returns False once Ctrl-C or SIGTERM asked to stop. Yields None (having said why) when a
+    local stack is already up.
+    """
     require_local_extra(server=True)
     from localstudio.local_stack import BUCKET, REGION
 
     if connect() is not None:
         print(f"a local stack is already up (see {state_file()})", file=sys.stderr)
-        return 1
+        yield None
+        return
 
     def _term(signum, frame):
         raise _Stop()
@@ -202,8 +224,7 @@ def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
                                         "root": str(root), "flavor": flavor,
                                         # the stand-in's API host (its control calls; no token)
                                         "standin_url": getattr(stack.standin, "base_url", None)}))
-            print(f"Local stack up: {flavor} stand-in serving {root}; AWS APIs on {endpoint}", file=out)
-            print("Use `studio-runner --local …` from any shell; Ctrl-C to stop.", file=out, flush=True)
+            print(f"Local stack up: {flavor} stand-in serving {root}; AWS APIs on {endpoint}", file=out, flush=True)
             handled: set[str] = set()
             # Scheduler's part: moto keeps the schedules; the due ones are fired from here.
             from localstudio.local_stack import SCHEDULE_GROUP, STACK_SCHEDULE_GROUP
@@ -211,17 +232,28 @@ def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
 
             schedules = LocalScheduler(scheduler=stack.scheduler, stepfunctions=stack.sfn,
                                        groups=[STACK_SCHEDULE_GROUP, SCHEDULE_GROUP])
-            try:
-                while True:
+            stopping = False
+
+            def keep() -> bool:
+                nonlocal stopping
+                if stopping:
+                    return False
+                try:
                     for run_id in schedules.tick():
                         print(f"Schedule fired: run {run_id}", file=out, flush=True)
                     # A stop from another command: interrupt its step and clean up, as the
                     # ExecutionEnded rule does on AWS.
                     for arn in _ended_without_cleanup(stack, handled):
                         stack.stop(arn)
-                    time.sleep(0.5)
+                except (KeyboardInterrupt, _Stop):
+                    stopping = True
+                return not stopping
+
+            try:
+                yield keep
             except (KeyboardInterrupt, _Stop):
-                print("Stopping the local stack (running runs are stopped and cleaned up)…", file=out, flush=True)
+                pass
+            print("Stopping the local stack (running runs are stopped and cleaned up)…", file=out, flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
         try:
@@ -229,8 +261,6 @@ def up(*, root: Path, flavor: str, port: int = 0, out=sys.stdout) -> int:
                 path.unlink()
         except (OSError, ValueError):
             pass
-    print("Local stack stopped.", file=out)
-    return 0
 
 
 def _ended_without_cleanup(stack: Any, handled: set[str]) -> list[str]:

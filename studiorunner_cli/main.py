@@ -8,6 +8,7 @@
     studio-runner local up [--root DIR]
     studio-runner schedule create NAME NOTEBOOK (--cron EXPR | --rate EXPR | --at ISO) […]
     studio-runner schedule list | show NAME | pause NAME | resume NAME | update NAME […] | delete NAME | run NAME
+    studio-runner lab [--local] [--root DIR] [--port N] [--no-browser]
 
 Exit status: 0 success; 1 the run (or the command) failed, its error printed once;
 2 a usage error, found before anything starts; 130 after Ctrl-C (143 after SIGTERM).
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from studiorunner_cli import inspection, local, recovery, run, verbs
+from studiorunner_cli import inspection, lab, local, recovery, run, verbs
 from studiorunner_cli.parameters import UsageError
 from studiorunner_cli.schedules import cli as schedule
 from studiorunner_cli.verb import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Parser, Verb, options_from
@@ -36,6 +37,7 @@ VERBS: tuple[Verb, ...] = (
     local.VERB,
     schedule.VERB,
     recovery.RERUN,
+    lab.VERB,
 )
 
 

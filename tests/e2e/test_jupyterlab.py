@@ -1,0 +1,133 @@
+"""Notebook Jobs in JupyterLab, run by Studio Runner: jupyter-scheduler's own REST API
+(/scheduler/…) against ``studio-runner lab --local``: a real JupyterLab with the backend, the
+local stack (stand-in + the state machine in moto) behind it, in processes of their own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from e2e_support import write_notebook
+from jupyterlab_support import Lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("home")
+    write_notebook(root, "report.ipynb", "who = 'nobody'", "print('hello', who)\nwho", tags={0: ["parameters"]})
+    write_notebook(root, "broken.ipynb", "x = 1", "1 / 0", "print('never')")
+    write_notebook(root, "slow.ipynb", "import time\nprint('started', flush=True)\ntime.sleep(600)")
+    (root / "data.txt").write_text("not a notebook\n")
+    with Lab(root, tmp_path_factory.mktemp("lab")) as running:
+        yield running
+
+
+def test_lab_prints_jupyterlabs_url_with_its_token_and_offers_the_local_target(lab: Lab) -> None:
+    assert lab.url.startswith(f"http://127.0.0.1:{lab.port}/lab?token=")
+    environments = lab.api("GET", "runtime_environments").json()
+    assert [e["name"] for e in environments] == ["local"]
+    assert [f["name"] for f in environments[0]["output_formats"]] == ["ipynb", "html"]
+    features = lab.api("GET", "config").json()["supported_features"]
+    assert features["stop_job"] and features["delete_job"] and features["parameters"]
+
+
+def test_a_job_runs_to_completed_and_its_files_download(lab: Lab) -> None:
+    job_id = lab.create_job("report.ipynb", name="Weekly report", parameters={"who": "Ada", "n": "3"},
+                            output_formats=["ipynb", "html"])
+    job = lab.wait(job_id, "COMPLETED", "FAILED", "STOPPED")
+
+    assert job["status"] == "COMPLETED", job.get("status_message")
+    assert job["name"] == "Weekly report" and job["input_filename"] == "report.ipynb"
+    assert job["parameters"] == {"who": "Ada", "n": "3"}
+    assert job["start_time"] <= job["end_time"] and job["runtime_environment_name"] == "local"
+    assert not job["downloaded"]
+    listed = {j["job_id"]: j for j in lab.jobs()}
+    assert listed[job_id]["status"] == "COMPLETED"
+
+    assert lab.api("GET", f"jobs/{job_id}/download_files").status_code == 204
+    job = lab.job(job_id)
+    assert job["downloaded"]
+    paths = {f["file_format"]: f["file_path"] for f in job["job_files"]}
+    assert set(paths) == {"ipynb", "html", "input"}
+    assert all(p.startswith(f"jobs/{job_id}/") for p in paths.values())
+    executed = nbformat.read(lab.root / paths["ipynb"], as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "who = \"Ada\"" in injected[0].source and "n = 3" in injected[0].source  # typed as `run -p` types them
+    printed = [o for c in executed.cells for o in c.get("outputs", []) if o.get("name") == "stdout"]
+    assert printed[0]["text"] == "hello Ada\n"
+    assert "hello Ada" in (lab.root / paths["html"]).read_text()
+    assert nbformat.read(lab.root / paths["input"], as_version=4).cells[1].source.startswith("print('hello', who)")
+
+
+def test_a_failing_notebook_ends_failed_with_its_error(lab: Lab) -> None:
+    job_id = lab.create_job("broken.ipynb")
+    job = lab.wait(job_id, "COMPLETED", "FAILED", "STOPPED")
+
+    assert job["status"] == "FAILED"
+    message = job["status_message"]
+    assert message.startswith("CellExecutionError: ") and "ZeroDivisionError" in message, message
+    assert "Traceback" not in message
+    assert lab.api("GET", f"jobs/{job_id}/download_files").status_code == 204
+    executed = nbformat.read(lab.root / lab.job(job_id)["job_files"][0]["file_path"], as_version=4)
+    assert any(o.get("ename") == "ZeroDivisionError" for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_a_job_is_stopped(lab: Lab) -> None:
+    job_id = lab.create_job("slow.ipynb")
+    lab.wait(job_id, "IN_PROGRESS")
+
+    assert lab.api("PATCH", f"jobs/{job_id}", json={"status": "STOPPED"}).status_code == 204
+    job = lab.wait(job_id, "STOPPED", "COMPLETED", "FAILED", timeout=120)
+    assert job["status"] == "STOPPED"
+    assert job["end_time"] and job["status_message"].startswith("Stopped")
+    again = lab.api("PATCH", f"jobs/{job_id}", json={"status": "STOPPED"})
+    assert again.json()["message"] == f"{job_id} is not running (ABORTED)"
+
+
+def test_a_run_started_by_the_cli_appears_in_the_list(lab: Lab) -> None:
+    done = subprocess.run([sys.executable, "-m", "studiorunner_cli", "run", "--local", "report.ipynb", "-p", "who", "CLI"],
+                          cwd=lab.root, env=lab.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip().splitlines()[-1]  # without --wait: the run id (the lab's stack is up)
+
+    job = lab.wait(run_id, "COMPLETED", "FAILED")
+    assert job["status"] == "COMPLETED"
+    assert job["name"] == "report" and job["parameters"] == {"who": "CLI"}
+    assert run_id in [j["job_id"] for j in lab.jobs(status="COMPLETED")]
+
+
+def test_delete_stops_a_running_job_and_takes_it_off_the_list(lab: Lab) -> None:
+    job_id = lab.create_job("slow.ipynb")
+    lab.wait(job_id, "IN_PROGRESS")
+    assert lab.api("DELETE", f"jobs/{job_id}").status_code == 204
+    assert job_id not in [j["job_id"] for j in lab.jobs()]
+    job = lab.wait(job_id, "STOPPED", "FAILED", "COMPLETED", timeout=120)
+    assert job["status"] == "STOPPED", job["status_message"]  # stopped, not left running
+
+
+@pytest.mark.parametrize(("body", "cli_args"), [
+    ({"input_uri": "data.txt"}, ["data.txt"]),
+    ({"input_uri": "nothing.ipynb"}, ["nothing.ipynb"]),
+    ({"input_uri": "report.ipynb", "parameters": {"run date": "2026-12-01"}}, ["report.ipynb", "-p", "run date", "2026-12-01"]),
+])
+def test_a_refused_job_says_what_the_cli_says_in_one_line(lab: Lab, body: dict, cli_args: list[str]) -> None:
+    answer = lab.api("POST", "jobs", json={"name": "x", "runtime_environment_name": "local", **body})
+    cli = subprocess.run([sys.executable, "-m", "studiorunner_cli", "run", "--local", *cli_args],
+                         cwd=lab.root, env=lab.env, capture_output=True, text=True, timeout=120)
+
+    assert cli.returncode == 2
+    said = cli.stderr.strip().splitlines()[-1]
+    assert said.startswith("studio-runner: error: ")
+    reply = answer.json()
+    assert reply["message"] == said[len("studio-runner: error: "):]
+    assert "Traceback" not in answer.text and not reply.get("traceback")
+    assert "Traceback" not in "".join(lab.lines[-40:])  # nor in JupyterLab's log for a refused job
+
+
+def test_the_served_folder_keeps_only_the_persons_files_and_downloads(lab: Lab) -> None:
+    leftovers = sorted(p.name for p in Path(lab.root).iterdir())
+    assert set(leftovers) <= {"report.ipynb", "broken.ipynb", "slow.ipynb", "data.txt", "jobs", "studio-runner",
+                              ".ipynb_checkpoints"}, leftovers
