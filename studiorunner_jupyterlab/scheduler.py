@@ -228,6 +228,7 @@ class StudioRunnerScheduler(BaseScheduler):
         from studiorunner.naming import run_name
         from studiorunner.payload import validate_payload
         from studiorunner_cli.parameters import UsageError, collect
+        from studiorunner_cli.run import _check_parameters as check_parameters
         from studiorunner_cli.runs import UPLOAD_PREFIX
 
         path = model.input_uri
@@ -260,6 +261,11 @@ class StudioRunnerScheduler(BaseScheduler):
             validate_payload({**payload, "notebook_s3": "s3://studio-runner-check/uploads/x.ipynb"})
         except PayloadInvalid as exc:
             raise JobError(f"PayloadInvalid: {exc.message}") from None
+        try:  # and the parameters against the notebook's language, with `run`'s own check
+            for note in check_parameters(Path(self.root_dir) / path, payload, None):
+                self.log.warning("Studio Runner: %s: %s", path, note)
+        except UsageError as exc:
+            raise JobError(str(exc)) from None
 
         runs = self.runs
         name = posixpath.basename(path)

@@ -125,6 +125,29 @@ class Lab:
                 raise AssertionError(f"job {job_id} still {job['status']} (wanted {statuses})")
             time.sleep(0.5)
 
+    def runs(self):
+        """The lab's local stack as the CLI reaches it (its state file), to look behind the API."""
+        import json
+
+        import boto3
+
+        from studiorunner_cli.runs import Runs
+
+        info = json.loads((self.tmp / "cache" / "studio-runner" / "local.json").read_text())
+        kwargs = dict(endpoint_url=info["endpoint"], region_name=info["region"],
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+        return Runs(boto3.client("stepfunctions", **kwargs), boto3.client("s3", **kwargs),
+                    state_machine_arn=info["state_machine_arn"], bucket=info["bucket"])
+
+    def wait_for_a_running_cell(self, job_id: str, timeout: float = 240) -> None:
+        """Until the run's first cell is running (its progress.json says so)."""
+        runs = self.runs()
+        deadline = time.monotonic() + timeout
+        while not (runs.progress(runs.describe(job_id)) or {}).get("current"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {job_id} has no running cell")
+            time.sleep(0.5)
+
     def jobs(self, **query) -> list[dict]:
         answer = self.api("GET", "jobs", params=query)
         assert answer.status_code == 200, answer.text
