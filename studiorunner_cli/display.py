@@ -6,6 +6,7 @@ in the notebook as run, from 1>`` (markdown cells count, papermill's error banne
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from studiorunner_cli.runs import RunInfo, Runs
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _seconds(value: Any) -> str:
@@ -41,9 +44,13 @@ def duration_text(seconds: float | None) -> str:
 class ProgressPrinter:
     """Prints each cell once as it finishes, and what the running cell is doing."""
 
-    def __init__(self, out: TextIO | None = None, *, live_every: float = 30.0) -> None:
+    def __init__(self, out: TextIO | None = None, *, live_every: float = 30.0, log_output: bool = False) -> None:
         self.out = out = out or sys.stdout
         self.printed = 0  # sequence number (n) of the last finished cell printed
+        self.log_output = log_output  # stream every output line (papermill's --log-output)
+        self._log_id: str | None = None
+        self._log_seq = 0  # the last log entry printed
+        self.log_missed = 0  # lines the stream could not show (fell behind the kept entries)
         self.live_every = live_every
         self._current: tuple[Any, float] | None = None  # (cell, when its line was last printed)
         self._tty = getattr(out, "isatty", lambda: False)()
@@ -65,9 +72,29 @@ class ProgressPrinter:
         self.out.write(text + "\n")
         self.out.flush()
 
+    def _stream_log(self, log: dict[str, Any]) -> None:
+        """Each output line as the run printed it, between papermill's cell markers."""
+        if log.get("id") != self._log_id:  # a new RunCells invocation numbers from 1 again
+            self._log_id, self._log_seq = log.get("id"), 0
+        entries = [e for e in log.get("entries") or [] if e[0] > self._log_seq]
+        if entries and entries[0][0] > self._log_seq + 1:
+            missed = entries[0][0] - self._log_seq - 1
+            self.log_missed += missed
+            self._write(f"… {missed} output lines not shown here (the notebook has them: studio-runner logs RUN)")
+        for seq, cell, kind, text in entries:
+            if kind == "start":
+                self._write(f"Executing Cell {cell + 1:-<40}")
+            elif kind == "end":
+                self._write(f"Ending Cell {cell + 1:-<43}")
+            else:
+                self._write(text if self._tty else _ANSI.sub("", text))
+            self._log_seq = seq
+
     def update(self, progress: dict[str, Any]) -> None:
         if not progress:
             return
+        if self.log_output and isinstance(progress.get("log"), dict):
+            self._stream_log(progress["log"])
         finished = [f for f in progress.get("finished") or [] if f.get("n", 0) > self.printed]
         if finished and finished[0]["n"] > self.printed + 1:
             self._write(f"  … {finished[0]['n'] - self.printed - 1} more cells finished")
@@ -89,9 +116,10 @@ class ProgressPrinter:
             self.out.flush()
             self._line_open = True
         elif self._current is None or self._current[0] != current["cell"] or time.monotonic() - self._current[1] >= self.live_every:
-            self._write(text)
-            for line in lines[:-1] if lines else []:
-                self._write(f"      {line[:120]}")
+            # Piped: the running cell's line once, then every live_every seconds; its output
+            # lines only with --log-output, then all of them, in order (not a sample of the last few).
+            self._write(f"  Cell {current['cell'] + 1:<4} running for {duration_text(running)}"
+                        if self.log_output else text)
         if self._current is None or self._current[0] != current["cell"]:
             self._current = (current["cell"], time.monotonic())
         elif not self._tty and time.monotonic() - self._current[1] >= self.live_every:
@@ -110,9 +138,9 @@ def follow(runs: Runs, run_id: str, printer: ProgressPrinter, *, poll: float = 1
     while True:
         info = runs.describe(run_id)
         progress = runs.progress(info)
+        printer.update(progress)  # what the cells did first: then what the run does after them
         if not (progress.get("current") and info.status == "RUNNING"):
             printer.phase(runs.phase(info))  # no cell running: one history call says what is happening
-        printer.update(progress)
         if info.status != "RUNNING":
             printer.close()
             return info

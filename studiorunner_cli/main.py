@@ -50,6 +50,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Piped into a file or a CI log, stdout is block-buffered while stderr is not: lines came
+    # late, out of order with stderr's, and were lost when the process was killed (issue 17).
+    if hasattr(sys.stdout, "reconfigure") and not sys.stdout.line_buffering:
+        sys.stdout.reconfigure(line_buffering=True)
     args = parser().parse_args(argv)
     verb = next(v for v in VERBS if v.name == args.verb)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import signal
 import sys
 import time
@@ -382,7 +383,7 @@ def run(args: RunOptions, plan: Plan) -> int:
     from studiorunner_cli.runs import DEFAULT_STACK, from_stack
 
     runs = from_stack(args.where.stack or DEFAULT_STACK, profile=args.where.profile, region=args.where.region)
-    return _start_and_follow(args, plan, runs, run_id, wait=args.wait, poll=2.0, default_dir=None)
+    return _start_and_follow(args, plan, runs, run_id, wait=args.wait, poll=1.0, default_dir=None)
 
 
 def _local_cwd(plan: Plan, root: Path) -> None:
@@ -418,12 +419,13 @@ def _start_and_follow(args, plan: Plan, runs, run_id: str, *, wait: bool, poll: 
     print(f"Run {run_id} started", flush=True)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        info = follow(runs, run_id, ProgressPrinter(), poll=poll)
+        printer = ProgressPrinter(log_output=args.log_output)
+        info = follow(runs, run_id, printer, poll=poll)
     except (KeyboardInterrupt, Terminated) as exc:
         return _stop(args, runs, run_id, default_dir, started, 143 if isinstance(exc, Terminated) else 130)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return report(args, runs, info, default_dir, time.monotonic() - started)
+    return report(args, runs, info, default_dir, time.monotonic() - started, streamed=printer)
 
 
 def _raise_terminated(signum, frame):
@@ -459,8 +461,32 @@ def _stop(args, runs, run_id: str, default_dir, started: float, code: int) -> in
     return code
 
 
-def report(args, runs, info, default_dir, elapsed: float) -> int:
-    """How the run ended: printed once; the outputs copied where asked."""
+def _failing_cell_traceback(runs, info, notebooks: list[Path]) -> str | None:
+    """The failing cell's traceback as papermill's PapermillExecutionError prints it, or None."""
+    import nbformat
+
+    try:
+        body = notebooks[0].read_bytes() if notebooks else runs.get_uri(runs.output_uri(info) or "")
+        nb = nbformat.reads(body.decode("utf-8"), as_version=4) if body else None
+    except Exception:  # noqa: BLE001 - the one-line error is already printed; this is extra
+        return None
+    for cell in nb.cells if nb else []:
+        if "papermill-error-cell-tag" in cell.metadata.get("tags", []) or cell.get("cell_type") != "code":
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors and (cell.metadata.get("papermill") or {}).get("status") == "failed":
+            error = errors[-1]
+            lines = error.get("traceback") or [f"{error.get('ename')}: {error.get('evalue')}"]
+            return ("\n" + 75 * "-" + "\n" + f'Exception encountered at "In [{cell.get("execution_count")}]":\n'
+                    + "\n".join(lines) + "\n")
+    return None
+
+
+def report(args, runs, info, default_dir, elapsed: float, *, streamed=None) -> int:
+    """How the run ended: printed once; the outputs copied where asked.
+
+    ``streamed``: the ProgressPrinter that followed the run (with ``--log-output`` it has
+    printed every output line already, unless it says it missed some)."""
     from studiorunner_cli.outputs import write_or_keep
     from studiorunner_cli.runs import error_text
 
@@ -472,10 +498,13 @@ def report(args, runs, info, default_dir, elapsed: float) -> int:
             return report_batch(args, runs, info, result, default_dir, elapsed)
     written, missed = write_or_keep(runs, info, args.output, default_dir, default_dir) \
         if (default_dir or args.output) else ([], False)
-    if getattr(args, "log_output", False):
+    if getattr(args, "log_output", False) and (streamed is None or not streamed.log_output):
         from studiorunner_cli.verbs import logs_text
 
         print(logs_text(runs, info), end="")
+    elif streamed is not None and streamed.log_missed:
+        print(f"({streamed.log_missed} output lines were not streamed: `studio-runner logs {info.run_id}` "
+              f"or the executed notebook has every line)")
     out = info.output or {}
     log = next((p for p in written if p.name == "commands.log"), None)
     if log is not None:
@@ -489,12 +518,30 @@ def report(args, runs, info, default_dir, elapsed: float) -> int:
         for command in out.get("commands", []):
             print(f"  $ {command.get('command')}  → exit {command.get('exit_status')}")
         for path in written:
-            print(f"{'Executed notebook' if path.suffix == '.ipynb' else 'Written'}: {path}")
+            print(f"{_LABELS.get(path.suffix, 'Written')}: {path}")
         if not written and runs.output_uri(info) and not missed:
             print(f"Executed notebook: {runs.output_uri(info)}")
+            if _asked_html(args):
+                print(f"HTML page: {runs.output_uri(info).removesuffix('.ipynb')}.html")
         return 1 if missed else 0
     print(f"{info.status} in {elapsed:.1f}s: {error_text(info.error, info.cause)}", file=sys.stderr)
     notebooks = [p for p in written if p.suffix == ".ipynb"]
+    if info.error in ("CellExecutionError", "CellTimeout"):
+        traceback = _failing_cell_traceback(runs, info, notebooks)
+        if traceback:  # as papermill prints it, after our one line
+            sys.stderr.write(traceback if sys.stderr.isatty() else _ANSI.sub("", traceback))
     if notebooks:
         print(f"Executed notebook (with the error marked): {notebooks[0]}", file=sys.stderr)
+    for page in (p for p in written if p.suffix == ".html"):
+        print(f"HTML page: {page}", file=sys.stderr)
+    if not written and _asked_html(args) and runs.output_uri(info):
+        print(f"HTML page: {runs.output_uri(info).removesuffix('.ipynb')}.html", file=sys.stderr)
     return 1
+
+
+_LABELS = {".ipynb": "Executed notebook", ".html": "HTML page"}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _asked_html(args) -> bool:
+    return bool(getattr(args, "html", False) or getattr(args, "report", False))

@@ -12,12 +12,18 @@ Shape (all times UTC ISO 8601)::
      "cells_total": 6, "cells_finished": 3, "cells_failed": 0,
      "current": {"cell": 4, "started_at": "...", "lines": ["last", "output", "lines"]} | null,
      "finished": [{"n": 3, "cell": 3, "status": "completed", "seconds": 0.01}, ...],
-     "error": {"name": ..., "message": ...} | null}
+     "error": {"name": ..., "message": ...} | null,
+     "log": {"id": "3f2a…", "entries": [[seq, cell, "start" | "line" | "end", text | null], ...]}}
 
 Cells are recorded by their index in the notebook as run (0-based; people read it + 1, as papermill
 and errors name cells: "Cell 5");
 ``finished`` keeps the last ``KEEP_FINISHED`` cells, each with its sequence number ``n``
 (1 = first cell to finish in the run), so a reader polling slower than cells finish can
+tell how many it missed.
+
+``log`` is what ``run --log-output`` streams (papermill's flag): each cell's start and end and
+every complete line it printed, numbered ``seq`` from 1 per invocation (``id`` changes with the
+invocation); the last ``LOG_KEEP`` entries are kept, so a reader that fell further behind can
 tell how many it missed.
 
 A progress write never fails a run: the notebook is what counts; a failed write is logged
@@ -27,6 +33,13 @@ Throttling must not hide the latest state: a change that is not written because 
 write was too recent is written by a timer once the interval has passed (the cell that
 started just after a write, then runs for an hour, shows as running, not its predecessor).
 The timer never outlives the invocation: ``finish`` cancels it and writes.
+
+How far behind the run it is (issue 17: the CLI was ~5 s behind, piped output 25–30 s): every
+write but ``finish``'s happens on the timer's thread, never in the executor's message loop,
+so a slow store delays only the file, not the cells; the interval is ``min_interval`` (1 s)
+unless a write took longer than half of it (then twice the last write); a running cell's last
+lines are refreshed every ``refresh_seconds`` (1 s; it was 5 s). The file is written again
+only when something changed.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +60,7 @@ logger = logging.getLogger(__name__)
 PROGRESS_NAME = "progress.json"
 KEEP_FINISHED = 100
 LAST_LINES = 5
+LOG_KEEP = 300
 _LINE_CHARS = 300
 
 
@@ -77,6 +92,49 @@ def last_lines(cell: NotebookNode | dict[str, Any], limit: int = LAST_LINES) -> 
     return lines[-limit:]
 
 
+def _output_text(output: dict[str, Any]) -> str:
+    kind = output.get("output_type")
+    if kind == "stream":
+        text = output.get("text", "")
+    elif kind == "error":
+        text = f"{output.get('ename', '')}: {output.get('evalue', '')}\n"
+    else:
+        text = (output.get("data") or {}).get("text/plain", "")
+        text = ("".join(text) if isinstance(text, list) else str(text)) + "\n" if text else ""
+    return "".join(text) if isinstance(text, list) else str(text)
+
+
+class _CellLog:
+    """The complete lines a cell's outputs hold that were not logged yet (incremental: a stream
+    output only grows, so each call reads only its new text)."""
+
+    def __init__(self) -> None:
+        self.outputs_done = 0  # outputs read to the end
+        self.chars = 0  # of outputs[outputs_done] already read
+        self.reading: Any = None  # that output (a new object after clear_output: read from its start)
+
+    def new_lines(self, outputs: list[Any], *, final: bool) -> list[str]:
+        if self.outputs_done > len(outputs):  # clear_output
+            self.outputs_done, self.chars = 0, 0
+        lines: list[str] = []
+        while self.outputs_done < len(outputs):
+            output = outputs[self.outputs_done]
+            text = _output_text(output)
+            if output is not self.reading or len(text) < self.chars:  # another output, or replaced in place
+                self.reading, self.chars = output, 0
+            chunk = text[self.chars:]
+            growing = self.outputs_done == len(outputs) - 1 and output.get("output_type") == "stream" and not final
+            if growing:
+                cut = chunk.rfind("\n")
+                if cut >= 0:
+                    lines += chunk[:cut].split("\n")
+                    self.chars += cut + 1
+                break
+            lines += chunk.splitlines()
+            self.outputs_done, self.chars = self.outputs_done + 1, 0
+        return [line[:_LINE_CHARS] for line in lines]
+
+
 class ProgressReporter:
     """Keeps ``progress.json`` for one RunCells invocation (it resumes the counts it finds in the cursor).
 
@@ -96,9 +154,9 @@ class ProgressReporter:
         finished: list[dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         min_interval: float = 1.0,
-        cost_factor: float = 10.0,
+        cost_factor: float = 2.0,
         on_cell_finished: Callable[[dict[str, Any]], None] | None = None,
-        refresh_seconds: float = 5.0,
+        refresh_seconds: float = 1.0,
     ) -> None:
         self._write, self.uri, self._clock = write, uri, clock
         self.min_interval, self.cost_factor = min_interval, cost_factor
@@ -107,8 +165,12 @@ class ProgressReporter:
             "run_id": run_id, "state": "running", "updated_at": _now_iso(),
             "cells_total": cells_total, "cells_finished": cells_finished, "cells_failed": cells_failed,
             "current": None, "finished": list(finished or [])[-KEEP_FINISHED:], "error": None,
+            "log": {"id": uuid.uuid4().hex[:12], "entries": []},
         }
-        self._lock = threading.RLock()
+        self._seq = 0
+        self._cell_logs: dict[int, _CellLog] = {}
+        self._lock = threading.RLock()  # the data; never held during a write
+        self._write_lock = threading.Lock()  # one write at a time, each of the latest data
         self._timer: threading.Timer | None = None
         self._dirty = False
         self._closed = False
@@ -125,7 +187,26 @@ class ProgressReporter:
             self._current = (index, cell)
             self._started[index] = time.time()
             self.data["current"] = {"cell": index, "started_at": _now_iso(), "lines": []}
+            self._cell_logs[index] = _CellLog()
+            self._log(index, "start")
         self.save_if_due()
+
+    def _log(self, index: int, kind: str, text: str | None = None) -> None:
+        self._seq += 1
+        entries = self.data["log"]["entries"]
+        entries.append([self._seq, index, kind, text])
+        if len(entries) > LOG_KEEP:
+            del entries[: len(entries) - LOG_KEEP]
+
+    def _log_lines(self, index: int, cell: NotebookNode, *, final: bool) -> None:
+        log = self._cell_logs.get(index)
+        if log is None:
+            return
+        for line in log.new_lines(cell.get("outputs") or [], final=final):
+            self._log(index, "line", line)
+        if final:
+            del self._cell_logs[index]
+            self._log(index, "end")
 
     def cell_finished(self, index: int, cell: NotebookNode, status: str) -> None:
         if status == "skipped":
@@ -139,6 +220,7 @@ class ProgressReporter:
         self.save_if_due()
 
     def _finished(self, index: int, cell: NotebookNode, status: str) -> dict[str, Any]:
+        self._log_lines(index, cell, final=True)
         started = self._started.pop(index, None)
         seconds = round(time.time() - started, 3) if started is not None else None
         data = self.data
@@ -162,14 +244,14 @@ class ProgressReporter:
         return self._clock() - self._last_end >= max(self.min_interval, self.cost_factor * self._last_cost)
 
     def save_if_due(self) -> bool:
+        """Have the change written: now on the timer's thread when due, else when the interval has
+        passed. True when the write is due now. The caller (the executor) never waits for it."""
         with self._lock:
-            if self.due():
-                self.flush()
-                return True
             self._dirty = True
+            due = self.due()
             if self._timer is None:
-                self._schedule(self._interval() - (self._clock() - (self._last_end or 0.0)))
-            return False
+                self._schedule(0.0 if due else self._interval() - (self._clock() - (self._last_end or 0.0)))
+            return due
 
     def _interval(self) -> float:
         return max(self.min_interval, self.cost_factor * self._last_cost)
@@ -177,26 +259,36 @@ class ProgressReporter:
     def _schedule(self, delay: float) -> None:
         if self._closed:
             return
-        self._timer = threading.Timer(max(delay, 0.05), self._trailing_write)
+        self._timer = threading.Timer(max(delay, 0.0), self._trailing_write)
         self._timer.daemon = True
         self._timer.start()
 
     def _trailing_write(self) -> None:
         """Write what throttling held back; while a cell runs, refresh its last lines now and then."""
         with self._lock:
-            self._timer = None
             if self._closed:
+                self._timer = None
                 return
             current = self.data["current"]
             if self._current is not None and current is not None and last_lines(self._current[1]) != current["lines"]:
-                self._dirty = True
-            if self._dirty:
-                self.flush()  # schedules the next refresh while a cell runs
+                self._dirty = True  # (a cell printing the same last lines again is caught by the next change)
+            dirty = self._dirty
+            if not dirty:
+                self._timer = None
+                if self._current is not None:
+                    self._schedule(max(self.refresh_seconds, self._interval()))
+                return
+        self.flush()  # outside the data lock: the executor goes on while it writes
+        with self._lock:
+            self._timer = None
+            if self._dirty:  # changed while it wrote
+                self._schedule(self._interval())
             elif self._current is not None:
-                self._schedule(max(self.refresh_seconds, self._interval()))
+                self._schedule(max(self.refresh_seconds, self._interval()))  # the live lines of a long cell
 
     def finish(self, state: str, error: dict[str, Any] | None = None) -> None:
-        """The invocation ends: ``running`` (more to come), ``done`` or ``failed``; always written."""
+        """The invocation ends: ``running`` (more to come), ``done`` or ``failed``; always written,
+        here, before it returns (a timer's write in flight finishes first, then this one)."""
         with self._lock:
             self._closed = True
             if self._timer is not None:
@@ -207,27 +299,29 @@ class ProgressReporter:
             if state != "running":
                 self.data["current"] = None
                 self._current = None
-            self.flush()
+        self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            self._dirty = False
-            if self._current is not None and self.data["current"] is not None:
-                # Read only now, at most once per write: the cell's outputs, never the notebook.
-                self.data["current"]["lines"] = last_lines(self._current[1])
-            self.data["updated_at"] = _now_iso()
-            body = json.dumps(self.data, separators=(",", ":")).encode()
+        """Write the latest data now (in the calling thread; the data lock is not held meanwhile)."""
+        with self._write_lock:
+            with self._lock:  # the body is taken after the write lock: a later write never has older data
+                self._dirty = False
+                if self._current is not None and self.data["current"] is not None:
+                    # Read only now, at most once per write: the cell's outputs, never the notebook.
+                    self.data["current"]["lines"] = last_lines(self._current[1])
+                    self._log_lines(*self._current, final=False)
+                self.data["updated_at"] = _now_iso()
+                body = json.dumps(self.data, separators=(",", ":")).encode()
             started = self._clock()
             try:
                 self._write(self.uri, body)
             except Exception as exc:  # noqa: BLE001 - progress is a convenience; the run must go on
                 logger.warning("could not write %s: %s", self.uri, type(exc).__name__)
             ended = self._clock()
-            self._last_cost = max(0.0, ended - started)
-            self._last_end = ended
-            self.writes += 1
-            if self._current is not None and self._timer is None:
-                self._schedule(max(self.refresh_seconds, self._interval()))  # the live lines of a long cell
+            with self._lock:
+                self._last_cost = max(0.0, ended - started)
+                self._last_end = ended
+                self.writes += 1
 
 
 def read_progress(data: bytes) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""progress.json as the terminal reads it (issue 17 point 3): every output line for --log-output,
+writes that never hold up the cells, and an interval that stays near a second."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+from nbformat.v4 import new_code_cell, new_output
+
+from studiorunner.progress import LOG_KEEP, ProgressReporter
+from studiorunner_cli.display import ProgressPrinter
+
+
+def reporter(writes: list[dict], **options) -> ProgressReporter:
+    return ProgressReporter(lambda uri, data: writes.append(json.loads(data)), "s3://b/runs/r/progress.json",
+                            run_id="r", cells_total=3, **options)
+
+
+def stream(cell, text: str) -> None:
+    """What the executor does with a stream message: append to the last stream output, or add one."""
+    if cell.outputs and cell.outputs[-1].output_type == "stream":
+        cell.outputs[-1].text += text
+    else:
+        cell.outputs.append(new_output("stream", name="stdout", text=text))
+
+
+def test_the_log_holds_every_complete_line_and_the_cells_markers():
+    writes: list[dict] = []
+    progress = reporter(writes)
+    cell = new_code_cell("loop")
+    progress.cell_started(0, cell)
+    stream(cell, "one\ntw")
+    progress.flush()
+    assert [e[2:] for e in writes[-1]["log"]["entries"]] == [["start", None], ["line", "one"]]  # "tw" is not a line yet
+    stream(cell, "o\nthree\n")
+    cell.outputs.append(new_output("execute_result", data={"text/plain": "42"}, execution_count=1))
+    progress.flush()
+    stream(cell, "last, no newline")
+    progress.cell_finished(0, cell, "completed")
+    progress.finish("done")
+    entries = writes[-1]["log"]["entries"]
+    assert [e[2:] for e in entries] == [["start", None], ["line", "one"], ["line", "two"], ["line", "three"],
+                                        ["line", "42"], ["line", "last, no newline"], ["end", None]]
+    assert [e[0] for e in entries] == list(range(1, 8)) and {e[1] for e in entries} == {0}
+
+
+def test_a_cleared_output_logs_its_new_lines():
+    writes: list[dict] = []
+    progress = reporter(writes)
+    cell = new_code_cell("progress bar")
+    progress.cell_started(0, cell)
+    stream(cell, "10%\n")
+    progress.flush()
+    cell.outputs.clear()  # clear_output(wait=True), then the next value
+    stream(cell, "20%\n")
+    progress.cell_finished(0, cell, "completed")
+    progress.finish("done")
+    assert [e[3] for e in writes[-1]["log"]["entries"] if e[2] == "line"] == ["10%", "20%"]
+
+
+def test_the_printer_streams_each_line_once_in_order_and_says_what_it_missed():
+    out = io.StringIO()
+    printer = ProgressPrinter(out, log_output=True)
+    log = {"id": "a", "entries": [[1, 0, "start", None], [2, 0, "line", "x"]]}
+    printer.update({"log": log})
+    log["entries"] += [[3, 0, "line", "\x1b[31my\x1b[0m"], [4, 0, "end", None]]
+    printer.update({"log": log})
+    printer.update({"log": {"id": "a", "entries": [[9, 1, "line", "late"]]}})  # 5–8 fell out of the kept entries
+    printer.update({"log": {"id": "b", "entries": [[1, 2, "start", None]]}})  # the next RunCells invocation
+    assert out.getvalue().splitlines() == [
+        "Executing Cell 1" + "-" * 39, "x", "y", "Ending Cell 1" + "-" * 42,
+        "… 4 output lines not shown here (the notebook has them: studio-runner logs RUN)", "late",
+        "Executing Cell 3" + "-" * 39,
+    ]
+    assert printer.log_missed == 4
+
+
+def test_the_log_keeps_its_last_entries():
+    writes: list[dict] = []
+    progress = reporter(writes)
+    cell = new_code_cell("chatty")
+    progress.cell_started(0, cell)
+    stream(cell, "".join(f"{i}\n" for i in range(LOG_KEEP + 50)))
+    progress.cell_finished(0, cell, "completed")
+    progress.finish("done")
+    entries = writes[-1]["log"]["entries"]
+    assert len(entries) == LOG_KEEP and entries[-1][2] == "end" and entries[0][0] == 352 - LOG_KEEP + 1
+
+
+def test_a_slow_write_never_holds_up_the_cells():
+    """Writes happen on the reporter's timer thread: the executor's callbacks return while one is
+    stuck (before, the first callback wrote in the executor's own thread and waited for the store)."""
+    release, writing = threading.Event(), threading.Event()
+
+    def slow(uri: str, data: bytes) -> None:
+        writing.set()
+        release.wait(30)
+
+    progress = ProgressReporter(slow, "s3://b/runs/r/progress.json", run_id="r", cells_total=100)
+    cell = new_code_cell("x")
+
+    def cells() -> None:
+        for index in range(100):
+            progress.cell_started(index, cell)
+            progress.cell_finished(index, cell, "completed")
+
+    runner = threading.Thread(target=cells)
+    runner.start()
+    assert writing.wait(30)
+    runner.join(30)
+    stuck = runner.is_alive()
+    release.set()
+    progress.finish("done")
+    assert not stuck, "the cells waited for a progress write"
+
+
+def test_the_interval_stays_near_a_second_when_writes_are_slow():
+    """It was max(1 s, 10 × the last write): a 0.5 s write (a loaded machine) meant 5 s behind."""
+    now = [0.0]
+
+    def write(uri: str, data: bytes) -> None:
+        now[0] += 0.4  # the write takes 0.4 s
+
+    progress = ProgressReporter(write, "s3://b/runs/r/progress.json", run_id="r", cells_total=1, clock=lambda: now[0])
+    progress.flush()
+    assert progress._interval() == 1.0
+    now[0] += 0.1
+    progress.flush()
+    now[0] = 10.0
+    assert progress.due()
