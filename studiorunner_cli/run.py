@@ -425,7 +425,7 @@ def _start_and_follow(args, plan: Plan, runs, run_id: str, *, wait: bool, poll: 
         return _stop(args, runs, run_id, default_dir, started, 143 if isinstance(exc, Terminated) else 130)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return report(args, runs, info, default_dir, time.monotonic() - started, streamed=printer)
+    return report(args, runs, info, default_dir, time.monotonic() - started, streamed=printer, said=plan.notes)
 
 
 def _raise_terminated(signum, frame):
@@ -482,11 +482,16 @@ def _failing_cell_traceback(runs, info, notebooks: list[Path]) -> str | None:
     return None
 
 
-def report(args, runs, info, default_dir, elapsed: float, *, streamed=None) -> int:
+def report(args, runs, info, default_dir, elapsed: float, *, streamed=None, said: list[str] | None = None) -> int:
     """How the run ended: printed once; the outputs copied where asked.
 
     ``streamed``: the ProgressPrinter that followed the run (with ``--log-output`` it has
-    printed every output line already, unless it says it missed some)."""
+    printed every output line already, unless it says it missed some). ``said``: the warnings
+    printed before the run started; the run's others (a notebook in S3 or the target's tree,
+    which the CLI could not read first) are printed here."""
+    for warning in (info.output or {}).get("warnings") or []:
+        if warning not in (said or []):
+            print(f"studio-runner: warning: {warning}", file=sys.stderr)
     from studiorunner_cli.outputs import write_or_keep
     from studiorunner_cli.runs import error_text
 

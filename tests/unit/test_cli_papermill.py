@@ -193,3 +193,23 @@ def test_run_options_accept_papermills_positional_output(here):
     parsed = options("in.ipynb", "out.ipynb", "-k", "ir")
     assert (parsed.notebook, parsed.output_path, parsed.kernel) == ("in.ipynb", "out.ipynb", "ir")
     json.dumps(parsed.parameters)
+
+
+def test_the_runs_own_warnings_are_printed_once_at_the_end(capsys):
+    """A notebook the CLI could not read first (in S3, in the target's tree): its unknown
+    parameters are said when the run ends, each once, those said before it started not again."""
+    from studiorunner_cli.run import report
+    from studiorunner_cli.runs import RunInfo
+
+    class NoOutputs:
+        def output_uri(self, info):
+            return None
+
+    info = RunInfo("r", "arn", "SUCCEEDED", None, None, {}, output={"cells_executed": 1, "cells_total": 1, "warnings": [
+        "Parameter 'a' is not defined in the notebook's parameters cell",
+        "Parameter 'b' is not defined in the notebook's parameters cell"]})
+    code = report(options("s3://b/n.ipynb", "--wait"), NoOutputs(), info, None, 1.0,
+                  said=["Parameter 'a' is not defined in the notebook's parameters cell"])
+    assert code == 0
+    assert capsys.readouterr().err == \
+        "studio-runner: warning: Parameter 'b' is not defined in the notebook's parameters cell\n"
