@@ -60,7 +60,7 @@ def test_a_batch_with_one_failing_set_fails_and_names_it(local_env):
     assert execution.error == "BatchFailed"
     failing = f"{execution.arn.rsplit(':', 1)[-1]}-1"
     assert execution.cause.startswith("1 of 3 runs failed (tolerated: 0%): ")
-    assert f"run 1 ({failing}) FAILED: CellExecutionError: Cell 2" in execution.cause
+    assert f"run 1 ({failing}) FAILED: CellExecutionError: Cell 3" in execution.cause  # papermill numbers cells from 1
     assert "ZeroDivisionError" in execution.cause
     uri = execution.cause.rsplit("batch result: ", 1)[1]
     saved = json.loads(env.stack.read_output(uri))
