@@ -3,14 +3,17 @@
 Three kinds, as Scheduler takes them (``ScheduleExpression``):
 
 - ``cron(minutes hours day-of-month month day-of-week year)``: six fields, one of the two
-  day fields ``?``; day-of-week counts 1-7 from Sunday (SUN-SAT); ``L`` (last day of the
-  month, or ``6L`` the last Friday), ``15W`` (the weekday nearest the 15th), ``3#2`` (the
-  second Tuesday). The grammar is checked with ``aws-cron-expression-validator`` (the
-  EventBridge field table as regular expressions) and the fire times come from
-  ``croniter`` (pallets-eco), after a translation of the day-of-week numbers (croniter
-  counts 0-6 from Sunday, as Unix cron does) and of ``6L`` (croniter spells it ``L5``).
-  What croniter cannot compute faithfully is refused with a message saying so: ``LW``
-  (the last weekday of the month), ``L-n`` in day-of-week, years after 2099.
+  day fields ``?``; day-of-week counts 1-7 from Sunday (SUN-SAT); ``L`` (the last day of the
+  month, or ``6L`` the last Friday), ``LW`` (the last weekday), ``3#2`` (the second Tuesday).
+  The grammar is checked with ``aws-cron-expression-validator`` (the EventBridge field table
+  as regular expressions) and the fire times come from ``cronsim`` (Healthchecks.io's cron
+  evaluator, no dependencies) on the first five fields, after a translation of the
+  day-of-week numbers (cronsim counts 0-6 from Sunday, as Unix cron does); the year field,
+  whose grammar the validator checked, is matched here. What cronsim cannot compute
+  faithfully is refused with a message saying so: ``15W`` (the weekday nearest a day; ``LW``
+  works), ``L-n`` in day-of-week. (croniter computes ``15W`` and years but not ``LW``, and
+  jupyter-scheduler pins croniter 1.4, which has neither: cronsim keeps the two installable
+  together.)
 - ``rate(5 minutes)``, ``rate(1 hour)``, ``rate(1 day)``: a positive whole number and a unit
   (singular for 1, as Scheduler wants); fires every interval from the schedule's start.
 - ``at(2026-12-24T06:00:00)``: once, in the schedule's time zone.
@@ -34,8 +37,8 @@ _WRAPPED = re.compile(r"^(?P<kind>cron|rate|at)\((?P<body>.*)\)$", re.DOTALL)
 _RATE = re.compile(r"^(?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|hours|day|days)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _DOW_NAMES = {name: index + 1 for index, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
-#: croniter's last year (Scheduler's is 2199).
-_LAST_YEAR = 2099
+#: Scheduler's years.
+_FIRST_YEAR, _LAST_YEAR = 1970, 2199
 
 
 class ExpressionInvalid(ValueError):
@@ -184,32 +187,50 @@ def _check_cron(body: str) -> None:
         raise ExpressionInvalid(f"cron({body}): {exc}") from exc
     if fields[4].count("#") and "," in fields[4]:
         raise ExpressionInvalid(f"cron({body}): with '#' the day-of-week field holds one expression only")
-    _croniter_fields(body)  # refuses what croniter cannot compute
+    _cronsim_fields(body)  # refuses what cronsim cannot compute
     # A cron that never fires (31 February, a past year) is a mistake too.
-    try:
-        _cron_times(body, datetime.now(UTC), 1)
-    except ExpressionInvalid:
-        raise
-    except Exception as exc:  # noqa: BLE001 - croniter's own errors, one line
-        raise ExpressionInvalid(f"cron({body}): {exc}") from exc
+    if not _cron_times(body, datetime.now(UTC), 1):
+        raise ExpressionInvalid(f"cron({body}) never fires from now on")
 
 
-def _croniter_fields(body: str) -> str:
-    """Scheduler's six fields → croniter's seven (``min hour dom month dow second year``)."""
-    minute, hour, dom, month, dow, year = body.split(" ")
-    if dom.upper() == "LW":
-        raise ExpressionInvalid(f"cron({body}): 'LW' (the last weekday of the month) cannot be computed here "
-                                "(croniter has no LW); use 'L' with a day-of-week, or '28-31' and check the day in the notebook")
+def _cronsim_fields(body: str) -> str:
+    """Scheduler's first five fields as cronsim takes them (``?`` → ``*``, day-of-week renumbered)."""
+    minute, hour, dom, month, dow, _year = body.split(" ")
+    if re.fullmatch(r"\d+W", dom.upper()):
+        raise ExpressionInvalid(f"cron({body}): '{dom}' (the weekday nearest a day) cannot be computed here "
+                                "(cronsim has only LW, the last weekday); use a day-of-week, or 'LW'")
     if re.search(r"L-", dow.upper()):
         raise ExpressionInvalid(f"cron({body}): 'L-n' in day-of-week is not supported")
-    for match in re.finditer(r"\d{4}", year):
-        if int(match.group()) > _LAST_YEAR:
-            raise ExpressionInvalid(f"cron({body}): years after {_LAST_YEAR} cannot be computed here")
-    return " ".join((minute, hour, "*" if dom == "?" else dom, month, _unix_dow(dow, body), "0", year))
+    fields = " ".join((minute, hour, "*" if dom == "?" else dom, month, _unix_dow(dow, body)))
+    from cronsim import CronSim, CronSimError
+
+    try:
+        CronSim(fields, datetime(2000, 1, 1))
+    except CronSimError as exc:
+        raise ExpressionInvalid(f"cron({body}): {exc}") from exc
+    return fields
+
+
+def _years(field: str) -> list[int]:
+    """The years a (validated) year field names: ``*``, ``2027``, ``2027-2029``, ``*/2``, lists of them."""
+    years: set[int] = set()
+    for item in field.split(","):
+        span, _, step = item.partition("/")
+        if span == "*":
+            first, last = _FIRST_YEAR, _LAST_YEAR
+        elif "-" in span:
+            low, high = span.split("-", 1)
+            first = _FIRST_YEAR if low == "*" else int(low)
+            last = _LAST_YEAR if high == "*" else int(high)
+        else:
+            first = int(span)
+            last = _LAST_YEAR if step else first
+        years.update(range(first, last + 1, int(step) if step else 1))
+    return sorted(years)
 
 
 def _unix_dow(dow: str, body: str) -> str:
-    """Day-of-week: Scheduler's 1-7 from Sunday → croniter's 0-6; ``6L`` → ``L5``; ``L`` → Saturday."""
+    """Day-of-week: Scheduler's 1-7 from Sunday → cronsim's 0-6 (``6L`` → ``5L``); ``L`` → Saturday."""
     if dow in ("?", "*"):
         return "*"
     text = re.sub(r"[A-Za-z]{3}", lambda m: str(_DOW_NAMES[m.group().upper()]) if m.group().upper() in _DOW_NAMES
@@ -217,9 +238,8 @@ def _unix_dow(dow: str, body: str) -> str:
     if text.upper() == "L":
         return "6"
     shifted = re.sub(r"(?<![#\d])([1-7])(?!\d)", lambda m: str(int(m.group(1)) - 1), text)
-    last = re.fullmatch(r"(\d)L", shifted, re.IGNORECASE)
-    if last:
-        return f"L{last.group(1)}"
+    if re.fullmatch(r"\dL", shifted, re.IGNORECASE):
+        return shifted.upper()
     if "L" in shifted.upper():
         raise ExpressionInvalid(f"cron({body}): day-of-week {dow!r} is not supported")
     return shifted
@@ -228,24 +248,23 @@ def _unix_dow(dow: str, body: str) -> str:
 def _cron_times(body: str, begin: datetime, count: int) -> list[datetime]:
     """Iterated in the zone's wall-clock time, then placed in the zone, as Scheduler does across
     daylight saving changes: a time that does not exist that day (spring) is skipped, a time that
-    occurs twice (autumn) fires once, at its first occurrence."""
-    from croniter import croniter
-    from croniter.croniter import CroniterBadDateError
+    occurs twice (autumn) fires once, at its first occurrence. Years come from the sixth field."""
+    from cronsim import CronSim
 
     zone = begin.tzinfo if begin.tzinfo is not None else UTC
-    iterator = croniter(_croniter_fields(body), begin.replace(tzinfo=None))
+    fields = _cronsim_fields(body)
+    wall = begin.astimezone(zone).replace(tzinfo=None)
     times: list[datetime] = []
-    try:
-        for _ in range(count * 4 + 4):
-            wall = iterator.get_next(datetime)
-            when = wall.replace(tzinfo=zone)
-            if when.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
+    for year in _years(body.split(" ")[5]):
+        if year < wall.year or len(times) >= count:
+            continue
+        start = wall if year == wall.year else datetime(year, 1, 1) - timedelta(microseconds=1)
+        for found in CronSim(fields, start):
+            if found.year != year or len(times) >= count:
+                break
+            when = found.replace(tzinfo=zone)
+            if when.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != found:
                 continue  # skipped by the clock change
             if when > begin:
                 times.append(when)
-            if len(times) >= count:
-                break
-    except CroniterBadDateError as exc:
-        if not times:
-            raise ExpressionInvalid(f"cron({body}) never fires from {begin:%Y-%m-%d} on") from exc
     return times
