@@ -86,3 +86,18 @@ def test_piped_failure_ends_with_the_traceback_and_the_pages_path(tmp_path):
     assert f"Executed notebook (with the error marked): {tmp_path / 'out' / 'fails.ipynb'}" in lines
     assert f"HTML page: {tmp_path / 'out' / 'fails.html'}" in lines
     assert (tmp_path / "out" / "fails.html").is_file()
+
+
+def test_cwd_is_where_the_kernel_runs(tmp_path):
+    """papermill's --cwd: the kernel's working folder, not the notebook's (payload 'cwd')."""
+    nb = _notebook(tmp_path / "project" / "where.ipynb", "import os\nprint(os.path.basename(os.getcwd()))",
+                   "print(open('input.csv').read())")
+    (tmp_path / "project" / "data").mkdir()
+    (tmp_path / "project" / "data" / "input.csv").write_text("a,b\n")
+    code, lines = _run_piped(tmp_path, str(nb), str(tmp_path / "out.ipynb"), "--cwd", str(tmp_path / "project" / "data"))
+
+    assert code == 0, "\n".join(lines)
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    code_cells = [c for c in out.cells if c.cell_type == "code"]
+    assert code_cells[0].outputs[0].text == "data\n" and code_cells[1].outputs[0].text == "a,b\n\n"
+    assert sorted(p.name for p in (tmp_path / "project" / "data").iterdir()) == ["input.csv"]  # nothing of the run's
