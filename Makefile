@@ -21,7 +21,7 @@ BUNDLE_TESTS := tests/unit \
 	tests/e2e/test_run_notebook.py::test_a_cell_longer_than_one_run_cells_invocation_keeps_all_its_output \
 	tests/e2e/test_aborted.py::test_aborted_execution_is_cleaned_up
 
-.PHONY: demo install test test-bundle lint unit integration e2e infra synth bench clean venv kernels
+.PHONY: demo install test test-bundle lint typecheck unit integration e2e infra synth bench clean venv kernels
 
 venv: $(VENV)/.installed
 
@@ -60,8 +60,19 @@ PYTEST_WORKERS ?= 3
 lint: venv
 	$(VENV)/bin/ruff check .
 
+## The type gate: mypy on the library and the CLI (pyproject's [tool.mypy]).
+typecheck: venv
+	$(VENV)/bin/mypy
+
+## One test folder each (what `make test` runs all of, before the bundle tests).
+unit integration e2e: venv
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests/$@
+infra: venv node_modules/.installed build/wheelhouse/.downloaded
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests/infra
+
 test: venv node_modules/.installed build/wheelhouse/.downloaded build/.browser kernels
 	$(MAKE) lint
+	$(MAKE) typecheck
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 	$(MAKE) test-bundle
 

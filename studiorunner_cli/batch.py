@@ -78,7 +78,7 @@ def report_batch(args, runs, info, result: dict[str, Any], default_dir: Path | N
         if not uri:
             uri = _uri_in(child.get("cause"))
         body = runs.get_uri(uri) if uri and out_dir else None
-        if body is not None:
+        if body is not None and uri and out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / f"{stem}-{child['index']}.ipynb").write_bytes(body)
             written += 1

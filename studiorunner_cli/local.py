@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,7 @@ def embedded(*, root: Path, flavor: str = "studio-space", budget: float | None =
 
     if jupyter_url:
         # The token only from the environment, never from the command line (ps shows that).
-        server = _nullcontext(ExternalJupyter(jupyter_url.rstrip("/"), token=os.environ.get("JUPYTER_TOKEN") or None))
+        server: AbstractContextManager[Any] = _nullcontext(ExternalJupyter(jupyter_url.rstrip("/"), token=os.environ.get("JUPYTER_TOKEN") or None))
     else:
         server = StandIn(root=root, flavor=flavor, trash=False)  # root is the user's folder
     checkpoints = root / ".ipynb_checkpoints"

@@ -87,7 +87,7 @@ def write_outputs(runs: Runs, info: RunInfo, output: str | None, default_dir: Pa
     name = uri.rsplit("/", 1)[-1] if uri else None
     folder_uri = uri.rsplit("/", 1)[0] if uri else f"s3://{runs.bucket}/runs/{info.run_id}"
     target = None
-    if name:
+    if uri and name:
         default = (default_dir or Path.cwd()) / (name if default_dir else f"{info.run_id}.ipynb")
         target = destination(output, default, name)
         body = runs.get_uri(uri)

@@ -10,6 +10,7 @@ question (``studiorunner.translators``), asked once the notebook is known.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def _yaml_mapping(text: str, where: str) -> dict[str, Any]:
     return data
 
 
-def collect(files: list[str], yamls: list[str], typed: list[list[str]], raw: list[list[str]]) -> dict[str, Any]:
+def collect(files: Sequence[str], yamls: Sequence[str], typed: Sequence[Sequence[str]],
+            raw: Sequence[Sequence[str]]) -> dict[str, Any]:
     """The parameters, checked for what can be checked before anything starts."""
     params: dict[str, Any] = {}
     for name in files:

@@ -369,8 +369,8 @@ def run(args: RunOptions, plan: Plan) -> int:
     if plan.mode == "local-up":
         from studiorunner_cli.local import cache_dir, connect
 
-        runs = connect()
-        if runs is None:
+        local_up = connect()
+        if local_up is None:
             # No long-lived stack: an embedded one for this command, as `make demo` runs.
             plan.mode = "embedded"
             return run(args, plan)
@@ -378,7 +378,7 @@ def run(args: RunOptions, plan: Plan) -> int:
             from studiorunner_cli.local import state_file
 
             _local_cwd(plan, Path(json.loads(state_file().read_text()).get("root") or "."))
-        return _start_and_follow(args, plan, runs, run_id, wait=args.wait, poll=0.5,
+        return _start_and_follow(args, plan, local_up, run_id, wait=args.wait, poll=0.5,
                                  default_dir=cache_dir() / "runs" / run_id)
     from studiorunner_cli.runs import DEFAULT_STACK, from_stack
 

@@ -43,7 +43,7 @@ TARGET_TYPES = catalog.TARGET_KIND_NAMES
 class Parser(argparse.ArgumentParser):
     """argparse, exiting 2 with its one-line message on a usage error."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 

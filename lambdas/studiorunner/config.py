@@ -90,7 +90,7 @@ class TargetConfig:
         if not isinstance(raw, Mapping):
             raise TargetConfigError(name, "", f"must be an object, got {type(raw).__name__}")
         kind = raw.get("type")
-        if kind not in TARGET_KINDS:
+        if not isinstance(kind, str) or kind not in TARGET_KINDS:
             raise TargetConfigError(name, "type", f"must be one of {', '.join(TARGET_TYPES)}, got {kind!r}")
         schema = TARGET_KINDS[kind]
         unknown = sorted(set(raw) - set(schema.required) - set(schema.optional) - {"type", *_NUMBER_KEYS})
@@ -133,7 +133,7 @@ class TargetConfig:
                 "name": self.instance_name, "url": self.url, "token_secret_arn": self.token_secret_arn,
                 "region": self.region, "instance_type": self.instance_type}
         schema = TARGET_KINDS[self.type]
-        form = {"type": self.type, **{k: v for k, v in keys.items()
+        form: dict[str, Any] = {"type": self.type, **{k: v for k, v in keys.items()
                                       if v is not None and k in (*schema.required, *schema.optional)}}
         if self.max_concurrent_runs != schema.default_max_concurrent_runs:
             form["max_concurrent_runs"] = self.max_concurrent_runs

@@ -178,7 +178,8 @@ class Translator:
         try:
             cls.translate(value)
         except NotImplementedError:
-            kind = {dict: "an object (dict)", list: "a list"}.get(type(value), "null" if value is None else type(value).__name__)
+            kinds: dict[type, str] = {dict: "an object (dict)", list: "a list"}
+            kind = kinds.get(type(value), "null" if value is None else type(value).__name__)
             return f"is {kind}, which papermill's {cls.language_name} translator cannot write"
         return None
 

@@ -275,8 +275,9 @@ class World:
                         None, IDENTITY["user_profile"], DEFAULT_INSTANCE_TYPE, status="InService")
                 )
         elif server_app and app_initially == "present":
-            self.apps.append(App(server_app, "default", **self._owner(), instance_type=DEFAULT_INSTANCE_TYPE,
-                                 status="InService"))
+            owner = self._owner()
+            self.apps.append(App(server_app, "default", owner["space_name"], owner["user_profile"],
+                                 DEFAULT_INSTANCE_TYPE, status="InService"))
         status = instance_initially if self.plays.notebook_instance else "Stopped"
         self.instance = NotebookInstance(IDENTITY["notebook_instance"], status)
 

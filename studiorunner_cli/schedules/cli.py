@@ -117,7 +117,8 @@ def _main(args: ScheduleOptions) -> int:
     verb = args.schedule_verb
     if args.where.local and args.where.stack:
         raise UsageError("--local and --stack name two different stacks: give one")
-    changes = _changes(args) if verb in ("create", "update") else None  # usage errors before any call
+    changes = _changes(args) if verb in ("create", "update") else {}  # usage errors before any call
+    name = args.name or ""  # every verb but list takes NAME (the parser requires it)
     service = _service(args)
     if verb == "create":
         definition, upload = _new_definition(args, changes)
@@ -126,7 +127,7 @@ def _main(args: ScheduleOptions) -> int:
               f"next: {_times(info)}")
         return EXIT_OK
     if verb == "update":
-        current = service.definition(args.name)
+        current = service.definition(name)
         definition, upload = _updated_definition(current, args, changes)
         info = service.update(definition, upload=upload)
         print(f"Updated schedule {info.name}: {info.definition.expression} ({info.definition.timezone}), "
@@ -135,21 +136,21 @@ def _main(args: ScheduleOptions) -> int:
     if verb == "list":
         return _list(service)
     if verb == "show":
-        return _show(service, args.name)
+        return _show(service, name)
     if verb == "pause":
-        info = service.pause(args.name)
+        info = service.pause(name)
         print(f"Paused schedule {info.name}")
         return EXIT_OK
     if verb == "resume":
-        info = service.resume(args.name)
+        info = service.resume(name)
         print(f"Resumed schedule {info.name}; next: {_times(info)}")
         return EXIT_OK
     if verb == "delete":
-        service.delete(args.name)
+        service.delete(name)
         print(f"Deleted schedule {args.name} (its runs stay: studio-runner list --schedule {args.name})")
         return EXIT_OK
     if verb == "run":
-        print(service.run_now(args.name))
+        print(service.run_now(name))
         return EXIT_OK
     raise UsageError(f"unknown schedule verb {verb!r}")
 
@@ -256,7 +257,7 @@ def _new_definition(args: ScheduleOptions, changes: dict[str, Any]) -> tuple[Sch
         raise UsageError("give a NOTEBOOK (or an --input payload)")
     payload, upload = _apply_payload({}, changes)
     fields = {key: changes[key] for key in _FIELDS if key in changes}
-    return ScheduleDefinition(name=args.name, payload=payload, **fields), upload
+    return ScheduleDefinition(name=args.name or "", payload=payload, **fields), upload
 
 
 def _updated_definition(current: ScheduleDefinition, args: ScheduleOptions,

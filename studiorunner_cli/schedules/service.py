@@ -20,6 +20,7 @@ very validation a run's Prepare step runs.
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 from collections.abc import Iterator, Mapping
@@ -242,7 +243,7 @@ class ScheduleService:
         runs = self.runs(name, limit=1)
         return replace(info, last_run=runs[0] if runs else None)
 
-    def runs(self, name: str, *, limit: int = 20) -> list[ScheduleRun]:
+    def runs(self, name: str, *, limit: int = 20) -> builtins.list[ScheduleRun]:
         """The schedule's runs, newest first (a skipped fire shows as SKIPPED)."""
         found = []
         for run in self._recent_executions(describe_for=name):
@@ -313,8 +314,8 @@ class ScheduleService:
             raise StackManaged(f"schedule {name!r} belongs to the stack (cdk.json): change it there and deploy")
         return raw
 
-    def _groups(self) -> list[tuple[str, ManagedBy]]:
-        groups: list[tuple[str, ManagedBy]] = []
+    def _groups(self) -> builtins.list[tuple[str, ManagedBy]]:
+        groups: builtins.list[tuple[str, ManagedBy]] = []
         if self.setup.stack_group:
             groups.append((self.setup.stack_group, "stack"))
         groups.append((self.setup.group, "cli"))
@@ -405,7 +406,7 @@ class ScheduleService:
     def _info(self, raw: Mapping[str, Any], managed: ManagedBy, *, next_count: int) -> ScheduleInfo:
         definition = self._definition(raw)
         created = _as_datetime(raw.get("CreationDate"))
-        fire: list[datetime] = []
+        fire: builtins.list[datetime] = []
         if definition.enabled and next_count:
             try:
                 fire = parse(definition.expression, definition.timezone).next_fire_times(
@@ -415,11 +416,11 @@ class ScheduleService:
         return ScheduleInfo(definition=definition, managed_by=managed, group=raw.get("GroupName") or "",
                             arn=raw.get("Arn", ""), next_fire_times=fire, created=created)
 
-    def _recent_executions(self, *, describe_for: str | None = None, limit: int = 1000) -> list[ScheduleRun]:
+    def _recent_executions(self, *, describe_for: str | None = None, limit: int = 1000) -> builtins.list[ScheduleRun]:
         """Executions newest first, from ListExecutions (name, status, dates); a SUCCEEDED one is
         described (for SKIPPED) only when it belongs to ``describe_for``."""
         kwargs: dict[str, Any] = {"stateMachineArn": self.setup.state_machine_arn, "maxResults": 100}
-        found: list[ScheduleRun] = []
+        found: builtins.list[ScheduleRun] = []
         while len(found) < limit:
             page = self._call("list_executions", client=self.sfn, **kwargs)
             for item in page.get("executions", []):

@@ -139,7 +139,7 @@ def parse(text: str) -> list[dict[str, Any]]:
 
 
 def recoverable(journal: list[dict[str, Any]], *, after: str | None, cells: set[str], until: str | None,
-                received: set[str], replied: set[str]) -> list[dict[str, Any]] | None:
+                received: set[str | None], replied: set[str]) -> list[dict[str, Any]] | None:
     """The journal's messages for ``cells`` that the runner never received, in order.
 
     ``after``: the last iopub message received before the gap (None: none received yet);

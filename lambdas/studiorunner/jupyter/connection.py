@@ -140,7 +140,7 @@ class WebSocketConnection:
             raise ChannelClosed(f"{self.what} {self.where} is closed")
         opcode = websocket.ABNF.OPCODE_BINARY if isinstance(payload, bytes) else websocket.ABNF.OPCODE_TEXT
         try:
-            self._ws.sock.settimeout(self._frame_timeout)
+            self._ws.sock.settimeout(self._frame_timeout)  # type: ignore[union-attr]  # closed: None, caught below
             self._ws.send(payload, opcode)
         except (OSError, websocket.WebSocketException, AttributeError) as e:
             self._drop()
@@ -158,7 +158,7 @@ class WebSocketConnection:
                 return None
             try:
                 # Once a frame has started, read it whole (see the module doc).
-                self._ws.sock.settimeout(self._frame_timeout)
+                self._ws.sock.settimeout(self._frame_timeout)  # type: ignore[union-attr]  # closed: None, caught
                 opcode, frame = self._ws.recv_data_frame(True)
             except (OSError, websocket.WebSocketException) as e:
                 self._drop()
@@ -201,7 +201,7 @@ class WebSocketConnection:
         return bool(ready)
 
     def _quickack(self) -> None:
-        if not self._quickack_on or self._ws.sock is None:
+        if not self._quickack_on or self._ws.sock is None or _TCP_QUICKACK is None:
             return
         try:
             self._ws.sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.cookiejar import Cookie
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
@@ -153,7 +153,8 @@ class JupyterHTTP:
     # -- cookies --------------------------------------------------------------------
     def xsrf_cookie(self) -> str | None:
         """The ``_xsrf`` cookie that applies to the base URL (by host and path), if any."""
-        cookie = cookie_for(self.session.cookies, "_xsrf", self.base_url + "/")
+        # A CookieJar iterates its cookies (the MutableMapping in requests' typing says names).
+        cookie = cookie_for(cast(Iterable[Cookie], self.session.cookies), "_xsrf", self.base_url + "/")
         return cookie.value if cookie is not None else None
 
     def ensure_xsrf(self) -> str | None:

@@ -174,7 +174,7 @@ class JupyterClient:
                 return KernelChoice(default, "The notebook names no kernel; using the server's default")
             raise KernelSpecNotFound(f"The notebook names no kernel and the target has no default (available: {available})")
         found = exact_or_arn(wanted)
-        if found == wanted:
+        if found is not None and found == wanted:
             return KernelChoice(found)
         if found:
             return KernelChoice(found, f"Kernel {wanted!r} not found; using {found!r} (same image in this region)")

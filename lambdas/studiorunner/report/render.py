@@ -59,7 +59,10 @@ def render_to_store(store: NotebookStore, request: PageRequest) -> int:
 
 
 def in_process(store: Callable[[], NotebookStore]) -> PageRenderer:
-    return lambda request: render_to_store(store(), request) and None
+    def render(request: PageRequest) -> None:
+        render_to_store(store(), request)
+
+    return render
 
 
 def from_lambda(function_name: str, lambda_client: Any) -> PageRenderer:

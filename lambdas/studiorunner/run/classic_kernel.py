@@ -13,7 +13,7 @@ from studiorunner.errors import JupyterHTTPError, TargetFailed
 from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import KERNEL_POST_TIMEOUT_SECONDS
-from studiorunner.run.state import KernelProgress
+from studiorunner.run.state import KernelProgress, present
 
 
 def start_kernel(jupyter: JupyterClient, kernel: KernelProgress, ctx: StepContext) -> dict[str, Any] | str:
@@ -21,7 +21,7 @@ def start_kernel(jupyter: JupyterClient, kernel: KernelProgress, ctx: StepContex
     _start_classic_kernel(jupyter, kernel, ctx)
     if not kernel.id:
         return "waiting for the KernelGateway app"
-    session = jupyter.create_session(kernel.session_path, kernel_id=kernel.id)
+    session = jupyter.create_session(present(kernel.session_path, "kernel.session_path"), kernel_id=kernel.id)
     if not kernel.app_name:  # Studio names the kernel's app in its sessions (A8)
         kernel.app_name = (session.get("kernel") or {}).get("app_name") or jupyter.kernel_app_name(kernel.id)
         kernel.app_created = bool(kernel.app_name) and kernel.app_name not in (kernel.apps_before or [])
@@ -34,8 +34,8 @@ def _classic_instance_type(jupyter: JupyterClient, ctx: StepContext) -> str:
     Studio Classic is retired (REAL-STUDIO A7): a kernel for an instance type without a
     running KernelGateway app would need a new app, which AWS no longer creates.
     """
-    running = {a.get("instance_type"): a.get("app_name") for a in jupyter.list_studio_apps()
-               if a.get("status", "InService") == "InService" and a.get("instance_type")}
+    running: dict[str, Any] = {a["instance_type"]: a.get("app_name") for a in jupyter.list_studio_apps()
+                               if a.get("status", "InService") == "InService" and a.get("instance_type")}
     wanted = ctx.spec.instance_type
     if wanted and wanted in running:
         return wanted
@@ -73,7 +73,7 @@ def _start_classic_kernel(jupyter: JupyterClient, kernel: KernelProgress, ctx: S
         instance_type = _classic_instance_type(jupyter, ctx)
         kernel.posted = True
         try:
-            model = jupyter.create_kernel(kernel.name, instance_type=instance_type,
+            model = jupyter.create_kernel(present(kernel.name, "kernel.name"), instance_type=instance_type,
                                           timeout=KERNEL_POST_TIMEOUT_SECONDS)
         except JupyterHTTPError as exc:
             if exc.facts.get("timeout"):

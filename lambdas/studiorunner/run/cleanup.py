@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -135,11 +136,13 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
     try:
         jupyter = JupyterClient(login_patiently(target, login_seconds))
     except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "facts", {}).get("gone"):  # the app stopped (idle shutdown): its kernels went with it
-            report.kept.append(f"nothing to remove in the target's Jupyter server (its app is {exc.facts.get('status')})")
+        facts = getattr(exc, "facts", {})
+        if facts.get("gone"):  # the app stopped (idle shutdown): its kernels went with it
+            report.kept.append(f"nothing to remove in the target's Jupyter server (its app is {facts.get('status')})")
         elif kernel.started_anything:
             report.problems.append(f"could not log in to remove the kernel: {describe(exc)}")
     if jupyter is not None:
+        client: JupyterClient = jupyter  # for the lambdas below
         if not output_exists and kernel.path:
             # RunCells writes the notebook into the tree when S3 refuses it (OutputUnwritable):
             # that copy, if it is this run's, has the counts the failed step could not return.
@@ -151,10 +154,11 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
                 report.actions.append(f"wrote the executed notebook to {path} on the target")
             except Exception as exc:  # noqa: BLE001 — a failed write-back is not a cleanup failure
                 report.write_back_problem = f"could not write the executed notebook back to {path}: {describe(exc)}"
-        for session_id in report.attempt("list the run's sessions", lambda: _own_sessions(jupyter, state)) or []:
-            if report.attempt("delete the run's session", lambda sid=session_id: jupyter.delete_session(sid)):
+        for session_id in report.attempt("list the run's sessions", lambda: _own_sessions(client, state)) or []:
+            if report.attempt("delete the run's session", functools.partial(client.delete_session, session_id)):
                 report.actions.append("deleted session and its kernel")
-        if kernel.id and report.attempt("shut down the run's kernel", lambda: jupyter.delete_kernel(kernel.id)):
+        kernel_id = kernel.id
+        if kernel_id and report.attempt("shut down the run's kernel", lambda: client.delete_kernel(kernel_id)):
             report.actions.append("shut down kernel")
         if kernel.journal:  # the run's own file (execution/journal.py), once its kernel is gone
 
@@ -268,7 +272,8 @@ def cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
         return _cleanup(raw_state, services)
     except Exception as exc:  # noqa: BLE001
         log.error("cleanup could not finish: %s", describe(exc))
-        run = raw_state.get("run") if isinstance(raw_state.get("run"), dict) else {}
+        raw_run = raw_state.get("run")
+        run: dict[str, Any] = raw_run if isinstance(raw_run, dict) else {}
         error_name, message = error_message(raw_state.get("error"))
         note = f"cleanup could not finish ({describe(exc)}): something this run started may still be running"
         message = f"{message} ({note})" if error_name else f"The run's cleanup failed: {note}"
@@ -306,7 +311,7 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     if report.tree_notebook is not None:
         executed, failed = max((executed, failed), _counts(report.tree_notebook))
 
-    result = {
+    result: dict[str, Any] = {
         "run_id": run.run_id if run else None,
         "status": "FAILED" if error_name else "SUCCEEDED",
         "target": run.target if run else None,

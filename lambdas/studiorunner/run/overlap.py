@@ -88,7 +88,8 @@ def earlier_running(stepfunctions: Any, *, execution_arn: str, started: datetime
 def check_overlap(state: dict[str, Any], *, execution_arn: str, started: Any, stepfunctions: Any,
                   now: datetime | None = None) -> dict[str, Any]:
     """CheckOverlap: ``run``, ``skip`` or ``wait`` (with ``wait_seconds``); the new ``$.overlap``."""
-    payload = state.get("payload") if isinstance(state.get("payload"), dict) else {}
+    raw_payload = state.get("payload")
+    payload: dict[str, Any] = raw_payload if isinstance(raw_payload, dict) else {}
     schedule = payload.get("schedule")
     now = now or datetime.now(UTC)
     if not isinstance(schedule, dict) or not isinstance(schedule.get("name"), str):
@@ -99,7 +100,8 @@ def check_overlap(state: dict[str, Any], *, execution_arn: str, started: Any, st
         return OverlapState(decision="run", schedule=name, policy=str(policy)).to_dict()
     began = _as_datetime(started) or now
     previous = earlier_running(stepfunctions, execution_arn=execution_arn, started=began, schedule=name)
-    before = state.get("overlap") if isinstance(state.get("overlap"), dict) else {}
+    raw_before = state.get("overlap")
+    before: dict[str, Any] = raw_before if isinstance(raw_before, dict) else {}
     attempt = int(before.get("attempt", -1)) + 1
     result = OverlapState(decision="run", schedule=name, policy=policy, previous=previous, attempt=attempt,
                           waiting_since=before.get("waiting_since"))
@@ -114,7 +116,8 @@ def check_overlap(state: dict[str, Any], *, execution_arn: str, started: Any, st
         return result.to_dict()
     result.waiting_since = result.waiting_since or now.isoformat()
     waited = (now - (_as_datetime(result.waiting_since) or now)).total_seconds()
-    timeouts = payload.get("timeouts") if isinstance(payload.get("timeouts"), dict) else {}
+    raw_timeouts = payload.get("timeouts")
+    timeouts: dict[str, Any] = raw_timeouts if isinstance(raw_timeouts, dict) else {}
     limit = timeouts.get("queue_seconds")
     if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0 and waited > limit:
         # timeouts.queue_seconds bounds a queue, this one too: give way rather than pile up.

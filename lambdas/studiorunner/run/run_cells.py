@@ -19,6 +19,7 @@ from studiorunner.jupyter.connection import KernelChannel
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
+from studiorunner.run.state import present
 from studiorunner.store import ThrottledSaver
 
 #: on_cell_start(index, cell) / on_cell_end(index, cell, status): called once the cell is marked.
@@ -40,10 +41,14 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     target = ctx.target()
     jupyter = JupyterClient(target.login())
     store = services.notebooks()
-    nb = store.read(run.output_uri)
+    # What StartKernel left in the state before RunCells could run.
+    output_uri = present(run.output_uri, "run.output_uri")
+    kernel_id = present(kernel.id, "kernel.id")
+    client_session = present(kernel.client_session_id, "kernel.client_session_id")
+    nb = store.read(output_uri)
     # When S3 refuses the notebook to the end (the bucket deleted mid-run…), it goes into the
     # target's tree where write_back would put it, and OutputUnwritable says so.
-    saver = ThrottledSaver(store, run.output_uri, fallback=lambda done: _write_to_tree(jupyter, kernel.path, done))
+    saver = ThrottledSaver(store, output_uri, fallback=lambda done: _write_to_tree(jupyter, kernel.path, done))
     deadline = time.monotonic() + ctx.budget(remaining_seconds)
 
     def on_start(index: int, cell: NotebookNode) -> None:
@@ -63,13 +68,13 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
 
     def kernel_state() -> str:
         try:
-            return jupyter.kernel_state(kernel.id)
+            return jupyter.kernel_state(kernel_id)
         except JupyterHTTPError:
             if target.lost_error() is not None:
                 return "missing"  # gone with its app (idle shutdown): TargetFailed below says so
             raise
 
-    ws = jupyter.channels(kernel.id, kernel.client_session_id)
+    ws = jupyter.channels(kernel_id, client_session)
     try:
         try:
             channel = KernelChannel.open(ws.url, headers=ws.headers)
@@ -77,7 +82,7 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             lost = target.lost_error()  # the app stopped under the run (idle shutdown)?
             if lost is not None:
                 raise lost from None
-            state_now = jupyter.kernel_state(kernel.id)
+            state_now = jupyter.kernel_state(kernel_id)
             if state_now not in DEAD_STATES:
                 raise
             # The kernel died between two invocations: the cell it was running says so.
@@ -87,9 +92,9 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
             raise KernelDied(f"Kernel {kernel.name!r} is gone", kernel=kernel.name, kernel_state=state_now,
                              cell_index=index) from exc
         executor = CellExecutor(
-            channel, nb, session=kernel.client_session_id,
+            channel, nb, session=client_session,
             kernel=KernelControl(
-                interrupt=lambda: jupyter.interrupt_kernel(kernel.id),
+                interrupt=lambda: jupyter.interrupt_kernel(kernel_id),
                 state=kernel_state,
                 # A dropped socket is reopened with the same session_id, so jupyter_server replays
                 # what it buffered; where it does not (a proxy dropped the session_id, another
@@ -105,20 +110,20 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
         finally:
             channel.close()
     except StudioRunnerError as caught:
-        exc = caught
-        if isinstance(exc, (KernelDied, JupyterHTTPError)):
-            exc = target.lost_error() or exc  # the app stopped under the run (idle shutdown)?
-        _record_failure(nb, exc)
+        error: StudioRunnerError = caught
+        if isinstance(error, (KernelDied, JupyterHTTPError)):
+            error = target.lost_error() or error  # the app stopped under the run (idle shutdown)?
+        _record_failure(nb, error)
         try:
             saver.flush(nb)
         except OutputUnwritable as unwritable:  # the run's first error stays its error
-            exc.message = f"{exc.message} ({unwritable.message})"
-            exc.facts["written_to"] = unwritable.facts.get("written_to")
+            error.message = f"{error.message} ({unwritable.message})"
+            error.facts["written_to"] = unwritable.facts.get("written_to")
         # Where the executed notebook is, as a fact: Cleanup's cause names it (from the run record).
-        exc.facts.setdefault("output_notebook", run.output_uri)
-        if exc is caught:
+        error.facts.setdefault("output_notebook", run.output_uri)
+        if error is caught:
             raise
-        raise exc from None
+        raise error from None
     if cursor.done:
         nbtools.finish_run(nb, "succeeded", datetime.now(UTC), None)
     saver.flush(nb)

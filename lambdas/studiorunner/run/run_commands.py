@@ -10,9 +10,9 @@ from studiorunner.errors import StudioRunnerError
 from studiorunner.jupyter.connection import TerminalChannel
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
-from studiorunner.run.state import CommandsReport
+from studiorunner.run.state import CommandsReport, present
+from studiorunner.terminal.commands import CommandResult, summary
 from studiorunner.terminal.commands import run_commands as run_in_terminal
-from studiorunner.terminal.commands import summary
 from studiorunner.terminal.session import TerminalSession
 
 
@@ -28,9 +28,9 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
     http = ctx.target().login()
     budget = ctx.budget(remaining_seconds)
     timeout = min(spec.timeouts.command_seconds or budget, budget)
-    log_uri = ctx.run.commands_log_uri
+    log_uri = present(ctx.run.commands_log_uri, "run.commands_log_uri")
     summary_uri = log_uri.rsplit("/", 1)[0] + "/commands.json"
-    log_text, results = io.StringIO(), []
+    log_text, results = io.StringIO(), list[CommandResult]()
 
     def open_channel(path: str) -> TerminalChannel:
         ws = http.websocket(path)

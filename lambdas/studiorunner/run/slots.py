@@ -60,7 +60,7 @@ def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: st
     target: TargetConfig = services.config.target(run.target)
     limit = target.max_concurrent_runs
     table = services.slot_table() if limit else None
-    if table is None:
+    if table is None or limit is None:
         return SlotState(status="unlimited", owner=execution_arn).to_dict()
     now = services.clock()
     previous = SlotState.from_dict(state.get("slot"))

@@ -27,7 +27,7 @@ from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.parameters import inject_parameters
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import KERNEL_PROBE_SECONDS, UPLOAD_DIR, Services
-from studiorunner.run.state import KernelProgress
+from studiorunner.run.state import KernelProgress, present
 from studiorunner.translators import notebook_language
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,9 @@ def _load_source(ctx: StepContext, jupyter: JupyterClient):
     spec = ctx.spec
     if spec.notebook:
         return jupyter.read_notebook(spec.notebook), spec.notebook
-    nb = ctx.services.notebooks().read(spec.notebook_s3)
-    path = f"{UPLOAD_DIR}/{ctx.run.run_id}/{spec.notebook_s3.rsplit('/', 1)[-1]}"
+    source = present(spec.notebook_s3, "run.spec.notebook_s3")  # Prepare: one of notebook, notebook_s3
+    nb = ctx.services.notebooks().read(source)
+    path = f"{UPLOAD_DIR}/{ctx.run.run_id}/{source.rsplit('/', 1)[-1]}"
     jupyter.write_notebook(path, nb)
     return nb, path
 
@@ -58,6 +59,7 @@ def _load_source(ctx: StepContext, jupyter: JupyterClient):
 def _prepare_notebook(ctx: StepContext, jupyter: JupyterClient, kernel: KernelProgress) -> None:
     """Load the notebook, choose its kernel, inject parameters and save the pending output."""
     run, spec = ctx.run, ctx.spec
+    output_uri = present(run.output_uri, "run.output_uri")
     nb, path = _load_source(ctx, jupyter)
     choice = jupyter.choose_kernel(spec.kernel_name, nb.metadata.get("kernelspec"))
     warnings = [choice.warning] if choice.warning else []
@@ -67,15 +69,15 @@ def _prepare_notebook(ctx: StepContext, jupyter: JupyterClient, kernel: KernelPr
         warnings += inject_parameters(nb, spec.parameters, kernel_name=spec.kernel_name,
                                       language=notebook_language(nb.metadata) or choice.language)
     nbtools.prepare_for_run(
-        nb, run_id=run.run_id, input_path=spec.notebook or spec.notebook_s3,
-        output_uri=run.output_uri, parameters=spec.parameters, kernel_name=choice.name,
+        nb, run_id=run.run_id, input_path=spec.notebook or spec.notebook_s3 or "",
+        output_uri=output_uri, parameters=spec.parameters, kernel_name=choice.name,
     )
     if warnings:
         noted = nb.metadata.setdefault("studio_runner", {}).setdefault("warnings", [])
         noted.extend(w for w in warnings if w not in noted)
         for warning in warnings:
             log.warning(warning)
-    ctx.services.notebooks().write(run.output_uri, nb)
+    ctx.services.notebooks().write(output_uri, nb)
     kernel.name, kernel.path, kernel.warnings = choice.name, path, _bounded(warnings)
     kernel.cells_total = len(nbtools.code_cells_to_run(nb))
     kernel.session_path = run_session_path(path, run.run_id, spec.cwd)
@@ -102,7 +104,7 @@ KernelStart = Callable[[JupyterClient, KernelProgress, StepContext], "dict[str, 
 
 def start_in_session(jupyter: JupyterClient, kernel: KernelProgress, ctx: StepContext) -> dict[str, Any] | str:
     """The ordinary way: one ``POST api/sessions`` on the run's own session path starts its kernel."""
-    return jupyter.create_session(kernel.session_path, kernel_name=kernel.name)
+    return jupyter.create_session(present(kernel.session_path, "kernel.session_path"), kernel_name=kernel.name)
 
 
 def kernel_start(target_type: str) -> KernelStart:

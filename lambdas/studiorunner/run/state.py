@@ -29,9 +29,17 @@ from studiorunner.targets import TargetProgress
 from studiorunner.targets.base import Progress
 
 __all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "SlotState", "TargetProgress",
-           "known_fields"]
+           "known_fields", "present"]
 
 T = TypeVar("T")
+
+
+def present(value: T | None, what: str) -> T:
+    """``value``, which the state machine's order guarantees is set (Prepare gives a run with a
+    notebook its ``output_uri`` before StartKernel runs); ValueError naming it when it is not."""
+    if value is None:
+        raise ValueError(f"the state has no {what}: a step ran out of the state machine's order")
+    return value
 
 
 def known_fields(cls: type[T], raw: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -32,9 +32,12 @@ def handler(event: dict, context: LambdaContext) -> dict:
     before = (event.get("cursor") or {}).get("cells_executed", 0)
     # runs/<run id>/progress.json: what `studio-runner watch` polls instead of the notebook.
     progress = reporter_for(event, services().notebooks(), on_cell_finished=_log_cell)
-    hooks = {"on_cell_start": progress.cell_started, "on_cell_end": progress.cell_finished} if progress else {}
     try:
-        cursor = run_cells(event, services(), remaining_seconds=_remaining_seconds(context), **hooks)
+        if progress:
+            cursor = run_cells(event, services(), remaining_seconds=_remaining_seconds(context),
+                               on_cell_start=progress.cell_started, on_cell_end=progress.cell_finished)
+        else:
+            cursor = run_cells(event, services(), remaining_seconds=_remaining_seconds(context))
     except Exception as exc:
         if progress:  # always finished: its refresh timer must not outlive the invocation
             message = exc.message if isinstance(exc, StudioRunnerError) else None

@@ -55,12 +55,13 @@ class JupyterTarget(Target):
         A server that cannot be reached (refused connection, DNS failure, a 502/503/504) is
         ``JupyterUnavailable``, which the state machine retries; one that answers and refuses
         the token (401/403), or answers something that is not Jupyter, is ``LoginFailed``."""
-        http = JupyterHTTP(self.config.url, new_session(), token=self._token())
+        url = self.config.url or ""  # the jupyter kind requires it (config.TargetConfig.from_dict)
+        http = JupyterHTTP(url, new_session(), token=self._token())
         try:
             http.get("api/status", retry_seconds=LOGIN_RETRY_SECONDS)
         except JupyterUnavailable as exc:  # its message names path and status only, never the token
             raise JupyterUnavailable(
-                f"Target {self.config.name!r}: the Jupyter server at {safe_url(self.config.url)} "
+                f"Target {self.config.name!r}: the Jupyter server at {safe_url(url)} "
                 f"could not be reached: {exc}",
                 target=self.config.name, status=exc.facts.get("status"), path="api/status") from None
         except JupyterHTTPError as exc:

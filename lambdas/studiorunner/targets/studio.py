@@ -47,7 +47,7 @@ class _StudioAppTarget(Target):
     base_path: str
 
     @abstractmethod
-    def _app_ids(self) -> dict[str, str]:
+    def _app_ids(self) -> dict[str, Any]:
         """DomainId plus SpaceName or UserProfileName."""
 
     def _label(self) -> str:
@@ -69,7 +69,7 @@ class _StudioAppTarget(Target):
         if status == "InService":
             return self._ready_or_pending(progress, status, now=now, start_seconds=start_seconds)
         if status == "Failed" and progress.created:
-            reason = app.get("FailureReason") or "no reason given"
+            reason = (app or {}).get("FailureReason") or "no reason given"
             raise TargetFailed(
                 f"The {self.app_type} app of target {self.config.name!r} failed to start: {reason}",
                 target=self.config.name, reason=reason,
@@ -112,7 +112,7 @@ class _StudioAppTarget(Target):
         kwargs.update(self._landing())
         return self.sagemaker.create_presigned_domain_url(**kwargs)["AuthorizedUrl"]
 
-    def _landing(self) -> dict[str, str]:
+    def _landing(self) -> dict[str, Any]:
         return {}
 
     def login(self) -> JupyterHTTP:
@@ -161,10 +161,10 @@ class StudioSpaceTarget(_StudioAppTarget):
     app_type = "JupyterLab"
     base_path = "/jupyterlab/default"
 
-    def _app_ids(self) -> dict[str, str]:
+    def _app_ids(self) -> dict[str, Any]:
         return {"DomainId": self.config.domain_id, "SpaceName": self.config.space_name}
 
-    def _landing(self) -> dict[str, str]:
+    def _landing(self) -> dict[str, Any]:
         return {"SpaceName": self.config.space_name}  # the space's own host (L1)
 
     def _instance_type(self) -> tuple[str | None, str]:
@@ -219,10 +219,10 @@ class StudioClassicTarget(_StudioAppTarget):
     app_type = "JupyterServer"
     base_path = "/jupyter/default"
 
-    def _app_ids(self) -> dict[str, str]:
+    def _app_ids(self) -> dict[str, Any]:
         return {"DomainId": self.config.domain_id, "UserProfileName": self.config.user_profile}
 
-    def _landing(self) -> dict[str, str]:
+    def _landing(self) -> dict[str, Any]:
         return {"LandingUri": "app:JupyterServer:"}  # Classic's /jupyter/default, not the Studio UI (L7)
 
     def _create(self, progress: TargetProgress, status: str, *, now: float, start_seconds: float) -> TargetProgress:

@@ -91,15 +91,15 @@ class OutputCleaner:
         if self._col == len(self._line) and not _SPECIAL.search(text):
             head, newline, last = text.rpartition("\n")
             if newline:
-                out = self._line + head + "\n"
+                fast = self._line + head + "\n"
                 self._line = last
             else:
-                out = ""
+                fast = ""
                 self._line += last
             self._col = len(self._line)
             if len(self._line) > MAX_LINE:
-                out, self._line, self._col = out + self._line, "", 0
-            return out
+                fast, self._line, self._col = fast + self._line, "", 0
+            return fast
         out: list[str] = []
         pos = 0
         for match in _TOKEN.finditer(text):
