@@ -158,6 +158,12 @@ def message(record: RunRecord) -> Message:
 
 # -- the record, from what the run left -----------------------------------------------------
 
+def _part(raw: Any, key: str) -> Mapping[str, Any]:
+    """``raw[key]`` when both are mappings (a part of a state or an execution), else empty."""
+    value = raw.get(key) if isinstance(raw, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
 def failing_cell_facts(nb: Mapping[str, Any] | None) -> dict[str, Any]:
     """From the executed notebook: its run record's counts and error, the failing cell's label
     and its error output's traceback tail."""
@@ -165,7 +171,7 @@ def failing_cell_facts(nb: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     meta = (nb.get("metadata") or {}).get("studio_runner") or {}
     facts: dict[str, Any] = {key: meta.get(key) for key in ("cells_total", "cells_executed") if meta.get(key) is not None}
-    error = meta.get("error") if isinstance(meta.get("error"), Mapping) else {}
+    error = _part(meta, "error")
     for cell in nb.get("cells") or []:
         if ((cell.get("metadata") or {}).get("papermill") or {}).get("status") != "failed":
             continue
@@ -190,14 +196,14 @@ def record_from(*, execution: Mapping[str, Any], state: Mapping[str, Any] | None
     ``output`` parsed), the last state its steps handed on (``aborted.state_from_history``) and
     the executed notebook."""
     state = state or {}
-    payload = execution.get("input") if isinstance(execution.get("input"), Mapping) else {}
-    payload = payload.get("payload", payload) if isinstance(payload, Mapping) else {}
-    output = execution.get("output") if isinstance(execution.get("output"), Mapping) else {}
-    outcome = state.get("outcome") if isinstance(state.get("outcome"), Mapping) else {}
-    result = output or (outcome.get("result") if isinstance(outcome.get("result"), Mapping) else {}) or {}
-    run = state.get("run") if isinstance(state.get("run"), Mapping) else {}
-    spec = run.get("spec") if isinstance(run.get("spec"), Mapping) else {}
-    schedule = payload.get("schedule") if isinstance(payload.get("schedule"), Mapping) else {}
+    payload = _part(execution, "input")
+    payload = payload.get("payload", payload) if isinstance(payload.get("payload", payload), Mapping) else {}
+    output = _part(execution, "output")
+    outcome = _part(state, "outcome")
+    result = output or (_part(outcome, "result")) or {}
+    run = _part(state, "run")
+    spec = _part(run, "spec")
+    schedule = _part(payload, "schedule")
     status = str(execution.get("status") or "UNKNOWN")
     if status == "SUCCEEDED" and result.get("status") == "SKIPPED":
         status = "SKIPPED"

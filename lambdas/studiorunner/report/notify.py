@@ -46,8 +46,10 @@ def run_message(execution_arn: str, *, stepfunctions: Any, store: NotebookStore,
         log.warning("could not read the execution's history: %s", type(exc).__name__)
         state = {}
     output = execution["output"] if isinstance(execution["output"], dict) else {}
-    outcome = state.get("outcome") if isinstance(state.get("outcome"), dict) else {}
-    run = state.get("run") if isinstance(state.get("run"), dict) else {}
+    raw_outcome = state.get("outcome")
+    outcome: dict[str, Any] = raw_outcome if isinstance(raw_outcome, dict) else {}
+    raw_run = state.get("run")
+    run: dict[str, Any] = raw_run if isinstance(raw_run, dict) else {}
     uri = output.get("output_notebook") or (outcome.get("result") or {}).get("output_notebook") or run.get("output_uri")
     notebook = None
     if uri:
