@@ -140,3 +140,21 @@ def test_cli_runs_an_r_notebook_with_papermill_style_parameters(tmp_path: Path) 
     nb = nbformat.read(out, as_version=4)
     assert stream_text(nb.cells[2]) == "us 42 TRUE"
     assert json.loads(json.dumps(nb.metadata.papermill.parameters)) == {"region": "us", "count": 41, "my.flag": True}
+
+
+@_needs("bash")
+def test_a_notebook_that_names_no_language_gets_its_kernelspecs_translator(env: Env) -> None:
+    """Only ``kernelspec.name`` in the notebook (nbformat requires no language): the language is the
+    server's kernelspec's (papermill would refuse: no language found), so bash gets ``x=1``, not ``x = 1``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "bash", "display_name": "Bash"}
+    nb.cells = [nbformat.v4.new_code_cell("GREETING=hi"), nbformat.v4.new_code_cell('echo "$GREETING"')]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, env.root / "nolang.ipynb")
+
+    execution = env.run({"notebook": "nolang.ipynb", "parameters": {"GREETING": "hello"}})
+
+    assert execution.succeeded, (execution.error, execution.cause)
+    out = env.output(execution)
+    assert out.cells[1].source == "# Parameters\nGREETING=hello\n"
+    assert stream_text(out.cells[2]).strip() == "hello"
