@@ -73,35 +73,28 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _output_text(output: dict[str, Any]) -> str:
+    """An output's text as a person reads it: a stream's text, ``ename: evalue``, or text/plain
+    (each non-stream output ends its line)."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        text = output.get("text", "")
+        return "".join(text) if isinstance(text, list) else str(text)
+    if kind == "error":
+        return f"{output.get('ename', '')}: {output.get('evalue', '')}\n"
+    text = (output.get("data") or {}).get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return text + "\n" if text else ""
+
+
 def last_lines(cell: NotebookNode | dict[str, Any], limit: int = LAST_LINES) -> list[str]:
     """The last ``limit`` lines of text a cell printed (streams, text/plain, errors), newest last."""
     lines: list[str] = []
     for output in reversed(cell.get("outputs") or []):
-        kind = output.get("output_type")
-        if kind == "stream":
-            text = output.get("text", "")
-        elif kind == "error":
-            text = f"{output.get('ename', '')}: {output.get('evalue', '')}"
-        else:
-            text = (output.get("data") or {}).get("text/plain", "")
-        if isinstance(text, list):
-            text = "".join(text)
-        lines[:0] = [line[:_LINE_CHARS] for line in str(text).splitlines() if line.strip()]
+        lines[:0] = [line[:_LINE_CHARS] for line in _output_text(output).splitlines() if line.strip()]
         if len(lines) >= limit:
             break
     return lines[-limit:]
-
-
-def _output_text(output: dict[str, Any]) -> str:
-    kind = output.get("output_type")
-    if kind == "stream":
-        text = output.get("text", "")
-    elif kind == "error":
-        text = f"{output.get('ename', '')}: {output.get('evalue', '')}\n"
-    else:
-        text = (output.get("data") or {}).get("text/plain", "")
-        text = ("".join(text) if isinstance(text, list) else str(text)) + "\n" if text else ""
-    return "".join(text) if isinstance(text, list) else str(text)
 
 
 class _CellLog:
