@@ -124,3 +124,22 @@ def test_a_slot_held_by_an_execution_no_longer_running_is_reclaimed(local_env):
     nxt = env.run({"notebook": write_notebook(env.root, "next.ipynb", "1")}, timeout=60)
     assert nxt.succeeded, (nxt.error, nxt.cause)
     assert _slot_item(env) == {"running": 0, "holders": []}
+
+
+def test_runs_waiting_for_a_slot_keep_the_app_one_start_for_six_runs(local_env) -> None:
+    # Issue 21.1: the last run out of a wave must not stop the app while the next runs wait
+    # for a slot on the same target: an app start costs minutes (10-30 outside the warm pool).
+    env = local_env("studio-space", app_initially="absent", faults={"app_start_seconds": 3.0},
+                    max_concurrent_runs=2)
+    paths = [write_notebook(env.root, f"wave-{i}.ipynb", "import time; time.sleep(1)", f"print({i})")
+             for i in range(6)]
+    arns = [env.stack.start({"notebook": path}) for path in paths]
+    executions = [env.stack.wait(arn, timeout=300) for arn in arns]
+
+    assert all(e.succeeded for e in executions), [(e.error, e.cause) for e in executions]
+    starts = [a for a in env.standin.state()["apps"] if a["app_type"] == "JupyterLab"]
+    assert len(starts) == 1, starts  # one app start for the six runs
+    assert _wait_for(lambda: env.running()["apps"] == [], timeout=30)  # the last of them stopped it
+    deleted = [e for e in executions if any("deleted JupyterLab app" in a for a in e.output["cleanup"]["actions"])]
+    assert len(deleted) == 1, [e.output["cleanup"] for e in executions]
+    assert_nothing_running(env)

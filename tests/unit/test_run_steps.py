@@ -123,7 +123,8 @@ class FakeTarget(Target):
             raise LoginFailed("the presigned URL was refused", target=self.config.name)
         return self.jupyter
 
-    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
+    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0,
+                other_runs: int = 0) -> ReleaseReport:
         self.released.append((progress.created, policy, other_kernels))
         if progress.created and policy != "never" and not other_kernels:
             return ReleaseReport(actions=["deleted the app"])

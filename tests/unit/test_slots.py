@@ -192,3 +192,31 @@ def test_holders_are_checked_on_the_first_attempt_and_then_every_few(aws):
         assert state["slot"]["status"] == "waiting"
     state = acquire(state, services(clock), me)
     assert state["slot"]["status"] == "acquired" and state["slot"]["attempt"] == RECLAIM_EVERY
+
+
+def test_runs_waiting_for_a_slot_count_as_users_of_the_app_until_they_take_one_or_go(aws):
+    from studiorunner.run.slots import WAITER_FRESH_SECONDS, others_using
+
+    sfn, machine = aws
+    clock = Clock()
+    svc = services(clock)
+    a, b, c = (running_execution(sfn, machine) for _ in range(3))
+    state_a = acquire(run_for(), svc, a)
+    state_b = acquire(run_for(), svc, b)  # waits (one slot on a space)
+    assert state_b["slot"]["status"] == "waiting"
+
+    assert others_using("space", a, svc) == (0, 1)  # A's cleanup: B will use the app next
+
+    release_slot(state_a, svc)
+    state_b = acquire(state_b, svc, b)  # B takes the slot: a holder now, no longer a waiter
+    assert state_b["slot"]["status"] == "acquired"
+    assert others_using("space", a, svc) == (1, 0)
+    assert others_using("space", b, svc) == (0, 0)  # B is the last run out
+
+    state_c = acquire(run_for(), svc, c)  # C waits, then vanishes without a word (aborted)
+    assert others_using("space", b, svc) == (0, 1)
+    clock.now += WAITER_FRESH_SECONDS + 1
+    assert others_using("space", b, svc) == (0, 0)
+
+    release_slot(state_c, svc)  # a waiting run's cleanup forgets it at once
+    assert SlotTable(TABLE).waiters("space") == {}

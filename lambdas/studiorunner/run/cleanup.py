@@ -21,7 +21,7 @@ from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.recovery import next_attempt
 from studiorunner.run.services import UPLOAD_DIR, Services
-from studiorunner.run.slots import release_slot
+from studiorunner.run.slots import others_using, release_slot
 from studiorunner.run.start_kernel import SESSION_MARKER
 from studiorunner.run.state import RunState
 from studiorunner.targets import ReleaseReport, Target
@@ -191,8 +191,12 @@ def release_resources(state: RunState, services: Services, *, output_exists: boo
         # Kernels could not be counted: never stop an app another run started (its kernel may be on it).
         report.kept.append("the target's app (not started by this run)")
         return report
+    # Runs holding or waiting for a slot on the target will use its app next: the last run
+    # out is the last of them (issue 21.1), not only the last with a kernel on it.
+    holding, waiting = others_using(run.target, state.slot.owner if state.slot else None, services) \
+        if spec.cleanup_app == "if_created" else (0, 0)
     released = report.attempt("stop the target's app", lambda: target.release(
-        progress, spec.cleanup_app, other_kernels=other_kernels))
+        progress, spec.cleanup_app, other_kernels=other_kernels, other_runs=holding + waiting))
     if released is not None:
         report.add(released)
     return report

@@ -14,6 +14,9 @@ log = logging.getLogger(__name__)
 KEY = "target"  # the table's partition key: the target's name
 RUNNING = "running"  # how many runs hold a slot
 _NOT_HOLDERS = {KEY, RUNNING}
+WAITERS_SUFFIX = "#waiting"  # the waiters' item: f"{target}{WAITERS_SUFFIX}"
+#: In the waiters' item, a holder in its cleanup (see ``slots.others_using``).
+LEAVING_PREFIX = "leaving:"
 
 
 class SlotTable:
@@ -60,6 +63,35 @@ class SlotTable:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+
+    def note_waiting(self, target: str, owner: str, now: float) -> None:
+        """Record that ``owner`` waits for a slot on ``target`` (as of ``now``)."""
+        self._set_in_waiters(target, owner, now)
+
+    def note_leaving(self, target: str, owner: str, now: float) -> None:
+        """Record that ``owner``, a holder, is in its cleanup (it counts as gone for the others)."""
+        self._set_in_waiters(target, LEAVING_PREFIX + owner, now)
+
+    def _set_in_waiters(self, target: str, name: str, now: float) -> None:
+        self.dynamodb.update_item(
+            TableName=self.table_name, Key={KEY: {"S": target + WAITERS_SUFFIX}},
+            UpdateExpression="SET #name = :now", ExpressionAttributeNames={"#name": name},
+            ExpressionAttributeValues={":now": {"N": repr(float(now))}})
+
+    def forget_waiting(self, target: str, owner: str) -> None:
+        """``owner`` waits (or leaves) no more: it took a slot, or it ended."""
+        self.dynamodb.update_item(
+            TableName=self.table_name, Key={KEY: {"S": target + WAITERS_SUFFIX}},
+            UpdateExpression="REMOVE #owner, #leaving",
+            ExpressionAttributeNames={"#owner": owner, "#leaving": LEAVING_PREFIX + owner})
+
+    def waiters(self, target: str) -> tuple[dict[str, float], set[str]]:
+        """(execution ARN → when it last asked for a slot on ``target``, holders in their cleanup)."""
+        item = self.dynamodb.get_item(TableName=self.table_name, Key={KEY: {"S": target + WAITERS_SUFFIX}},
+                                      ConsistentRead=True).get("Item") or {}
+        waiting = {name: float(value["N"]) for name, value in item.items()
+                   if name != KEY and not name.startswith(LEAVING_PREFIX)}
+        return waiting, {name[len(LEAVING_PREFIX):] for name in item if name.startswith(LEAVING_PREFIX)}
 
     def holders(self, target: str) -> dict[str, float]:
         """Execution ARN → when it took its slot (a consistent read)."""

@@ -17,6 +17,13 @@ RUNNING (a crash between acquiring and recording it, a lost ExecutionEnded event
 slot reclaimed. Like AWS's sample, this is a semaphore, not a queue: waiting runs are not
 served in arrival order.
 
+Runs waiting for a slot are users of the target's app too (issue 21.1): an app start costs
+minutes, so the last run out must not stop the app while the next wave waits. A waiting run
+notes each attempt in a second item (``<target>#waiting``: execution ARN → when it last
+asked); taking a slot removes the note. :func:`others_using` counts, for Cleanup, the other
+holders and the waiters heard from lately (a waiter that vanished without a word — aborted
+while waiting — stops counting after ``WAITER_FRESH_SECONDS``).
+
 Nothing here knows about Lambda: the step handler (``studiorunner/steps/acquire_slot``) passes in the
 execution ARN, and tests use moto's DynamoDB and Step Functions.
 """
@@ -32,7 +39,7 @@ from studiorunner.run.services import Services
 from studiorunner.run.slot_table import SlotTable
 from studiorunner.run.state import RunRecord, SlotState
 
-__all__ = ["SlotState", "SlotTable", "acquire_slot", "release_slot"]
+__all__ = ["SlotState", "SlotTable", "acquire_slot", "others_using", "release_slot"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,9 @@ WAIT_FIRST, WAIT_CAP = 2, 10
 #: DescribeExecution is throttled per account.
 RECLAIM_EVERY = 5
 WAITING_MESSAGE = "waiting for a slot"
+#: A waiter asks at least every WAIT_CAP seconds (plus its Lambda's time); one not heard from
+#: for this long is gone (aborted, timed out) and no longer keeps an app up.
+WAITER_FRESH_SECONDS = 60.0
 
 
 def _execution_name(arn: str) -> str:
@@ -70,6 +80,11 @@ def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: st
     acquired = table.try_acquire(target.name, execution_arn, limit, now)
     if not acquired and attempt % RECLAIM_EVERY == 0 and table.reclaim(target.name):
         acquired = table.try_acquire(target.name, execution_arn, limit, now)
+    if acquired:
+        if previous is not None and previous.status == "waiting":
+            table.forget_waiting(target.name, execution_arn)
+    else:
+        table.note_waiting(target.name, execution_arn, now)  # a user of the app already (others_using)
     holders = table.holders(target.name)
     slot = SlotState(status="acquired" if acquired else "waiting", owner=execution_arn, limit=limit,
                      in_use=len(holders), holders=sorted(_execution_name(h) for h in holders),
@@ -91,6 +106,34 @@ def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: st
     return slot.to_dict()
 
 
+def others_using(target_name: str, owner: str | None, services: Services) -> tuple[int, int]:
+    """(other runs holding a slot on the target, runs waiting for one), for Cleanup's "last run
+    out": both will use the target's app. ``owner`` is the asking run's execution ARN. (0, 0)
+    for a target without a limit or when the table cannot be read (the app is then stopped as
+    before: kernels still count).
+
+    The asking run first marks itself leaving, and holders marked leaving do not count: two runs
+    ending together would otherwise each see the other holding and both keep the app; this
+    way at least the second to count sees the first gone.
+    """
+    try:
+        target = services.config.target(target_name)
+        table = services.slot_table() if target.max_concurrent_runs else None
+        if table is None:
+            return 0, 0
+        now = services.clock()
+        if owner:
+            table.note_leaving(target.name, owner, now)
+        waiting, leaving = table.waiters(target.name)
+        holders = [h for h in table.holders(target.name) if h != owner and h not in leaving]
+        waiters = [w for w, seen in waiting.items()
+                   if w != owner and w not in holders and now - seen <= WAITER_FRESH_SECONDS]
+    except Exception as exc:  # noqa: BLE001 - cleanup must go on
+        log.warning("could not count the runs waiting for %s: %s: %s", target_name, type(exc).__name__, exc)
+        return 0, 0
+    return len(holders), len(waiters)
+
+
 def release_slot(state: dict[str, Any], services: Services, *, execution_arn: str | None = None) -> str | None:
     """Give back the run's slot, if it may hold one; a line for the cleanup report, or None.
 
@@ -105,7 +148,12 @@ def release_slot(state: dict[str, Any], services: Services, *, execution_arn: st
     try:
         target = services.config.target(run["target"])
         table = services.slot_table() if target.max_concurrent_runs else None
-        if table is not None and table.release(target.name, owner):
+        if table is None:
+            return None
+        released = table.release(target.name, owner)
+        # its note as a waiter (it ended while waiting: TargetBusy, aborted) or as leaving
+        table.forget_waiting(target.name, owner)
+        if released:
             return f"released the run's slot on target {target.name}"
     except Exception as exc:  # noqa: BLE001 - the slot is reclaimed later; cleanup must go on
         log.warning("could not release the slot on %s: %s: %s", run.get("target"), type(exc).__name__, exc)

@@ -91,7 +91,7 @@ class ReleaseReport:
         self.kept += other.kept
 
 
-def _keep_reason(progress: TargetProgress, policy: str, other_kernels: int) -> str | None:
+def _keep_reason(progress: TargetProgress, policy: str, other_kernels: int, other_runs: int = 0) -> str | None:
     """Why cleanup must leave the app/instance running, or None to stop it."""
     if policy == "never":
         return "cleanup.app=never"
@@ -99,6 +99,8 @@ def _keep_reason(progress: TargetProgress, policy: str, other_kernels: int) -> s
         return "not started by this run"
     if other_kernels:
         return f"{other_kernels} other kernel(s) still running on it"
+    if other_runs and policy == "if_created":
+        return f"{other_runs} other run(s) holding or waiting for a slot on it; the last of them stops it"
     return None
 
 
@@ -127,8 +129,11 @@ class Target(ABC):
     def login(self) -> JupyterHTTP:
         """A logged-in REST client for the target's Jupyter server."""
 
-    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
-        """Stop the app/instance per ``policy`` ("if_created", "always", "never")."""
+    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0,
+                other_runs: int = 0) -> ReleaseReport:
+        """Stop the app/instance per ``policy`` ("if_created", "always", "never"); with
+        "if_created", never while ``other_kernels`` run on it or ``other_runs`` (runs holding or
+        waiting for a slot on the target) are about to use it."""
         return ReleaseReport()
 
     def lost_error(self) -> TargetFailed | None:

@@ -77,10 +77,11 @@ class NotebookInstanceTarget(Target):
             target=self.config.name, status=status, gone=True,
         )
 
-    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
+    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0,
+                other_runs: int = 0) -> ReleaseReport:
         report = ReleaseReport()
         label = f"notebook instance {self.config.instance_name}"
-        reason = _keep_reason(progress, policy, other_kernels)
+        reason = _keep_reason(progress, policy, other_kernels, other_runs)
         if reason:
             report.kept.append(f"{label} ({reason})")
             return report

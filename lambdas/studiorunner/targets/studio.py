@@ -118,13 +118,15 @@ class _StudioAppTarget(Target):
     def login(self) -> JupyterHTTP:
         return self._check_answers(presigned_login(self._presigned_url(), self.config.name, base_path=self.base_path))
 
-    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
+    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0,
+                other_runs: int = 0) -> ReleaseReport:
         report = ReleaseReport()
         label = self._label()
-        if policy == "if_created" and not progress.created and not other_kernels and self._started_by_a_run():
+        if policy == "if_created" and not progress.created and not other_kernels and not other_runs \
+                and self._started_by_a_run():
             progress = replace(progress, created=True)  # another run of ours started it; we are the last out
             label += " (started by an earlier run, which left it to the last run out)"
-        reason = _keep_reason(progress, policy, other_kernels)
+        reason = _keep_reason(progress, policy, other_kernels, other_runs)
         if reason:
             report.kept.append(f"{label} ({reason})")
             return report
@@ -233,7 +235,8 @@ class StudioClassicTarget(_StudioAppTarget):
             target=self.config.name, status=status, retired=True,
         )
 
-    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0) -> ReleaseReport:
+    def release(self, progress: TargetProgress, policy: str, *, other_kernels: int = 0,
+                other_runs: int = 0) -> ReleaseReport:
         report = ReleaseReport()
         if policy != "never":
             report.kept.append(f"{self._label()} (Studio Classic apps cannot be created again once deleted)")
