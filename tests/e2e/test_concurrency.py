@@ -139,7 +139,7 @@ def test_runs_waiting_for_a_slot_keep_the_app_one_start_for_six_runs(local_env) 
     assert all(e.succeeded for e in executions), [(e.error, e.cause) for e in executions]
     starts = [a for a in env.standin.state()["apps"] if a["app_type"] == "JupyterLab"]
     assert len(starts) == 1, starts  # one app start for the six runs
-    assert _wait_for(lambda: env.running()["apps"] == [], timeout=30)  # the last of them stopped it
+    assert _wait_for(lambda: env.running()["apps"] == [], timeout=30), [e.output["cleanup"] for e in executions]
     deleted = [e for e in executions if any("deleted JupyterLab app" in a for a in e.output["cleanup"]["actions"])]
     assert len(deleted) == 1, [e.output["cleanup"] for e in executions]
     assert_nothing_running(env)

@@ -219,4 +219,22 @@ def test_runs_waiting_for_a_slot_count_as_users_of_the_app_until_they_take_one_o
     assert others_using("space", b, svc) == (0, 0)
 
     release_slot(state_c, svc)  # a waiting run's cleanup forgets it at once
-    assert SlotTable(TABLE).waiters("space") == {}
+    assert SlotTable(TABLE).waiters("space")[0] == {}
+
+
+def test_two_holders_cleaning_up_together_never_both_keep_the_app(aws):
+    from studiorunner.run.slots import others_using
+
+    sfn, machine = aws
+    clock = Clock()
+    svc = services(clock, space={**SPACE, "max_concurrent_runs": 2})
+    a, b = running_execution(sfn, machine), running_execution(sfn, machine)
+    state_a, state_b = acquire(run_for(), svc, a), acquire(run_for(), svc, b)
+    assert state_a["slot"]["status"] == state_b["slot"]["status"] == "acquired"
+
+    # Both count before either gives its slot back: the second to count sees the first leaving.
+    first, second = others_using("space", a, svc), others_using("space", b, svc)
+    assert first == (1, 0) and second == (0, 0)
+    release_slot(state_a, svc)
+    release_slot(state_b, svc)
+    assert SlotTable(TABLE).waiters("space") == ({}, set())
