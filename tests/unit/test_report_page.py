@@ -52,8 +52,10 @@ def test_markdown_is_rendered_headings_links_table_code_fence(page):
     assert "# Quarterly" not in page and "|--------|" not in page  # not the markdown source
     # the fenced code block is highlighted by Pygments
     assert re.search(r'<span class="n">total</span>\s*<span class="o">=</span>', page)
-    # math is kept as its TeX (no MathJax: the page loads nothing)
-    assert r"\frac{s_t}{s_{t-1}}" in page
+    # math is MathML made at render time (no MathJax: the page loads nothing)
+    assert re.search(r'<math display="inline"[^>]*><mrow><mi>g</mi><mo>=</mo><mfrac>', page)
+    assert re.search(r'<math display="block"[^>]*><mrow><munderover><mo>∑</mo>', page)
+    assert r"\frac" not in page
 
 
 def test_code_is_highlighted_and_prompts_shown(page):
@@ -151,6 +153,15 @@ def test_hostile_outputs_lose_their_scripts_handlers_and_fetches():
     assert re.search(r'<img[^>]+src="data:image/svg\+xml;base64,', html)  # SVG only as an image
     assert "JavaScript output not shown" not in html  # the next MIME type is shown instead
     assert "&lt;application/javascript output&gt;" in html
+
+
+def test_a_latex_output_is_mathml_and_what_cannot_be_converted_stays_tex():
+    nb = new_notebook(cells=[new_code_cell("Math()", execution_count=1, outputs=[
+        new_output("display_data", data={"text/latex": r"$$\sqrt{x^2 + 1}$$", "text/plain": "<Math>"}),
+        new_output("display_data", data={"text/latex": r"\unknowncommand{<b>x</b>}", "text/plain": "<?>"})])])
+    html = render_page(nb)
+    assert re.search(r'<math display="block"[^>]*><mrow><msqrt>', html)
+    assert r"\unknowncommand{&lt;b&gt;x&lt;/b&gt;}" in html  # escaped source, never markup
 
 
 def test_the_page_goes_beside_the_notebook():

@@ -7,7 +7,7 @@ Pygments, ANSI colours kept, pandas tables and images as JupyterLab shows them),
 - self-contained and inert: require.js, MathJax, mermaid and the widget manager (all loaded
   from CDNs by the lab template) are dropped, so the page makes no request when opened, and
   its Content-Security-Policy (:data:`CSP`) forbids scripts and every request but inline
-  images and styles. Math in markdown is shown as its TeX source;
+  images and styles. Math (markdown and ``text/latex``) is MathML made here (``math.py``);
 - sanitised: every ``text/html`` and ``text/markdown`` output, markdown cell and raw cell goes
   through :func:`studiorunner.report.sanitize.clean_html` (nbconvert's ``sanitize_html`` with
   a JupyterLab-like allow-list); SVG is shown as an ``<img>`` (no script runs in one);
@@ -30,10 +30,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from nbconvert import HTMLExporter
+from nbconvert.filters.markdown_mistune import MarkdownWithMath
 from nbformat import NotebookNode
 from traitlets.config import Config
 
+from studiorunner.report.math import MathMLRenderer, latex_output
 from studiorunner.report.sanitize import clean_html
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -118,6 +121,25 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+class _Exporter(HTMLExporter):
+    """HTMLExporter whose markdown math becomes MathML (its ``markdown2html``, with our renderer)."""
+
+    @jinja2.pass_context
+    def markdown2html(self, context, source):
+        cell = context.get("cell", {})
+        renderer = MathMLRenderer(
+            escape=False, attachments=cell.get("attachments", {}), embed_images=self.embed_images,
+            path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+            anchor_link_text=self.anchor_link_text, exclude_anchor_links=self.exclude_anchor_links,
+            **self.lexer_options)
+        return MarkdownWithMath(renderer=renderer).render(source)
+
+
+def _latex_html(text: str) -> str:
+    """The ``text/latex`` block's content: MathML, else the escaped source (as nbconvert shows it)."""
+    return latex_output(text) or escape(text)
+
+
 @functools.cache
 def exporter(*, report: bool) -> HTMLExporter:
     """nbconvert's HTML exporter configured as this module says (one per mode and process:
@@ -134,9 +156,10 @@ def exporter(*, report: bool) -> HTMLExporter:
         config.TemplateExporter.exclude_output_prompt = True
     bundled = _bundled_templates()
     # extra_template_paths: where 'lab/index.html.j2' (our template's parent) is found by name.
-    html = HTMLExporter(config=config, template_name="studio_runner", sanitize_html=True,
+    html = _Exporter(config=config, template_name="studio_runner", sanitize_html=True,
                         extra_template_basedirs=[str(TEMPLATES), *bundled], extra_template_paths=bundled)
     html.register_filter("clean_html", clean_html)
+    html.register_filter("latex_html", lambda text: clean_html(_latex_html(text)))
     return html
 
 

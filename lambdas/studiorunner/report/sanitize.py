@@ -18,13 +18,15 @@ import re
 import bleach
 from bleach.css_sanitizer import ALLOWED_CSS_PROPERTIES, CSSSanitizer
 
+from studiorunner.report import math
+
 TAGS = frozenset({
     "a", "abbr", "acronym", "b", "bdi", "bdo", "blockquote", "br", "caption", "center", "cite", "code", "col",
     "colgroup", "dd", "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure", "font", "h1",
     "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "label", "li", "mark", "ol", "p", "pre", "q",
     "rp", "rt", "ruby", "s", "samp", "small", "span", "strike", "strong", "sub", "summary", "sup", "table",
     "tbody", "td", "tfoot", "th", "thead", "time", "tr", "tt", "u", "ul", "var", "wbr",
-})
+}) | math.TAGS
 _COMMON = {"class", "id", "title", "lang", "dir", "align", "style"}
 _PER_TAG = {
     "a": {"href", "name"},
@@ -47,6 +49,8 @@ _CSS = CSSSanitizer(allowed_css_properties=ALLOWED_CSS_PROPERTIES)
 
 
 def _allowed(tag: str, name: str, value: str) -> bool:
+    if tag in math.TAGS and name in math.ATTRIBUTES:
+        return name != "xmlns" or value == "http://www.w3.org/1998/Math/MathML"
     if name in _COMMON or name in _PER_TAG.get(tag, ()):
         if name == "href":
             return value.strip().lower().startswith(_SAFE_HREF)
