@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jupyter_scheduler.models import DescribeJob, Status
+from jupyter_scheduler.models import DescribeJob, DescribeJobDefinition, Status
 
 #: Step Functions execution status → jupyter-scheduler job status.
 STATUS = {
@@ -25,6 +25,7 @@ STATUS = {
     "TIMED_OUT": Status.FAILED,
     "ABORTED": Status.STOPPED,
     "PENDING_REDRIVE": Status.IN_PROGRESS,
+    "SKIPPED": Status.STOPPED,  # a schedule's run skipped (overlap: skip): SUCCEEDED, its output says SKIPPED
 }
 #: jupyter-scheduler job status → the execution statuses it stands for (``statusFilter``).
 EXECUTION_STATUSES = {
@@ -42,6 +43,24 @@ PAYLOAD_TO_FORMAT = {v: k for k, v in FORMAT_TO_PAYLOAD.items()}
 FORMAT_LABELS = {"ipynb": "Notebook", "html": "HTML"}
 
 META_NAME = "job.json"
+#: A job definition is a run-time schedule; its id is the schedule's name after this prefix
+#: (jupyter-scheduler's routes take ids with a '-' in them, which a schedule's name need not have).
+DEFINITION_PREFIX = "schedule-"
+
+
+def definition_id(schedule: str) -> str:
+    return DEFINITION_PREFIX + schedule
+
+
+def schedule_name(job_definition_id: str) -> str | None:
+    return job_definition_id[len(DEFINITION_PREFIX):] if job_definition_id.startswith(DEFINITION_PREFIX) else None
+
+
+def schedule_of(payload: dict[str, Any]) -> str | None:
+    """The schedule that started a run (its payload's ``schedule.name``)."""
+    schedule = payload.get("schedule")
+    name = schedule.get("name") if isinstance(schedule, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 @dataclass
@@ -96,13 +115,17 @@ def parameter_text(value: Any) -> str:
     return json.dumps(value)
 
 
+def parameters_shown(payload: dict[str, Any]) -> dict[str, str] | None:
+    params = payload.get("parameters")
+    return {k: parameter_text(v) for k, v in params.items()} if isinstance(params, dict) and params else None
+
+
 def describe(*, run_id: str, status: str, started: datetime | None, stopped: datetime | None,
              payload: dict[str, Any], error_message: str | None, meta: JobMeta | None,
              default_environment: str, job_definition_id: str | None = None) -> DescribeJob:
     """The jupyter-scheduler job for one run."""
     input_filename = (meta.input_filename if meta else None) or source_name(payload) or "(commands)"
     name = (meta.name if meta else None) or posixpath.splitext(input_filename)[0] or run_id
-    params = payload.get("parameters")
     job_status = STATUS.get(status, Status.IN_PROGRESS)
     created = millis(started) or 0
     return DescribeJob(
@@ -112,9 +135,9 @@ def describe(*, run_id: str, status: str, started: datetime | None, stopped: dat
         runtime_environment_name=str(payload.get("target") or default_environment),
         runtime_environment_parameters=None,
         output_formats=output_formats(payload),
-        parameters={k: parameter_text(v) for k, v in params.items()} if isinstance(params, dict) and params else None,
+        parameters=parameters_shown(payload),
         tags=list(meta.tags) if meta and meta.tags else None,
-        job_definition_id=job_definition_id,
+        job_definition_id=job_definition_id or (definition_id(schedule_of(payload)) if schedule_of(payload) else None),
         url=f"/jobs/{run_id}",
         create_time=created,
         update_time=millis(stopped) or created,
@@ -122,4 +145,27 @@ def describe(*, run_id: str, status: str, started: datetime | None, stopped: dat
         end_time=millis(stopped),
         status=job_status,
         status_message=error_message if job_status in (Status.FAILED, Status.STOPPED) else None,
+    )
+
+
+def describe_definition(info: Any, *, default_environment: str, schedule: str) -> DescribeJobDefinition:
+    """The jupyter-scheduler job definition for one schedule (a ``ScheduleInfo``); ``schedule``
+    is its five-field cron when it has one, else its EventBridge expression as is."""
+    definition = info.definition
+    payload = definition.payload
+    created = millis(info.created) or 0
+    return DescribeJobDefinition(
+        job_definition_id=definition_id(info.name),
+        name=info.name,
+        input_filename=source_name(payload) or "(commands)",
+        runtime_environment_name=str(payload.get("target") or default_environment),
+        runtime_environment_parameters=None,
+        output_formats=output_formats(payload),
+        parameters=parameters_shown(payload),
+        tags=None,
+        schedule=schedule,
+        timezone=definition.timezone,
+        create_time=created,
+        update_time=created,
+        active=definition.enabled,
     )

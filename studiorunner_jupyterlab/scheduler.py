@@ -15,6 +15,7 @@ import logging
 import os
 import posixpath
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from traitlets import Bool, Integer, List, Unicode, default
 
 import studiorunner_cli  # noqa: F401 - in a checkout, puts the client library (lambdas/) on sys.path
 from studiorunner_jupyterlab import jobs
+from studiorunner_jupyterlab.cron import CronUntranslatable, to_cron, to_eventbridge
 from studiorunner_jupyterlab.jobs import JobMeta
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -62,8 +64,9 @@ def one_line(exc: BaseException) -> str:
     """The message ``studio-runner`` prints for ``exc`` (without its ``studio-runner:`` prefix)."""
     from studiorunner_cli.parameters import UsageError
     from studiorunner_cli.runs import RunsError
+    from studiorunner_cli.schedules import ScheduleError
 
-    if isinstance(exc, (UsageError, RunsError, JobError)):
+    if isinstance(exc, (UsageError, RunsError, JobError, ScheduleError)):
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
@@ -139,6 +142,7 @@ class StudioRunnerScheduler(BaseScheduler):
             logging.getLogger(name).addFilter(_NoTracebackForJobErrors())
         self._lock = threading.Lock()
         self._runs = None
+        self._schedules = None
         self._ended: dict[str, Any] = {}  # run id → RunInfo of a run that has ended (never changes)
         self._payloads: dict[str, dict[str, Any]] = {}  # run id → payload (never changes)
         self._meta: dict[str, JobMeta | None] = {}
@@ -196,22 +200,23 @@ class StudioRunnerScheduler(BaseScheduler):
 
     # -- job definitions (the schedules) ------------------------------------------------
     async def create_job_definition(self, model: CreateJobDefinition) -> str:
-        raise JobError("job definitions (schedules) are not available in this version of the Studio Runner backend")
+        return await self._call(self._create_job_definition, model)
 
     async def update_job_definition(self, job_definition_id: str, model: UpdateJobDefinition) -> None:
-        raise JobError(f"no job definition {job_definition_id!r}")
+        await self._call(self._update_job_definition, job_definition_id, model)
 
     async def delete_job_definition(self, job_definition_id: str) -> None:
-        raise JobError(f"no job definition {job_definition_id!r}")
+        await self._call(lambda: self.schedules.delete(self._schedule_name(job_definition_id)))
 
     async def get_job_definition(self, job_definition_id: str) -> DescribeJobDefinition:
-        raise JobError(f"no job definition {job_definition_id!r}")
+        return await self._call(lambda: self._definition(self.schedules.get(self._schedule_name(job_definition_id),
+                                                                            next_count=0)))
 
     async def list_job_definitions(self, query: ListJobDefinitionsQuery) -> ListJobDefinitionsResponse:
-        return ListJobDefinitionsResponse(job_definitions=[], total_count=0)
+        return await self._call(self._list_job_definitions, query)
 
     async def create_job_from_definition(self, job_definition_id: str, model: CreateJobFromDefinition) -> str:
-        raise JobError(f"no job definition {job_definition_id!r}")
+        return await self._call(self._create_job_from_definition, job_definition_id, model)
 
     # -- the work, in a thread (boto3 blocks) -------------------------------------------
     async def _call(self, fn, *args):
@@ -223,29 +228,29 @@ class StudioRunnerScheduler(BaseScheduler):
             self.log.warning("Studio Runner: %s", one_line(exc))
             raise JobError(one_line(exc)) from exc
 
-    def _create_job(self, model: CreateJob) -> str:
+    def _checked_payload(self, path: str | None, *, parameters: dict[str, str] | None, output_formats: list[str] | None,
+                         environment: str | None, package_input_folder: bool | None = None) -> dict[str, Any]:
+        """The payload for the dialog's fields (the notebook's place aside), with every check
+        ``studio-runner run`` makes before anything starts, and its messages (``path`` None: the
+        notebook is one already in the bucket, a schedule's copy)."""
         from studiorunner.errors import PayloadInvalid
-        from studiorunner.naming import run_name
         from studiorunner.payload import validate_payload
         from studiorunner_cli.parameters import UsageError, collect
         from studiorunner_cli.run import _check_parameters as check_parameters
-        from studiorunner_cli.runs import UPLOAD_PREFIX
 
-        path = model.input_uri
-        if not self.file_exists(path):
+        if path is not None and not self.file_exists(path):
             raise JobError(f"no such notebook: {path}")
-        if not path.lower().endswith(".ipynb"):
+        if path is not None and not path.lower().endswith(".ipynb"):
             raise JobError(f"{path} is not a .ipynb file")
-        if model.package_input_folder:
+        if package_input_folder:
             raise JobError("Studio Runner runs the notebook alone: 'Run job with input folder' is not supported")
         try:
-            params = collect([], [], [[k, v] for k, v in (model.parameters or {}).items()], [])
+            params = collect([], [], [[k, v] for k, v in (parameters or {}).items()], [])
         except UsageError as exc:
             raise JobError(str(exc)) from None
-        unknown = [f for f in (model.output_formats or []) if f not in jobs.FORMAT_TO_PAYLOAD]
+        unknown = [f for f in (output_formats or []) if f not in jobs.FORMAT_TO_PAYLOAD]
         if unknown:
             raise JobError(f"output format {unknown[0]!r}: Studio Runner writes ipynb and html")
-        environment = model.runtime_environment_name
         if environment not in self.environment_names():
             raise JobError(f"no runtime environment {environment!r}: the targets here are "
                            + ", ".join(self.environment_names()))
@@ -255,18 +260,27 @@ class StudioRunnerScheduler(BaseScheduler):
             payload["target"] = environment
         if params:
             payload["parameters"] = params
-        if "html" in (model.output_formats or []):
+        if "html" in (output_formats or []):
             payload["output_formats"] = ["notebook", "html"]
         try:  # the payload's own checks, as `run` makes them before anything starts
             validate_payload({**payload, "notebook_s3": "s3://studio-runner-check/uploads/x.ipynb"})
         except PayloadInvalid as exc:
             raise JobError(f"PayloadInvalid: {exc.message}") from None
         try:  # and the parameters against the notebook's language, with `run`'s own check
-            for note in check_parameters(Path(self.root_dir) / path, payload, None):
+            for note in check_parameters(Path(self.root_dir) / path, payload, None) if path is not None else []:
                 self.log.warning("Studio Runner: %s: %s", path, note)
         except UsageError as exc:
             raise JobError(str(exc)) from None
+        return payload
 
+    def _create_job(self, model: CreateJob) -> str:
+        from studiorunner.naming import run_name
+        from studiorunner_cli.runs import UPLOAD_PREFIX
+
+        path = model.input_uri
+        payload = self._checked_payload(path, parameters=model.parameters, output_formats=model.output_formats,
+                                        environment=model.runtime_environment_name,
+                                        package_input_folder=model.package_input_folder)
         runs = self.runs
         name = posixpath.basename(path)
         run_id = run_name(path)
@@ -279,6 +293,120 @@ class StudioRunnerScheduler(BaseScheduler):
             self._meta[run_id] = meta
             self._payloads[run_id] = payload
         return run_id
+
+    # -- job definitions: the run-time schedules (studiorunner_cli.schedules) -------------
+    @property
+    def schedules(self):
+        """The schedules' own service (the one the ``schedule`` verbs use)."""
+        from studiorunner_cli.schedules.setup import service_for_local, service_for_stack
+
+        if self.local:
+            return service_for_local()  # not kept: a restarted local stack has another endpoint
+        if self._schedules is None:
+            self._schedules = service_for_stack(self.stack, profile=self.profile, region=self.region)
+        return self._schedules
+
+    def _schedule_name(self, job_definition_id: str) -> str:
+        name = jobs.schedule_name(job_definition_id)
+        if name is None:
+            raise JobError(f"no job definition {job_definition_id!r}")
+        return name
+
+    def _definition(self, info) -> DescribeJobDefinition:
+        expression = info.definition.expression
+        return jobs.describe_definition(info, default_environment=self.environment_names()[0],
+                                        schedule=to_cron(expression) or expression)
+
+    def _expression(self, schedule: str | None) -> str:
+        if not schedule:
+            raise JobError("a job definition runs on a schedule: give one (cron: minute hour day month weekday)")
+        try:
+            return to_eventbridge(schedule)
+        except CronUntranslatable as exc:
+            raise JobError(str(exc)) from None
+
+    def _create_job_definition(self, model: CreateJobDefinition) -> str:
+        from studiorunner_cli.schedules import ScheduleDefinition
+
+        path = model.input_uri
+        payload = self._checked_payload(path, parameters=model.parameters, output_formats=model.output_formats,
+                                        environment=model.runtime_environment_name,
+                                        package_input_folder=model.package_input_folder)
+        definition = ScheduleDefinition(name=model.name, expression=self._expression(model.schedule), payload=payload,
+                                        timezone=model.timezone or "UTC",
+                                        description=f"created in JupyterLab from {path}")
+        info = self.schedules.create(definition, upload=Path(self.root_dir) / path)  # the file as it is now
+        return jobs.definition_id(info.name)
+
+    def _update_job_definition(self, job_definition_id: str, model: UpdateJobDefinition) -> None:
+        name = self._schedule_name(job_definition_id)
+        service = self.schedules
+        changes = model.dict(exclude_none=True, exclude={"output_filename_template", "active", "url", "tags",
+                                                          "compute_type", "runtime_environment_parameters"})
+        if changes.get("name", name) != name:
+            raise JobError(f"a schedule keeps its name ({name}): create a new job definition and delete this one")
+        changes.pop("name", None)
+        if changes:
+            current = service.definition(name)
+            # The edit form sends the notebook's file name back: a file of that name here is taken
+            # as it is now (a new copy, as jupyter-scheduler snapshots it); else the copy stays.
+            path = changes.get("input_uri")
+            if path and not self.file_exists(path):
+                if path != jobs.source_name(current.payload):
+                    raise JobError(f"no such notebook: {path}")
+                path = None
+            payload = self._checked_payload(
+                path, parameters=changes.get("parameters", jobs.parameters_shown(current.payload)),
+                output_formats=changes.get("output_formats", jobs.output_formats(current.payload)),
+                environment=changes.get("runtime_environment_name",
+                                        current.payload.get("target") or self.environment_names()[0]))
+            # what the form does not show (kernel, timeouts, commands… of a CLI-made schedule) stays
+            kept = {k: v for k, v in current.payload.items() if k not in ("target", "parameters", "output_formats")
+                    and (path is None or k not in ("notebook", "notebook_s3"))}
+            payload = {**kept, **payload}
+            expression = self._expression(changes["schedule"]) if "schedule" in changes else current.expression
+            updated = replace(current, payload=payload, expression=expression,
+                              timezone=changes.get("timezone") or current.timezone)
+            service.update(updated, upload=Path(self.root_dir) / path if path else None)
+        if model.active is True:
+            service.resume(name)
+        elif model.active is False:
+            service.pause(name)
+
+    def _typed(self, parameters: dict[str, str]) -> dict[str, Any]:
+        from studiorunner_cli.parameters import UsageError, collect
+
+        try:
+            return collect([], [], [[k, v] for k, v in parameters.items()], [])
+        except UsageError as exc:
+            raise JobError(str(exc)) from None
+
+    def _list_job_definitions(self, query: ListJobDefinitionsQuery) -> ListJobDefinitionsResponse:
+        models = [self._definition(info) for info in self.schedules.list(next_count=0, with_last_run=False)]
+        if query.name:
+            models = [m for m in models if m.name.startswith(query.name)]
+        for sort in reversed(query.sort_by or []):
+            models.sort(key=lambda m, f=sort.name: _model_key(m, f), reverse=sort.direction == SortDirection.desc)
+        try:
+            offset = max(int(query.next_token or 0), 0)
+        except ValueError:
+            offset = 0
+        limit = max(int(query.max_items or 1000), 1)
+        page = models[offset: offset + limit]
+        following = offset + limit
+        return ListJobDefinitionsResponse(job_definitions=page, total_count=len(models),
+                                          next_token=str(following) if following < len(models) else None)
+
+    def _create_job_from_definition(self, job_definition_id: str, model: CreateJobFromDefinition) -> str:
+        """``Run job`` on a definition: the schedule's ``run now`` (named as its runs)."""
+        name = self._schedule_name(job_definition_id)
+        service = self.schedules
+        if model.parameters:
+            defined = service.definition(name).payload.get("parameters") or {}
+            if self._typed(model.parameters) != defined:
+                raise JobError("a job definition runs with its own parameters: change them in the definition, "
+                               "or create a job from the notebook")
+        return service.run_now(name)
 
     def _update_job(self, job_id: str, model: UpdateJob) -> None:
         from studiorunner_cli.runs import UPLOAD_PREFIX
@@ -353,10 +481,15 @@ class StudioRunnerScheduler(BaseScheduler):
     def _job(self, info) -> DescribeJob:
         from studiorunner_cli.runs import error_text
 
+        status = info.status
+        if status == "SUCCEEDED" and (info.output or {}).get("status") == "SKIPPED":
+            status = "SKIPPED"  # a schedule's fire while its previous run went on (overlap: skip)
         return jobs.describe(
-            run_id=info.run_id, status=info.status, started=info.started, stopped=info.stopped,
+            run_id=info.run_id, status=status, started=info.started, stopped=info.stopped,
             payload=info.payload,
-            error_message=error_text(info.error or _UNNAMED_END.get(info.status), info.cause) if info.status in TERMINAL else None,
+            error_message=(f"Skipped: {(info.output or {}).get('reason') or 'the previous run was still running'}"
+                           if status == "SKIPPED" else
+                           error_text(info.error or _UNNAMED_END.get(info.status), info.cause) if info.status in TERMINAL else None),
             meta=self._job_meta(info.run_id), default_environment=self.environment_names()[0])
 
     def _summaries(self, statuses: tuple[str, ...] | None) -> list[dict[str, Any]]:

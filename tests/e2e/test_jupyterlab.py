@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -132,3 +133,86 @@ def test_the_served_folder_keeps_only_the_persons_files_and_downloads(lab: Lab) 
     leftovers = sorted(p.name for p in Path(lab.root).iterdir())
     assert set(leftovers) <= {"report.ipynb", "broken.ipynb", "slow.ipynb", "data.txt", "jobs", "studio-runner",
                               ".ipynb_checkpoints"}, leftovers
+
+
+# -- job definitions are the run-time schedules (studiorunner_cli.schedules) ------------------
+def _cli_out(lab: Lab, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studiorunner_cli", *args], cwd=lab.root, env=lab.env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_job_definition_fires_a_run_that_appears_in_the_list(lab: Lab) -> None:
+    answer = lab.api("POST", "job_definitions", json={
+        "name": "every-minute", "input_uri": "report.ipynb", "runtime_environment_name": "local",
+        "output_formats": ["ipynb"], "parameters": {"who": "the schedule"}, "schedule": "* * * * *", "timezone": "UTC"})
+    assert answer.status_code == 200, answer.text
+    definition_id = answer.json()["job_definition_id"]
+    try:
+        definition = lab.api("GET", f"job_definitions/{definition_id}").json()
+        assert definition["name"] == "every-minute" and definition["active"] is True
+        assert definition["schedule"] == "* * * * *" and definition["input_filename"] == "report.ipynb"
+        assert "cron(* * * * ? *)" in _cli_out(lab, "schedule", "show", "every-minute", "--local").stdout
+
+        deadline = time.monotonic() + 150  # the next minute, as EventBridge Scheduler would fire it
+        while not (fired := lab.jobs(job_definition_id=definition_id)):
+            assert time.monotonic() < deadline, "the schedule did not fire"
+            time.sleep(1)
+        assert lab.api("PATCH", f"job_definitions/{definition_id}", json={"active": False}).status_code == 204
+        assert lab.api("GET", f"job_definitions/{definition_id}").json()["active"] is False
+        job = lab.wait(fired[-1]["job_id"], "COMPLETED", "FAILED", "STOPPED")
+        assert job["status"] == "COMPLETED", job.get("status_message")
+        assert job["job_definition_id"] == definition_id and job["parameters"] == {"who": "the schedule"}
+        assert job["job_id"] in [j["job_id"] for j in lab.jobs()]
+    finally:
+        assert lab.api("DELETE", f"job_definitions/{definition_id}").status_code == 204
+    listed = lab.api("GET", "job_definitions").json()["job_definitions"]
+    assert definition_id not in [d["job_definition_id"] for d in listed]
+
+
+def test_a_job_definition_is_edited_resumed_and_run_now(lab: Lab) -> None:
+    answer = lab.api("POST", "job_definitions", json={
+        "name": "weekdays", "input_uri": "report.ipynb", "runtime_environment_name": "local",
+        "output_formats": ["ipynb", "html"], "schedule": "0 6 * * 1-5", "timezone": "Europe/Paris"})
+    assert answer.status_code == 200, answer.text
+    definition_id = answer.json()["job_definition_id"]
+    try:
+        shown = _cli_out(lab, "schedule", "show", "weekdays", "--local").stdout
+        assert "cron(0 6 ? * MON-FRI *)" in shown and "Europe/Paris" in shown, shown  # Unix 1-5 = MON-FRI
+        edited = lab.api("PATCH", f"job_definitions/{definition_id}",
+                         json={"schedule": "30 7 * * 0", "timezone": "UTC", "input_uri": "report.ipynb"})
+        assert edited.status_code == 204, edited.text
+        definition = lab.api("GET", f"job_definitions/{definition_id}").json()
+        assert (definition["schedule"], definition["timezone"]) == ("30 7 * * SUN", "UTC")
+        assert definition["output_formats"] == ["ipynb", "html"]
+        assert "cron(30 7 ? * SUN *)" in _cli_out(lab, "schedule", "show", "weekdays", "--local").stdout
+        assert lab.api("PATCH", f"job_definitions/{definition_id}", json={"active": False}).status_code == 204
+        assert lab.api("PATCH", f"job_definitions/{definition_id}", json={"active": True}).status_code == 204
+        assert lab.api("GET", f"job_definitions/{definition_id}").json()["active"] is True
+
+        started = lab.api("POST", f"job_definitions/{definition_id}/jobs", json={})
+        assert started.status_code == 200, started.text
+        job = lab.wait(started.json()["job_id"], "COMPLETED", "FAILED", "STOPPED")
+        assert job["status"] == "COMPLETED" and job["job_definition_id"] == definition_id
+        assert job["job_id"].startswith("weekdays-") and job["output_formats"] == ["ipynb", "html"]
+    finally:
+        lab.api("DELETE", f"job_definitions/{definition_id}")
+
+
+@pytest.mark.parametrize(("fields", "cli_args"), [
+    ({"name": "Weekly report", "schedule": "0 6 * * 1"}, ["Weekly report", "report.ipynb", "--cron", "0 6 ? * 2 *"]),
+])
+def test_a_schedule_name_it_cannot_take_is_the_clis_message(lab: Lab, fields: dict, cli_args: list[str]) -> None:
+    answer = lab.api("POST", "job_definitions", json={"input_uri": "report.ipynb", "runtime_environment_name": "local",
+                                                      **fields})
+    cli = _cli_out(lab, "schedule", "create", *cli_args, "--local")
+    assert cli.returncode == 2
+    said = cli.stderr.strip().splitlines()[-1]
+    assert answer.json()["message"] == said[len("studio-runner: error: "):]
+
+
+def test_a_cron_eventbridge_cannot_say_is_refused_with_why(lab: Lab) -> None:
+    answer = lab.api("POST", "job_definitions", json={
+        "name": "either-day", "input_uri": "report.ipynb", "runtime_environment_name": "local",
+        "schedule": "0 6 1 * 1", "timezone": "UTC"})
+    assert "cron runs it on either, and EventBridge Scheduler cannot" in answer.json()["message"]
+    assert "either-day" not in _cli_out(lab, "schedule", "list", "--local").stdout  # nothing created
