@@ -80,3 +80,16 @@ def test_allow_runs_beside_the_previous_run(local_env):
     assert env.stack.wait(second, timeout=120).succeeded
     assert "CheckOverlap" not in _states_entered(env, second)
     assert env.stack.wait(first, timeout=120).succeeded
+
+
+def test_a_schedules_batch_checks_overlap_once_and_runs_every_set(local_env):
+    """The batch is the fire: its runs (<batch>-<i>) must not give way to the batch itself."""
+    env = local_env("studio-space", max_concurrent_runs=2)
+    path = write_notebook(env.root, "p.ipynb", "x = 0", "print(x)", tags={0: ["parameters"]})
+    payload = {"notebook": path, "parameter_sets": [{"x": 1}, {"x": 2}],
+               "schedule": {"name": "daily", "overlap": "skip"}}
+    batch = env.stack.wait(env.stack.start(payload, name="daily-aaaa1111"), timeout=240)
+    assert batch.status == "SUCCEEDED", (batch.error, batch.cause)
+    runs = batch.output["runs"]
+    assert [r["status"] for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
+    assert all((r.get("output") or {}).get("cells_executed") == 3 for r in runs), runs  # with the injected one

@@ -138,3 +138,12 @@ def test_cdk_synth_fails_on_an_invalid_schedule_payload(tmp_path):
     assert "studio_runner.schedules[1].payload: schedule 'hourly'" in result.stderr
     assert "unknown key 'notebok'" in result.stderr
     assert not (tmp_path / "cdk.out" / "manifest.json").exists()
+
+
+def test_a_batch_schedule_is_checked_run_by_run():
+    good = _with_schedule_payload({"notebook": "hourly.ipynb", "parameter_sets": [{"a": 1}, {"a": 2}]})
+    load_config(good)
+    bad = _with_schedule_payload({"notebook": "hourly.ipynb", "parameter_sets": [{"a": 1}, {"a": float("nan")}]})
+    with pytest.raises(ConfigError) as raised:
+        load_config(bad)
+    assert "schedule 'hourly': parameter set 1:" in str(raised.value) and "nan" in str(raised.value)

@@ -85,7 +85,8 @@ def plan_batch(payload: Any, services: Services, *, execution: str, state_machin
         raise PayloadInvalid(f"The payload must be a JSON object, got {type(payload).__name__}")
     problems: list[str] = []
     sets, runs = payload.get("parameter_sets"), payload.get("runs")
-    base = {k: v for k, v in payload.items() if k not in BATCH_KEYS}
+    # A schedule's batch: the overlap check was the batch's (CheckOverlap); its runs are not fires.
+    base = {k: v for k, v in payload.items() if k not in BATCH_KEYS and k != "schedule"}
     children: list[dict[str, Any]] = []
     if sets is not None and runs is not None:
         problems.append("give 'parameter_sets' or 'runs', not both")
