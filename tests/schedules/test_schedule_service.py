@@ -290,3 +290,26 @@ def test_a_start_that_has_passed_is_not_sent_again_on_pause(aws):
     assert abs(aws.scheduler.get_schedule(Name="daily", GroupName=GROUP)["StartDate"] - soon) < timedelta(seconds=1)
     assert aws._request(_daily(start=soon))["StartDate"] == soon
     assert "StartDate" not in aws._request(_daily(start=datetime.now(UTC) - timedelta(hours=1)))
+
+
+def test_update_with_a_new_local_notebook_uploads_it_and_keeps_the_rest(aws, tmp_path):
+    aws.create(_daily(overlap="queue"))
+    notebook = tmp_path / "v2.ipynb"
+    notebook.write_text('{"cells": ["v2"]}')
+    current = aws.definition("daily")
+    updated = aws.update(replace(current, payload={k: v for k, v in current.payload.items() if k != "notebook"}),
+                         upload=notebook)
+    assert updated.definition.payload == {"notebook_s3": "s3://sr-bucket/uploads/schedules/daily/v2.ipynb",
+                                          "parameters": {"region": "eu"}}
+    assert updated.definition.overlap == "queue" and updated.definition.timezone == "Europe/Paris"
+    body = aws.s3.get_object(Bucket="sr-bucket", Key="uploads/schedules/daily/v2.ipynb")["Body"].read()
+    assert body == b'{"cells": ["v2"]}'
+
+
+def test_an_invalid_update_changes_nothing(aws):
+    aws.create(_daily())
+    before = aws.scheduler.get_schedule(Name="daily", GroupName=GROUP)
+    with pytest.raises(ScheduleInvalid):
+        aws.update(replace(aws.definition("daily"), payload={"notebook": "x.ipynb", "parameters": "x"}))
+    after = aws.scheduler.get_schedule(Name="daily", GroupName=GROUP)
+    assert after["Target"] == before["Target"] and after["LastModificationDate"] == before["LastModificationDate"]
