@@ -178,10 +178,31 @@ class ProgressReporter:
     def cell_started(self, index: int, cell: NotebookNode) -> None:
         with self._lock:
             self._current = (index, cell)
-            self._started[index] = time.time()
-            self.data["current"] = {"cell": index, "started_at": _now_iso(), "lines": []}
-            self._cell_logs[index] = _CellLog()
-            self._log(index, "start")
+            self._started.setdefault(index, time.time())
+            if self.data["current"] is None or self.data["current"]["cell"] != index:
+                self.data["current"] = {"cell": index, "started_at": _now_iso(), "lines": []}
+            if index not in self._cell_logs:
+                log = self._cell_logs[index] = _CellLog()
+                if cell.get("outputs"):  # resumed (see cell_resumed): log only what is new
+                    log.new_lines(cell.get("outputs") or [], final=False)
+                else:
+                    self._log(index, "start")
+        self.save_if_due()
+
+    def cell_resumed(self, index: int, cell: NotebookNode) -> None:
+        """The cell a previous RunCells invocation left running, as this one takes it over: it is
+        the running cell again, and its start and the lines it had printed were logged by that
+        invocation (the terminal must not show them twice): only what it prints from now on is."""
+        started = (cell.get("metadata", {}).get("papermill") or {}).get("start_time")
+        with self._lock:
+            self._current = (index, cell)
+            try:
+                self._started[index] = datetime.fromisoformat(started).timestamp()
+            except (TypeError, ValueError):
+                self._started[index] = time.time()
+            self.data["current"] = {"cell": index, "started_at": started or _now_iso(), "lines": []}
+            log = self._cell_logs[index] = _CellLog()
+            log.new_lines(cell.get("outputs") or [], final=False)
         self.save_if_due()
 
     def _log(self, index: int, kind: str, text: str | None = None) -> None:

@@ -101,3 +101,16 @@ def test_cwd_is_where_the_kernel_runs(tmp_path):
     code_cells = [c for c in out.cells if c.cell_type == "code"]
     assert code_cells[0].outputs[0].text == "data\n" and code_cells[1].outputs[0].text == "a,b\n\n"
     assert sorted(p.name for p in (tmp_path / "project" / "data").iterdir()) == ["input.csv"]  # nothing of the run's
+
+
+def test_a_cell_longer_than_one_run_cells_invocation_streams_each_line_once(tmp_path):
+    """--budget 2: RunCells hands the running cell to the next invocation several times; the
+    terminal shows its start once and each of its lines once, in order."""
+    nb = _notebook(tmp_path / "project" / "long.ipynb", "steps = 8",
+                   "import time\nfor i in range(steps):\n    print(f'step {i}', flush=True)\n    time.sleep(0.8)")
+    code, lines = _run_piped(tmp_path, str(nb), "--log-output", "--budget", "2", "-o", str(tmp_path / "out.ipynb"))
+    text = "\n".join(lines)
+
+    assert code == 0, text
+    streamed = [line for line in lines if line.startswith(("Executing Cell 3", "Ending Cell 3", "step "))]
+    assert streamed == [f"Executing Cell {3:-<40}", *[f"step {i}" for i in range(8)], f"Ending Cell {3:-<43}"], text

@@ -130,3 +130,26 @@ def test_the_interval_stays_near_a_second_when_writes_are_slow():
     progress.flush()
     now[0] = 10.0
     assert progress.due()
+
+
+def test_a_cell_resumed_by_the_next_invocation_logs_only_its_new_lines():
+    """A cell that outlives a RunCells invocation is started again by the next one's reporter with the
+    outputs it had: its start marker and earlier lines were logged already (no repeat in the terminal)."""
+    cell = new_code_cell("train()")
+    first: list[dict] = []
+    progress = reporter(first)
+    progress.cell_started(0, cell)
+    stream(cell, "epoch 1\n")
+    progress.finish("running")
+    assert [e[2:] for e in first[-1]["log"]["entries"]] == [["start", None], ["line", "epoch 1"]]
+
+    second: list[dict] = []
+    progress = reporter(second)
+    progress.cell_resumed(0, cell)  # RunCells: the cursor's running cell, before the executor hears of it
+    progress.flush()
+    assert second[-1]["current"]["cell"] == 0 and second[-1]["current"]["lines"] == ["epoch 1"]
+    progress.cell_started(0, cell)  # the executor may announce it again: nothing is logged twice
+    stream(cell, "epoch 2\n")
+    progress.cell_finished(0, cell, "completed")
+    progress.finish("done")
+    assert [e[2:] for e in second[-1]["log"]["entries"]] == [["line", "epoch 2"], ["end", None]]

@@ -32,7 +32,8 @@ def _ignore(*_args: Any) -> None:
 
 
 def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: float,
-              on_cell_start: CellHook = _ignore, on_cell_end: CellEndHook = _ignore) -> dict[str, Any]:
+              on_cell_start: CellHook = _ignore, on_cell_end: CellEndHook = _ignore,
+              on_cell_resumed: CellHook = _ignore) -> dict[str, Any]:
     """Execute cells from the cursor until done or the time budget is spent."""
 
     ctx = StepContext.begin(state, services)
@@ -46,6 +47,9 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
     kernel_id = present(kernel.id, "kernel.id")
     client_session = present(kernel.client_session_id, "kernel.client_session_id")
     nb = store.read(output_uri)
+    resumed = cursor.running_cell() if cursor.pending and cursor.paused_at is not None else None
+    if resumed is not None:  # the cell the previous invocation left running: progress takes it over
+        on_cell_resumed(resumed, nb.cells[resumed])
     # When S3 refuses the notebook to the end (the bucket deleted mid-run…), it goes into the
     # target's tree where write_back would put it, and OutputUnwritable says so.
     saver = ThrottledSaver(store, output_uri, fallback=lambda done: _write_to_tree(jupyter, kernel.path, done))

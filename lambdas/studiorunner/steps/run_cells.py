@@ -35,7 +35,8 @@ def handler(event: dict, context: LambdaContext) -> dict:
     try:
         if progress:
             cursor = run_cells(event, services(), remaining_seconds=_remaining_seconds(context),
-                               on_cell_start=progress.cell_started, on_cell_end=progress.cell_finished)
+                               on_cell_start=progress.cell_started, on_cell_end=progress.cell_finished,
+                               on_cell_resumed=progress.cell_resumed)
         else:
             cursor = run_cells(event, services(), remaining_seconds=_remaining_seconds(context))
     except Exception as exc:
