@@ -14,6 +14,7 @@ Everything a local run does stays inside this machine: the stand-in and moto lis
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -94,8 +95,44 @@ def cache_dir() -> Path:
     return Path(base) / "studio-runner"
 
 
-def state_file() -> Path:
-    return cache_dir() / "local.json"
+def stacks_dir() -> Path:
+    """Where each ``local up`` says how to reach it: one file per root folder (no token or secret)."""
+    return cache_dir() / "local"
+
+
+def _state_path(root: Path) -> Path:
+    return stacks_dir() / f"{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.json"
+
+
+def live_stacks() -> list[dict[str, Any]]:
+    """Every ``local up`` that is up (its state file, its process alive)."""
+    found = []
+    for path in sorted(stacks_dir().glob("*.json")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and info.get("root") and _pid_alive(int(info.get("pid", 0))):
+            found.append({**info, "file": str(path)})
+    return found
+
+
+def find_stack(path: Path | None = None, *, or_the_only_one: bool = False) -> dict[str, Any] | None:
+    """The ``local up`` whose root folder holds ``path`` (default: the current folder), the deepest
+    if several do; with ``or_the_only_one``, else the one stack up if there is exactly one."""
+    path = (path or Path.cwd()).resolve()
+    stacks = live_stacks()
+    holding = [s for s in stacks if path == Path(s["root"]) or Path(s["root"]) in path.parents]
+    if holding:
+        return max(holding, key=lambda s: len(Path(s["root"]).parts))
+    return stacks[0] if or_the_only_one and len(stacks) == 1 else None
+
+
+def state_file(for_path: Path | None = None) -> Path:
+    """The state file of the stack ``find_stack(for_path, or_the_only_one=True)`` finds, else the
+    folder where stacks' files are (for messages: "looked for …")."""
+    info = find_stack(for_path, or_the_only_one=True)
+    return Path(info["file"]) if info else stacks_dir()
 
 
 def quiet_logs() -> None:
@@ -123,20 +160,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def connect() -> Runs | None:
-    """The long-lived local stack, if one is up."""
-    try:
-        info = json.loads(state_file().read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or not _pid_alive(int(info.get("pid", 0))):
+def connect(for_path: Path | None = None, *, or_the_only_one: bool = True) -> Runs | None:
+    """The ``local up`` stack serving ``for_path`` (default: the current folder), else (unless
+    ``or_the_only_one`` is False) the one stack up, if one is; None if none."""
+    info = find_stack(for_path, or_the_only_one=or_the_only_one)
+    if info is None:
         return None
     import boto3
 
     kwargs: dict[str, Any] = dict(endpoint_url=info["endpoint"], region_name=info["region"],
                                   aws_access_key_id="testing", aws_secret_access_key="testing")
     return Runs(boto3.client("stepfunctions", **kwargs), boto3.client("s3", **kwargs),
-                state_machine_arn=info["state_machine_arn"], bucket=info["bucket"])
+                state_machine_arn=info["state_machine_arn"], bucket=info["bucket"], root=Path(info["root"]))
 
 
 @contextmanager
@@ -159,7 +194,7 @@ def embedded(*, root: Path, flavor: str = "studio-space", budget: float | None =
     try:
         with server as standin, LocalStack(standin, run_cells_budget=budget) as stack:
             yield Runs(stack.sfn, stack.s3, state_machine_arn=stack.state_machine_arn, bucket=BUCKET,
-                       stopper=stack.stop), stack
+                       stopper=stack.stop, root=root), stack
     finally:
         if not had_checkpoints and not jupyter_url:
             # jupyter_server makes it in a folder where its contents API deletes anything (the
@@ -205,8 +240,10 @@ def long_lived(*, root: Path, flavor: str = "studio-space", port: int = 0,
     require_local_extra(server=True)
     from localstudio.local_stack import BUCKET, REGION
 
-    if connect() is not None:
-        print(f"a local stack is already up (see {state_file()})", file=sys.stderr)
+    path = _state_path(root)
+    serving = next((s for s in live_stacks() if Path(s["root"]) == root), None)
+    if serving is not None:
+        print(f"studio-runner: a local stack already serves {root} (process {serving['pid']})", file=sys.stderr)
         yield None
         return
 
@@ -214,7 +251,6 @@ def long_lived(*, root: Path, flavor: str = "studio-space", port: int = 0,
         raise _Stop()
 
     previous = signal.signal(signal.SIGTERM, _term)
-    path = state_file()
     try:
         with embedded(root=root, flavor=flavor) as (runs, stack):
             endpoint = stack.serve(port)

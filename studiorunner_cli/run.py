@@ -369,16 +369,22 @@ def run(args: RunOptions, plan: Plan) -> int:
     if plan.mode == "local-up":
         from studiorunner_cli.local import cache_dir, connect
 
-        local_up = connect()
+        # The `local up` serving the notebook's folder (or this folder), if one does: the run
+        # is then the same as with a stack of its own, in place, with its folder's files.
+        local_up = connect(plan.upload.parent if plan.upload is not None else None, or_the_only_one=False)
         if local_up is None:
-            # No long-lived stack: an embedded one for this command, as `make demo` runs.
+            # No long-lived stack serves it: an embedded one for this command, as `make demo` runs.
             plan.mode = "embedded"
             return run(args, plan)
-        if plan.cwd is not None:
-            from studiorunner_cli.local import state_file
-
-            _local_cwd(plan, Path(json.loads(state_file().read_text()).get("root") or "."))
-        return _start_and_follow(args, plan, local_up, run_id, wait=args.wait, poll=0.5,
+        root = local_up.root or Path.cwd()
+        if plan.upload is not None:
+            plan.payload["notebook"] = plan.upload.relative_to(root).as_posix()
+            plan.upload = None
+        _local_cwd(plan, root)
+        wait = args.wait or bool(args.output)  # -o implies --wait with --local, stack of its own or not
+        if wait:
+            print(f"Local stack serving {root}", flush=True)
+        return _start_and_follow(args, plan, local_up, run_id, wait=wait, poll=0.5,
                                  default_dir=cache_dir() / "runs" / run_id)
     from studiorunner_cli.runs import DEFAULT_STACK, from_stack
 
@@ -410,7 +416,8 @@ def _start_and_follow(args, plan: Plan, runs, run_id: str, *, wait: bool, poll: 
     if plan.upload is not None:
         from studiorunner_cli.runs import UPLOAD_PREFIX
 
-        payload["notebook_s3"] = runs.put(f"{UPLOAD_PREFIX}/{run_id}/{plan.upload.name}", plan.upload.read_bytes())
+        payload["notebook_s3"] = runs.put(f"{UPLOAD_PREFIX}/{run_id}/{plan.upload.name}", plan.upload.read_bytes(),
+                                         source=plan.upload)
     started = time.monotonic()
     runs.start(payload, run_id)
     if not wait:
@@ -529,8 +536,9 @@ def report(args, runs, info, default_dir, elapsed: float, *, streamed=None, said
             if _asked_html(args):
                 print(f"HTML page: {runs.output_uri(info).removesuffix('.ipynb')}.html")
         return 1 if missed else 0
-    print(f"{info.status} in {elapsed:.1f}s: {error_text(info.error, info.cause)}", file=sys.stderr)
     notebooks = [p for p in written if p.suffix == ".ipynb"]
+    why = runs.in_person_words(error_text(info.error, info.cause), info, notebooks[0] if notebooks else None)
+    print(f"{info.status} in {elapsed:.1f}s: {why}", file=sys.stderr)
     if info.error in ("CellExecutionError", "CellTimeout"):
         traceback = _failing_cell_traceback(runs, info, notebooks)
         if traceback:  # as papermill prints it, after our one line

@@ -11,12 +11,14 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from studiorunner import catalog
 
 DEFAULT_STACK = "StudioRunner"
 UPLOAD_PREFIX = "uploads"
+SOURCE_METADATA = "source-path"  # an uploaded notebook's x-amz-meta-: the file it was uploaded from
 
 
 class RunsError(Exception):
@@ -73,10 +75,11 @@ def error_text(error: str | None, cause: str | None) -> str:
 
 class Runs:
     def __init__(self, sfn: Any, s3: Any, *, state_machine_arn: str, bucket: str,
-                 stopper: Callable[[str], Any] | None = None) -> None:
+                 stopper: Callable[[str], Any] | None = None, root: Path | None = None) -> None:
         self.sfn, self.s3 = sfn, s3
         self.state_machine_arn, self.bucket = state_machine_arn, bucket
         self._stopper = stopper
+        self.root = root  # a local stack's root folder: a run's ``notebook`` is a path under it
 
     # -- naming -----------------------------------------------------------------
     def arn(self, run: str) -> str:
@@ -143,9 +146,41 @@ class Runs:
             return Runs(self.sfn, self.s3, state_machine_arn=self.state_machine_arn, bucket=bucket).get(key)
         return self.get(key)
 
-    def put(self, key: str, body: bytes) -> str:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+    def put(self, key: str, body: bytes, *, source: Path | None = None) -> str:
+        """Upload; ``source``, the person's file, is kept in the object's metadata (``list`` shows it)."""
+        extra = {"Metadata": {SOURCE_METADATA: str(source)}} if source is not None and str(source).isascii() else {}
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
         return f"s3://{self.bucket}/{key}"
+
+    def in_person_words(self, text: str, info: RunInfo, written: Path | None = None) -> str:
+        """``text`` (an error, a cause) with a local stack's internal ``s3://`` URIs put as the
+        person knows the files: the executed notebook where it was written (else how to get it),
+        the notebook as the file it ran from. On AWS the bucket is real: nothing changes."""
+        if self.root is None:
+            return text
+        uri = self.output_uri(info)
+        if uri:
+            text = text.replace(uri, str(written) if written else f"(studio-runner download {info.run_id} --local)")
+        if info.notebook and info.notebook.startswith("s3://"):
+            text = text.replace(info.notebook, self.source(info) or info.notebook)
+        return text
+
+    def source(self, info: RunInfo) -> str | None:
+        """The notebook as the person knows it: the file under a local stack's root, the file an
+        upload was made from, else the notebook's path or URI as the payload gives it."""
+        notebook = info.notebook
+        if notebook is None:
+            return None
+        if self.root is not None and info.payload.get("notebook"):
+            return str(self.root / notebook)
+        prefix = f"s3://{self.bucket}/{UPLOAD_PREFIX}/"
+        if notebook.startswith(prefix):
+            try:
+                head = self.s3.head_object(Bucket=self.bucket, Key=notebook[len(f"s3://{self.bucket}/"):])
+                return head.get("Metadata", {}).get(SOURCE_METADATA) or notebook
+            except Exception:  # noqa: BLE001 - a view: the URI will do
+                return notebook
+        return notebook
 
     def output_uri(self, info: RunInfo) -> str | None:
         """Where the run's notebook is (or will be): the result's, else ``runs/<id>/<name>.ipynb``."""

@@ -67,11 +67,15 @@ def runs_for(where: Where) -> Runs:
     if where.local:
         if where.stack:
             raise UsageError("--local and --stack name two different stacks: give one")
-        from studiorunner_cli.local import connect, state_file
+        from studiorunner_cli.local import connect, live_stacks, stacks_dir
 
-        runs = connect()
+        runs = connect()  # the one serving this folder, else the only one up
         if runs is None:
-            raise RunsError(f"no local stack is up: start one with `studio-runner local up` (looked for {state_file()})")
+            roots = [s["root"] for s in live_stacks()]
+            if roots:
+                raise RunsError(f"no local stack serves {Path.cwd()}; those up serve {', '.join(roots)}: "
+                                "run this from inside one of them")
+            raise RunsError(f"no local stack is up: start one with `studio-runner local up` (looked in {stacks_dir()})")
         return runs
     return from_stack(where.stack or DEFAULT_STACK, profile=where.profile, region=where.region)
 
@@ -87,7 +91,7 @@ def _on_runs(verb: Callable[[Any, Runs], int]) -> Callable[[Any], int]:
 
 def status(args: RunRef, runs: Runs) -> int:
     info = runs.describe(args.run)
-    rows = [("run", info.run_id), ("status", info.shown_status), ("notebook", info.notebook or "-"),
+    rows = [("run", info.run_id), ("status", info.shown_status), ("notebook", runs.source(info) or "-"),
             ("target", str(info.payload.get("target") or "(default)")),
             ("parameters", _params(info)),
             ("started", f"{_when(info.started)} ({duration_text(info.duration)})")]
@@ -104,10 +108,10 @@ def status(args: RunRef, runs: Runs) -> int:
             text += f"; Cell {current['cell'] + 1} running since {current.get('started_at')}"
         rows.append(("progress", text))
     if info.status not in ("RUNNING", "SUCCEEDED"):
-        rows.append(("error", error_text(info.error, info.cause)))
+        rows.append(("error", runs.in_person_words(error_text(info.error, info.cause), info)))
     uri = runs.output_uri(info)
     if uri:
-        rows.append(("notebook out", uri))
+        rows.append(("notebook out", runs.in_person_words(uri, info)))
     for key, value in rows:
         print(f"{key:<13}{value}")
     return 0
@@ -122,9 +126,10 @@ def watch(args: RunRef, runs: Runs) -> int:
         print(f"\nStopped watching; the run goes on (studio-runner stop {info.run_id} to stop it).", file=sys.stderr)
         return 130
     if info.status == "SUCCEEDED":
-        print(f"SUCCEEDED in {duration_text(info.duration)}; notebook: {runs.output_uri(info)}")
+        print(f"SUCCEEDED in {duration_text(info.duration)}; notebook: {runs.in_person_words(runs.output_uri(info) or '-', info)}")
         return 0
-    print(f"{info.status} after {duration_text(info.duration)}: {error_text(info.error, info.cause)}", file=sys.stderr)
+    why = runs.in_person_words(error_text(info.error, info.cause), info)
+    print(f"{info.status} after {duration_text(info.duration)}: {why}", file=sys.stderr)
     return 1
 
 
@@ -218,32 +223,44 @@ def listing(args: ListOptions, runs: Runs) -> int:
             continue
         if args.target and info.payload.get("target") != args.target:
             continue
-        if args.notebook and not _matches(info.notebook, args.notebook):
+        source = runs.source(info)
+        if args.notebook and not _matches(info.notebook, source, args.notebook):
             continue
         if schedule:
             from studiorunner_cli.schedules.service import is_run_of
 
             if not is_run_of(info.run_id, schedule):
                 continue
+        name = info.notebook.rsplit("/", 1)[-1] if info.notebook else "(commands)"
         rows.append((info.run_id, info.shown_status, _when(info.started), duration_text(info.duration),
-                     info.notebook or "(commands)", _params(info)))
+                     name, _home(source) if source else "-", _params(info)))
         if len(rows) >= args.max:
             break
     if not rows:
         print("no runs", file=sys.stderr)
         return 0
-    header = ("RUN", "STATUS", "STARTED (UTC)", "DURATION", "NOTEBOOK", "PARAMETERS")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    header = ("RUN", "STATUS", "STARTED (UTC)", "DURATION", "NOTEBOOK", "SOURCE", "PARAMETERS")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(6)]
     for row in [header, *rows]:
-        print("  ".join(str(v).ljust(widths[i]) for i, v in enumerate(row[:5])) + "  " + row[5])
+        print("  ".join(str(v).ljust(widths[i]) for i, v in enumerate(row[:6])) + "  " + row[6])
     return 0
 
 
-def _matches(notebook: str | None, wanted: str) -> bool:
+def _matches(notebook: str | None, source: str | None, wanted: str) -> bool:
+    """``--notebook``: a name (``report`` or ``report.ipynb``) matches the notebook's file name; a
+    path matches the notebook's path, its end, or (a local file) the file it ran from."""
     if not notebook:
         return False
-    stem = Path(notebook.rsplit("/", 1)[-1]).stem
-    return wanted in (notebook, Path(wanted).stem, stem) or notebook.endswith("/" + wanted)
+    name = notebook.rsplit("/", 1)[-1]
+    if "/" not in wanted and "\\" not in wanted:
+        return wanted in (name, Path(name).stem)
+    local = str(Path(wanted).expanduser().resolve())
+    return wanted in (notebook, source) or local == source or notebook.endswith("/" + wanted.removeprefix("./"))
+
+
+def _home(path: str) -> str:
+    home = str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home + "/") else path
 
 
 def _when(when: Any) -> str:

@@ -37,9 +37,9 @@ def local_up(tmp_path, monkeypatch):
     log = (tmp_path / "up.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "studiorunner_cli", "local", "up", "--root", str(home)],
                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home)
-    state = tmp_path / "cache" / "studio-runner" / "local.json"
+    stacks = tmp_path / "cache" / "studio-runner" / "local"  # one file per local up (by its root)
     deadline = time.monotonic() + 120
-    while not state.exists():
+    while not list(stacks.glob("*.json")):
         assert process.poll() is None, (tmp_path / "up.log").read_text()
         assert time.monotonic() < deadline, "local up did not come up"
         time.sleep(0.2)

@@ -192,11 +192,21 @@ def test_status_list_logs_download_and_stop(aws, monkeypatch, capsys, tmp_path):
 
     assert main(["list", "--status", "running"]) == 0
     out = capsys.readouterr().out
-    assert RUN_ID in out and "other-" not in out and "reports/report.ipynb" not in out
+    assert RUN_ID in out and "other-" not in out
+    # the notebook's name and the file it was uploaded from, not the bucket's URI
+    assert "report.ipynb" in out and str(Path.cwd() / "reports" / "report.ipynb") in out and "s3://" not in out
     assert main(["list", "--since", "1h", "--notebook", "report"]) == 0
     assert main(["list", "--since", "2999-01-01"]) == 0
     captured = capsys.readouterr()
     assert RUN_ID in captured.out and "no runs" in captured.err
+    # --notebook filters (it used to let every run through): by name, by path, by the local file
+    for wanted in ("other", "other.ipynb", "elsewhere/report.ipynb"):
+        assert main(["list", "--notebook", wanted]) == 0
+        captured = capsys.readouterr()
+        assert RUN_ID not in captured.out and "no runs" in captured.err, wanted
+    for wanted in ("report", "report.ipynb", "reports/report.ipynb", "./reports/report.ipynb"):
+        assert main(["list", "--notebook", wanted]) == 0
+        assert RUN_ID in capsys.readouterr().out, wanted
 
     assert main(["logs", RUN_ID]) == 0
     out = capsys.readouterr().out
