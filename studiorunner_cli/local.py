@@ -1,11 +1,13 @@
 """The local stack behind ``--local``: embedded in this process, or long-lived (``local up``).
 
-Embedded (``run --local`` with no ``local up`` running): a Studio stand-in and the state
-machine in moto start with the command and stop with it, as ``make demo`` does; the
-executed notebook is copied out before they go. Long-lived: ``studio-runner local up``
-keeps one running and answers the AWS APIs on 127.0.0.1, so ``list``, ``status``,
-``download`` and ``stop --local`` work from other commands; it writes where to reach it in
-``~/.cache/studio-runner/local.json`` (no token or secret in it).
+Embedded (``run --local`` of a notebook no ``local up`` serves): a Studio stand-in serving the
+notebook's folder and the state machine in moto start with the command and stop with it, as
+``make demo`` does; the executed notebook is copied out before they go. Long-lived:
+``studio-runner local up --root DIR`` keeps one serving DIR and answers the AWS APIs on
+127.0.0.1; ``run --local`` of a notebook under DIR runs there, in place, and ``list``,
+``status``, ``download`` and ``stop --local`` reach it from DIR (or, if it is the only one up,
+from anywhere). Each writes where to reach it in ``~/.cache/studio-runner/local/<hash of
+DIR>.json`` (no token or secret in it).
 
 Everything a local run does stays inside this machine: the stand-in and moto listen on
 127.0.0.1 only, and the state machine cannot send anything outside the process's mocks.

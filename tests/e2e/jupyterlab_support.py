@@ -133,7 +133,9 @@ class Lab:
 
         from studiorunner_cli.runs import Runs
 
-        info = json.loads((self.tmp / "cache" / "studio-runner" / "local.json").read_text())
+        # one state file per local stack (by root folder): the lab's is the only one here
+        (state,) = (self.tmp / "cache" / "studio-runner" / "local").glob("*.json")
+        info = json.loads(state.read_text())
         kwargs = dict(endpoint_url=info["endpoint"], region_name=info["region"],
                       aws_access_key_id="testing", aws_secret_access_key="testing")
         return Runs(boto3.client("stepfunctions", **kwargs), boto3.client("s3", **kwargs),
