@@ -46,6 +46,7 @@ class RunOptions:
     kernel: str | None = None
     cell_timeout: float | None = None
     run_timeout: float | None = None
+    start_timeout: float | None = None
     allow_errors: bool = False
     parameter_sets: str | None = None
     max_concurrency: int | None = None
@@ -89,6 +90,8 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("-k", "--kernel", help="kernel name (default: the notebook's)")
     run.add_argument("--cell-timeout", "--execution-timeout", type=float, metavar="SECONDS",
                      help="fail a cell that runs longer (papermill's --execution-timeout)")
+    run.add_argument("--start-timeout", "--start_timeout", type=float, metavar="SECONDS",
+                     help="wait this long for the target and the kernel to start (papermill's flag; default 2400)")
     run.add_argument("--cwd", metavar="DIR", help="the kernel's working folder (default: the notebook's): with --local "
                      "a folder under the served root, else a path in the target's tree")
     run.add_argument("--prepare-only", action="store_true",
@@ -222,7 +225,8 @@ def check_run_args(args: RunOptions) -> Plan:
         payload["commands"] = list(args.commands)
     if args.target and not args.where.local:
         payload["target"] = args.target
-    for flag, key in ((args.cell_timeout, "cell_seconds"), (args.run_timeout, "run_seconds")):
+    for flag, key in ((args.cell_timeout, "cell_seconds"), (args.run_timeout, "run_seconds"),
+                      (args.start_timeout, "start_seconds")):
         if flag is not None:
             payload.setdefault("timeouts", {})[key] = flag
     if args.allow_errors:

@@ -101,11 +101,11 @@ def test_papermills_flag_spellings_are_aliases(here):
     (here / "p.yaml").write_text("a: 1\n")
     write(here / "nb.ipynb", "a = 0\nb = 0\nc = 0\nd = 0")
     parsed = options("nb.ipynb", "--parameters_file", "p.yaml", "--parameters_yaml", "b: 2", "--parameters_raw", "c", "3",
-                     "-k", "python3", "--execution-timeout", "30", "-p", "d", "4")
+                     "-k", "python3", "--execution-timeout", "30", "--start_timeout", "600", "-p", "d", "4")
     plan = check_run_args(parsed)
     assert plan.payload["parameters"] == {"a": 1, "b": 2, "c": "3", "d": 4}
     assert plan.payload["kernel"] == {"name": "python3"}
-    assert plan.payload["timeouts"] == {"cell_seconds": 30.0}
+    assert plan.payload["timeouts"] == {"cell_seconds": 30.0, "start_seconds": 600.0}
 
 
 def test_yaml_dates_and_timestamps_stay_strings_as_in_papermill(here):
