@@ -10,7 +10,7 @@ from studiorunner.recovery import NextAttempt
 from studiorunner.run.batch import BATCH_KEYS, BatchPlan
 from studiorunner.run.overlap import OverlapState
 from studiorunner.run.slots import SlotState
-from studiorunner.run.state import KernelProgress, RunRecord, RunState
+from studiorunner.run.state import KernelProgress, Outcome, RunRecord, RunState
 
 ASL = json.loads((Path(__file__).resolve().parents[2] / "lambdas" / "studiorunner" / "statemachine" / "runner.asl.json").read_text())
 
@@ -67,3 +67,24 @@ def test_a_state_round_trips_and_ignores_keys_it_does_not_know():
 def test_an_empty_state_is_a_run_that_started_nothing():
     state = RunState.from_dict({"payload": {}, "error": {"Error": "PayloadInvalid", "Cause": "x"}})
     assert state.run is None and not state.kernel.started_anything and not state.target.created
+
+
+def test_the_outcome_keeps_its_wire_form():
+    # What Step Functions, the CLI and the notifications read: the keys and their order, the
+    # optional ones only when set (the ASL reads $.outcome.status and $.outcome.retry).
+    failed = {"status": "FAILED", "error": "CellError", "cause": "boom; output notebook: s3://b/r/n.ipynb",
+              "result": {"run_id": "r", "status": "FAILED", "target": "lab", "output_notebook": "s3://b/r/n.ipynb",
+                         "output_html": "s3://b/r/n.html", "cells_total": 3, "cells_executed": 2, "cells_failed": 1,
+                         "duration_seconds": 4.5,
+                         "cleanup": {"actions": ["shut down kernel"], "kept": [], "problems": ["x"]},
+                         "exit": "early", "commands": [{"command": "true"}], "warnings": ["w"],
+                         "next_attempt": "r-attempt2"},
+              "retry": NextAttempt("r-attempt2", 2, 3, 60, {}).to_dict()}
+    succeeded = {"status": "SUCCEEDED",
+                 "result": {"run_id": "r", "status": "SUCCEEDED", "target": "lab", "output_notebook": None,
+                            "cells_total": 0, "cells_executed": 0, "cells_failed": 0, "duration_seconds": None,
+                            "cleanup": {"actions": [], "kept": []}}}
+    for wire in (failed, succeeded):
+        outcome = Outcome.from_dict(wire)
+        assert outcome is not None and json.dumps(outcome.to_dict()) == json.dumps(wire)
+    assert Outcome.from_dict(succeeded).succeeded and not Outcome.from_dict(failed).succeeded

@@ -324,7 +324,7 @@ def test_cleanup_of_a_run_that_started_nothing_logs_in_nowhere():
     services, made = make_services(jupyter=None)  # a login would fail
     state = {**prepared(services), "target": {"status": "pending", "created": False},
              "error": {"Error": "TargetNotReady", "Cause": '{"errorMessage": "still Pending"}'}}
-    outcome = cleanup(state, services)
+    outcome = cleanup(state, services).to_dict()
     assert outcome["error"] == "TargetNotReady" and "cleanup also failed" not in outcome["cause"]
     assert made == {} or (made["lab"].logins, made["lab"].released) == (0, [])
 
@@ -336,7 +336,7 @@ def test_cleanup_removes_the_runs_session_by_its_id_and_leaves_the_persons():
     services, _ = make_services(jupyter=jupyter)
     state = {**prepared(services), "target": {"status": "ready"},
              "kernel": {"status": "ready", "id": "k-run", "session_id": "s-run", "session_path": ours["path"]}}
-    outcome = cleanup(state, services)
+    outcome = cleanup(state, services).to_dict()
     assert outcome["status"] == "SUCCEEDED"
     assert list(jupyter.sessions) == ["s-person"] and jupyter.kernels == {"k-person"}
     assert outcome["result"]["cleanup"]["actions"] == ["deleted session and its kernel"]
@@ -352,7 +352,7 @@ def test_cleanup_finds_a_session_whose_id_never_reached_the_state_by_the_runs_ow
              "kernel": {"status": "pending", "name": "python3", "path": "work/report.ipynb",
                         "session_path": ours["path"]},
              "error": {"Error": "KernelDied", "Cause": '{"errorMessage": "probe failed"}'}}
-    outcome = cleanup(state, services)
+    outcome = cleanup(state, services).to_dict()
     assert outcome["error"] == "KernelDied"
     assert list(jupyter.sessions) == ["s-person"] and jupyter.kernels == {"k-person"}
     assert "DELETE api/sessions/s-person" not in jupyter.calls
@@ -362,7 +362,7 @@ def test_cleanup_that_cannot_log_in_to_remove_a_kernel_says_so():
     services, made = make_services(jupyter=None)
     state = {**prepared(services), "target": {"status": "ready", "created": True},
              "kernel": {"status": "ready", "id": "k-run", "session_id": "s-run"}, "cursor": {"done": True}}
-    outcome = cleanup(state, services)
+    outcome = cleanup(state, services).to_dict()
     assert outcome["error"] == "CleanupFailed"
     assert "could not log in to remove the kernel" in outcome["cause"]
     assert made["lab"].released == [(True, "if_created", 0)]  # the app is still released
@@ -374,7 +374,7 @@ def test_cleanup_keeps_an_app_other_kernels_still_use():
     services, made = make_services(jupyter=jupyter)
     state = {**prepared(services), "target": {"status": "ready", "created": True},
              "kernel": {"status": "ready", "id": "k-run", "session_id": "s-run"}}
-    outcome = cleanup(state, services)
+    outcome = cleanup(state, services).to_dict()
     assert made["lab"].released == [(True, "if_created", 1)]
     assert outcome["result"]["cleanup"]["kept"] == ["the app"]
 
@@ -384,7 +384,7 @@ def test_the_cause_names_the_output_notebook():
     services.store.write(f"s3://{BUCKET}/runs/exec-1/report.ipynb", nbformat.v4.new_notebook())
     state = {**prepared(services), "error": {"Error": "CellExecutionError",
                                              "Cause": '{"errorMessage": "Cell 2 raised ValueError: boom"}'}}
-    outcome = cleanup(state, services)
+    outcome = cleanup(state, services).to_dict()
     assert outcome["cause"] == ("Cell 2 raised ValueError: boom; output notebook: "
                                 f"s3://{BUCKET}/runs/exec-1/report.ipynb")
 
@@ -394,7 +394,7 @@ def test_a_failed_commands_cause_names_the_command_log():
     services, _ = make_services()
     state = {**prepared(services, {"commands": ["false"]}),
              "error": {"Error": "CommandFailed", "Cause": '{"errorMessage": "Command 1 exited with status 1"}'}}
-    outcome = cleanup(state, services)
+    outcome = cleanup(state, services).to_dict()
     assert outcome["error"] == "CommandFailed"
     assert outcome["cause"] == f"Command 1 exited with status 1; command log: s3://{BUCKET}/runs/exec-1/commands.log"
 
@@ -404,7 +404,7 @@ def _run_with_html(services: Services, error: dict[str, str] | None = None, **pa
         nbformat.v4.new_output("stream", name="stdout", text="<b>hi</b>\n")])])
     services.store.write(f"s3://{BUCKET}/runs/exec-1/report.ipynb", nb)
     state = prepared(services, {"notebook": "work/report.ipynb", "output_formats": ["notebook", "html"], **payload})
-    return cleanup({**state, **({"error": error} if error else {})}, services)
+    return cleanup({**state, **({"error": error} if error else {})}, services).to_dict()
 
 
 def test_cleanup_writes_the_html_page_beside_the_notebook_once_it_is_final():
@@ -472,7 +472,7 @@ def test_a_page_that_cannot_be_rendered_is_a_warning_never_a_cleanup_failure(mon
 def test_without_html_in_output_formats_no_page_is_written():
     services, _ = make_services()
     services.store.write(f"s3://{BUCKET}/runs/exec-1/report.ipynb", nbformat.v4.new_notebook())
-    outcome = cleanup(prepared(services), services)
+    outcome = cleanup(prepared(services), services).to_dict()
     assert "output_html" not in outcome["result"] and list(services.store.objects) == [
         f"s3://{BUCKET}/runs/exec-1/report.ipynb"]
 

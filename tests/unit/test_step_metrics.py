@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from studiorunner.run.state import Outcome
 from studiorunner.steps import _metrics
 from studiorunner.steps._runtime import metrics
 
@@ -23,9 +24,9 @@ def _values(blob: dict) -> dict:
 
 
 def test_a_failed_run_with_a_cleanup_problem_counts_failure_duration_and_cleanup_failure(emf):
-    _metrics.record_outcome({"status": "FAILED", "error": "CellError", "result": {
+    _metrics.record_outcome(Outcome.from_dict({"status": "FAILED", "error": "CellError", "result": {
         "target": "analytics", "duration_seconds": 42.5,
-        "cleanup": {"actions": [], "kept": [], "problems": ["could not stop the app"]}}})
+        "cleanup": {"actions": [], "kept": [], "problems": ["could not stop the app"]}}}))
     blob = emf()
     assert blob["target"] == "analytics" and blob["service"]
     assert ["service", "target"] == sorted(blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0])
@@ -34,8 +35,8 @@ def test_a_failed_run_with_a_cleanup_problem_counts_failure_duration_and_cleanup
 
 
 def test_a_succeeded_run_counts_success_and_no_cleanup_failure(emf):
-    _metrics.record_outcome({"status": "SUCCEEDED", "result": {"target": "nb", "duration_seconds": 3.0,
-                                                               "cleanup": {"actions": ["deleted"], "kept": []}}})
+    _metrics.record_outcome(Outcome.from_dict({"status": "SUCCEEDED", "result": {
+        "target": "nb", "duration_seconds": 3.0, "cleanup": {"actions": ["deleted"], "kept": []}}}))
     assert _values(emf()) == {"RunsSucceeded": [1.0], "RunDurationSeconds": [3.0]}
 
 

@@ -23,7 +23,7 @@ from studiorunner.recovery import next_attempt
 from studiorunner.run.services import UPLOAD_DIR, Services
 from studiorunner.run.slots import others_using, release_slot
 from studiorunner.run.start_kernel import SESSION_MARKER
-from studiorunner.run.state import RunState
+from studiorunner.run.state import CleanupActions, Outcome, RunResult, RunState
 from studiorunner.targets import ReleaseReport, Target
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def _own_sessions(jupyter: JupyterClient, state: RunState) -> list[str]:
     return [s["id"] for s in jupyter.list_sessions() if str(s.get("path", "")).rpartition("/")[2].startswith(marker)]
 
 
-def cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
+def cleanup(raw_state: dict[str, Any], services: Services) -> Outcome:
     """Clean up on every path and decide the run's outcome (the execution's error and cause).
 
     Never raises: an execution whose Cleanup crashed would lose its first error and say
@@ -281,12 +281,12 @@ def cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
         error_name, message = error_message(raw_state.get("error"))
         note = f"cleanup could not finish ({describe(exc)}): something this run started may still be running"
         message = f"{message} ({note})" if error_name else f"The run's cleanup failed: {note}"
-        return {"status": "FAILED", "error": error_name or "CleanupFailed", "cause": message,
-                "result": {"run_id": run.get("run_id"), "status": "FAILED", "target": run.get("target"),
-                           "output_notebook": None, "cleanup": {"actions": [], "kept": [], "problems": [note]}}}
+        return Outcome(status="FAILED", error=error_name or "CleanupFailed", cause=message,
+                       result=RunResult(run_id=run.get("run_id"), status="FAILED", target=run.get("target"),
+                                        output_notebook=None, cleanup=CleanupActions(problems=[note])))
 
 
-def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
+def _cleanup(raw_state: dict[str, Any], services: Services) -> Outcome:
     state = RunState.from_dict(raw_state)
     run = state.run
     error_name, message = error_message(state.error)
@@ -315,31 +315,26 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
     if report.tree_notebook is not None:
         executed, failed = max((executed, failed), _counts(report.tree_notebook))
 
-    result: dict[str, Any] = {
-        "run_id": run.run_id if run else None,
-        "status": "FAILED" if error_name else "SUCCEEDED",
-        "target": run.target if run else None,
-        "output_notebook": output_uri,
-        **({"output_html": html_uri} if html_uri else {}),
-        "cells_total": state.kernel.cells_total,
-        "cells_executed": executed,
-        "cells_failed": failed,
-        "duration_seconds": round(now - run.started_at, 3) if run and run.started_at else None,
-        "cleanup": {"actions": report.actions, "kept": report.kept},
-    }
-    if report.problems:
-        result["cleanup"]["problems"] = report.problems
-    if cursor.exit:
-        result["exit"] = cursor.exit
-    if state.commands and state.commands.results:
-        result["commands"] = state.commands.results
     warnings = list(state.kernel.warnings)
     if report.write_back_problem:
         warnings.append(report.write_back_problem)
     if html_problem:
         warnings.append(html_problem)
-    if warnings:
-        result["warnings"] = warnings
+    result = RunResult(
+        run_id=run.run_id if run else None,
+        status="FAILED" if error_name else "SUCCEEDED",
+        target=run.target if run else None,
+        output_notebook=output_uri,
+        output_html=html_uri,
+        cells_total=state.kernel.cells_total,
+        cells_executed=executed,
+        cells_failed=failed,
+        duration_seconds=round(now - run.started_at, 3) if run and run.started_at else None,
+        cleanup=CleanupActions(actions=report.actions, kept=report.kept, problems=report.problems),
+        exit=cursor.exit,
+        commands=state.commands.results if state.commands else None,
+        warnings=warnings,
+    )
 
     if report.problems:
         problems = "; ".join(report.problems)
@@ -360,15 +355,15 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> dict[str, Any]:
         log_uri = run.commands_log_uri if run and state.commands is None else None
         if log_uri and error_name.startswith("Command") and log_uri not in message:
             message = f"{message}; command log: {log_uri}"
-        result["status"] = "FAILED"
-        outcome = {"status": "FAILED", "error": error_name, "cause": message, "result": result}
+        result.status = "FAILED"
+        outcome = Outcome(status="FAILED", error=error_name, cause=message, result=result)
         retry = next_attempt(run.run_id, run.spec.recovery, error_name) if run else None
         if retry:  # the state machine starts it (WaitToRetry, StartAttempt)
-            outcome["cause"] = f"{message}; {retry.describe()}"
-            outcome["retry"] = retry.to_dict()
-            result["next_attempt"] = retry.name
+            outcome.cause = f"{message}; {retry.describe()}"
+            outcome.retry = retry.to_dict()
+            result.next_attempt = retry.name
         return outcome
-    return {"status": "SUCCEEDED", "result": result}
+    return Outcome(status="SUCCEEDED", result=result)
 
 
 def _finish_notebook(services: Services, uri: str, error_name: str,

@@ -11,7 +11,7 @@ it owns (its ``result_path`` in ``studiorunner.catalog.STEPS``, the ResultPath i
     kernel  – StartKernel: KernelProgress
     cursor  – RunCells:    the executor's Cursor (its own to_dict); Cleanup reads CursorSummary
     error   – any Catch:   {"Error": name, "Cause": …}
-    outcome – Cleanup:     status, error, cause, result
+    outcome – Cleanup:     Outcome (status, error, cause, result: RunResult, retry)
 
 Everything here is small and holds no secret (Step Functions keeps the history for 90 days):
 ids, S3 URIs, counters, epoch seconds. Unknown keys are ignored when reading, so a state
@@ -28,7 +28,7 @@ from studiorunner.payload import RunSpec
 from studiorunner.targets import TargetProgress
 from studiorunner.targets.base import Progress
 
-__all__ = ["CommandsReport", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "SlotState", "TargetProgress",
+__all__ = ["CleanupActions", "CommandsReport", "Outcome", "RunResult", "CursorSummary", "KernelProgress", "RunRecord", "RunState", "SlotState", "TargetProgress",
            "known_fields", "present"]
 
 T = TypeVar("T")
@@ -129,6 +129,99 @@ class CommandsReport:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> CommandsReport:
         return cls(**known_fields(cls, raw))
+
+
+@dataclass
+class CleanupActions:
+    """What Cleanup did, and what it kept or could not remove (``result.cleanup``)."""
+
+    actions: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # something the run started may still be running
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"actions": self.actions, "kept": self.kept}
+        if self.problems:
+            data["problems"] = self.problems
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> CleanupActions:
+        return cls(**known_fields(cls, raw))
+
+
+@dataclass
+class RunResult:
+    """The run's result (``outcome.result``): what the execution's output and `studio-runner`
+    show. The keys after ``cleanup`` are written only when set."""
+
+    run_id: str | None
+    status: str  # SUCCEEDED | FAILED
+    target: str | None
+    output_notebook: str | None
+    cleanup: CleanupActions = field(default_factory=CleanupActions)
+    output_html: str | None = None
+    cells_total: int | None = None
+    cells_executed: int | None = None
+    cells_failed: int | None = None
+    duration_seconds: float | None = None
+    exit: str | None = None  # the notebook's own early exit (CursorSummary.exit)
+    commands: list[dict[str, Any]] | None = None
+    warnings: list[str] | None = None
+    next_attempt: str | None = None  # the retry's execution name (payload recovery)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"run_id": self.run_id, "status": self.status, "target": self.target,
+                                "output_notebook": self.output_notebook}
+        if self.output_html:
+            data["output_html"] = self.output_html
+        data.update(cells_total=self.cells_total, cells_executed=self.cells_executed,
+                    cells_failed=self.cells_failed, duration_seconds=self.duration_seconds,
+                    cleanup=self.cleanup.to_dict())
+        for key in ("exit", "commands", "warnings", "next_attempt"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> RunResult:
+        data = known_fields(cls, raw)
+        data["cleanup"] = CleanupActions.from_dict(data.get("cleanup"))
+        return cls(**{"run_id": None, "status": "", "target": None, "output_notebook": None, **data})
+
+
+@dataclass
+class Outcome:
+    """What Cleanup (or ExecutionEnded) decides: the run's status, its one error and cause, its
+    result, and the retry the state machine starts (``$.outcome``; the ASL reads ``status``
+    and ``retry``)."""
+
+    status: str  # SUCCEEDED | FAILED
+    result: RunResult
+    error: str | None = None
+    cause: str | None = None
+    retry: dict[str, Any] | None = None  # recovery.NextAttempt.to_dict()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"status": self.status}
+        if not self.succeeded:
+            data.update(error=self.error, cause=self.cause)
+        data["result"] = self.result.to_dict()
+        if self.retry:
+            data["retry"] = self.retry
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> Outcome | None:
+        if not raw:
+            return None
+        data = known_fields(cls, raw)
+        data["result"] = RunResult.from_dict(data.get("result"))
+        return cls(**{"status": "", **data})
 
 
 @dataclass

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from studiorunner.run.state import Outcome
+
 from ._runtime import metrics
 
 RUNS_STARTED = "RunsStarted"
@@ -34,12 +36,11 @@ def record(name: str, value: float, *, target: str | None) -> None:
     metrics.add_metric(name=name, unit=_UNITS.get(name, MetricUnit.Count), value=value)
 
 
-def record_outcome(outcome: dict) -> None:
+def record_outcome(outcome: Outcome) -> None:
     """Cleanup's (or ExecutionEnded's) outcome: succeeded/failed, duration, cleanup problems."""
-    result = outcome.get("result") or {}
-    target = result.get("target")
-    record(RUNS_SUCCEEDED if outcome.get("status") == "SUCCEEDED" else RUNS_FAILED, 1, target=target)
-    if result.get("duration_seconds") is not None:
-        record(RUN_DURATION, result["duration_seconds"], target=target)
-    if (result.get("cleanup") or {}).get("problems"):
-        record(CLEANUP_FAILURES, 1, target=target)
+    result = outcome.result
+    record(RUNS_SUCCEEDED if outcome.succeeded else RUNS_FAILED, 1, target=result.target)
+    if result.duration_seconds is not None:
+        record(RUN_DURATION, result.duration_seconds, target=result.target)
+    if result.cleanup.problems:
+        record(CLEANUP_FAILURES, 1, target=result.target)

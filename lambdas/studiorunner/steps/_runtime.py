@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -66,8 +66,21 @@ def reset_services() -> None:
     _services = _clients = None
 
 
-def step(fn: Callable[[dict[str, Any], LambdaContext], Any]) -> Callable[[dict[str, Any], LambdaContext], Any]:
-    """Decorate a handler: log context, trace, flush metrics, log a named error once and re-raise."""
+@runtime_checkable
+class Record(Protocol):
+    """A typed part of the state (run/state.py): the step wrapper writes it as JSON."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def serialised(result: Any) -> Any:
+    """What Step Functions gets: a typed record as its dict (its one wire form), else as is."""
+    return result.to_dict() if isinstance(result, Record) else result
+
+
+def step(fn: Callable[[Any, LambdaContext], Any]) -> Callable[[dict[str, Any], LambdaContext], Any]:
+    """Decorate a handler: log context, trace, flush metrics, log a named error once and re-raise;
+    a handler may return a typed record (:class:`Record`), serialised here."""
 
     @functools.wraps(fn)
     def wrapper(event: dict[str, Any], context: LambdaContext) -> Any:
@@ -78,7 +91,7 @@ def step(fn: Callable[[dict[str, Any], LambdaContext], Any]) -> Callable[[dict[s
         if isinstance(run, dict):
             logger.append_keys(run_id=run.get("run_id"), target=run.get("target"))
         try:
-            return fn(event, context)
+            return serialised(fn(event, context))
         except StudioRunnerError as exc:
             logger.error("step failed", extra={"error": type(exc).__name__, "detail": exc.message})
             raise

@@ -33,6 +33,6 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     state.pop("slot", None)  # released above, by this execution's ARN
     outcome = cleanup(state, services())
     _metrics.record_outcome(outcome)  # an aborted or timed-out run is a failed run
-    logger.info("cleaned up after %s execution", status, extra={"actions": outcome["result"]["cleanup"]})
-    return {"cleaned": True, "execution": arn, "status": status, "cleanup": outcome["result"]["cleanup"],
-            "slot": slot}
+    actions = outcome.result.cleanup.to_dict()
+    logger.info("cleaned up after %s execution", status, extra={"actions": actions})
+    return {"cleaned": True, "execution": arn, "status": status, "cleanup": actions, "slot": slot}
