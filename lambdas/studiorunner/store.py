@@ -36,6 +36,9 @@ from studiorunner.errors import NotebookAccessDenied, NotebookInvalid, NotebookN
 logger = logging.getLogger(__name__)
 
 IPYNB_CONTENT_TYPE = "application/x-ipynb+json"
+#: A streamed upload's part size: S3 wants at least 5 MiB for every part but the last; one
+#: part is the most of a log held in memory at once (bench/README.md, "commandlog").
+PART_BYTES = 8 * 1024 * 1024
 _MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 _DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "KMS.AccessDeniedException",
                  "KMS.DisabledException", "InvalidObjectState"}
@@ -183,11 +186,129 @@ class S3NotebookStore:
                 uri=str(loc), bucket=loc.bucket, key=loc.key, code=code,
             ) from e
 
+    def open_text_upload(self, uri: str, *, content_type: str, part_bytes: int = PART_BYTES) -> S3TextUpload:
+        """A text object streamed to ``uri`` as it is written (see :class:`S3TextUpload`)."""
+        return S3TextUpload(self._s3, uri, content_type=content_type, part_bytes=part_bytes)
+
     def read(self, uri: str) -> NotebookNode:
         return notebook_from_bytes(self.read_bytes(uri), source=uri)
 
     def write(self, uri: str, nb: NotebookNode) -> None:
         self.write_bytes(uri, notebook_to_bytes(nb, validate=self._validate))
+
+
+class TextUpload(Protocol):
+    """A text object written as it grows (``write``), stored for good by ``close``."""
+
+    def write(self, text: str) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class S3TextUpload:
+    """A text object streamed to S3 (a multipart upload in ``part_bytes`` parts), never whole
+    in memory: a command printing 100 MB must not take a 1 GB Lambda's heap (issue 21.3).
+
+    ``write`` never raises: a refused part is remembered, the rest of the text discarded, and
+    ``close`` raises OutputUnwritable (after aborting the upload, so S3 keeps no orphan parts).
+    Small texts (under one part) are one PutObject, as before.
+    """
+
+    def __init__(self, s3: Any, uri: str, *, content_type: str, part_bytes: int = PART_BYTES) -> None:
+        self._s3 = s3
+        self.loc = S3Uri.parse(uri)
+        self.content_type = content_type
+        self.part_bytes = part_bytes
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self.bytes_written = 0
+        self.failed: OutputUnwritable | None = None
+
+    def write(self, text: str) -> int:
+        if self.failed is None:
+            self._buffer += text.encode("utf-8", "surrogateescape")
+            if len(self._buffer) >= self.part_bytes:
+                self._guarded(self._send_part)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing: a part goes when it is full, the rest at ``close``."""
+
+    def close(self) -> None:
+        if self.failed is None:
+            self._guarded(self._finish)
+        if self.failed is not None:
+            if self._upload_id is not None:
+                try:
+                    self._s3.abort_multipart_upload(Bucket=self.loc.bucket, Key=self.loc.key, UploadId=self._upload_id)
+                except ClientError:
+                    logger.warning("could not abort the multipart upload of %s", self.loc)
+            raise self.failed
+
+    def _finish(self) -> None:
+        if self._upload_id is None:
+            self._s3.put_object(Bucket=self.loc.bucket, Key=self.loc.key, Body=bytes(self._buffer),
+                                ContentType=self.content_type)
+            self.bytes_written += len(self._buffer)
+            self._buffer.clear()
+            return
+        if self._buffer:
+            self._send_part()
+        self._s3.complete_multipart_upload(Bucket=self.loc.bucket, Key=self.loc.key, UploadId=self._upload_id,
+                                           MultipartUpload={"Parts": self._parts})
+
+    def _send_part(self) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._s3.create_multipart_upload(
+                Bucket=self.loc.bucket, Key=self.loc.key, ContentType=self.content_type)["UploadId"]
+        number = len(self._parts) + 1
+        body, self._buffer = bytes(self._buffer), bytearray()
+        answer = self._s3.upload_part(Bucket=self.loc.bucket, Key=self.loc.key, UploadId=self._upload_id,
+                                      PartNumber=number, Body=body)
+        self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        self.bytes_written += len(body)
+
+    def _guarded(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except ClientError as e:
+            error = e.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            self.failed = OutputUnwritable(
+                f"S3 refused to write {self.loc} ({code}: {error.get('Message') or 'no message'})",
+                uri=str(self.loc), bucket=self.loc.bucket, key=self.loc.key, code=code)
+            self.failed.__cause__ = e
+            self._buffer = bytearray()
+
+
+class BufferedTextUpload:
+    """The same for a store that has no streaming (tests' in-memory stores): kept, then written."""
+
+    def __init__(self, store: NotebookStore, uri: str, *, content_type: str) -> None:
+        self.store, self.uri, self.content_type = store, uri, content_type
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing: written at ``close``."""
+
+    def close(self) -> None:
+        self.store.write_bytes(self.uri, "".join(self._parts).encode("utf-8", "surrogateescape"),
+                               content_type=self.content_type)
+
+
+def open_text_upload(store: NotebookStore, uri: str, *, content_type: str) -> TextUpload:
+    """A text object at ``uri`` written as it grows: streamed to S3 in parts when the store is
+    S3, else kept and written at ``close``."""
+    if isinstance(store, S3NotebookStore):
+        return store.open_text_upload(uri, content_type=content_type)
+    return BufferedTextUpload(store, uri, content_type=content_type)
 
 
 class ThrottledSaver:

@@ -319,3 +319,40 @@ def test_a_fallback_that_fails_too_says_the_notebook_is_lost(s3):
     with pytest.raises(OutputUnwritable, match="it is lost") as info:
         saver.flush(new_notebook())
     assert info.value.facts["written_to"] is None
+
+
+def test_a_big_text_streams_to_s3_in_parts_never_whole_in_memory(s3):
+    from studiorunner.store import S3TextUpload
+
+    part = 5 * 1024 * 1024  # S3's smallest part but the last
+    uri = f"s3://{BUCKET}/runs/r10/commands.log"
+    upload = S3NotebookStore(s3).open_text_upload(uri, content_type="text/plain; charset=utf-8", part_bytes=part)
+    assert isinstance(upload, S3TextUpload)
+    line = "é" + "x" * 1022 + "\n"  # 1,025 bytes in UTF-8
+    held = 0
+    for _ in range(12 * 1024):
+        upload.write(line)
+        held = max(held, len(upload._buffer))
+    upload.close()
+
+    assert held < part + len(line.encode())  # at most one part in memory
+    assert len(upload._parts) == 3  # two full parts and the rest
+    body = s3.get_object(Bucket=BUCKET, Key="runs/r10/commands.log")
+    assert body["ContentType"] == "text/plain; charset=utf-8"
+    assert body["Body"].read().decode() == line * (12 * 1024)
+
+
+def test_a_small_text_is_one_put_and_a_refused_upload_fails_at_close_only(s3):
+    from studiorunner.errors import OutputUnwritable
+
+    upload = S3NotebookStore(s3).open_text_upload(f"s3://{BUCKET}/runs/r11/small.log", content_type="text/plain")
+    upload.write("hello\n")
+    upload.close()
+    assert s3.get_object(Bucket=BUCKET, Key="runs/r11/small.log")["Body"].read() == b"hello\n"
+
+    refused = S3NotebookStore(s3).open_text_upload("s3://no-such-log-bucket/x.log", content_type="text/plain",
+                                                   part_bytes=5 * 1024 * 1024)
+    refused.write("y" * (6 * 1024 * 1024))  # a part is refused: remembered, never raised here
+    refused.write("more\n")
+    with pytest.raises(OutputUnwritable, match="NoSuchBucket"):
+        refused.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
@@ -11,6 +10,7 @@ from studiorunner.jupyter.connection import TerminalChannel
 from studiorunner.run.context import StepContext
 from studiorunner.run.services import Services
 from studiorunner.run.state import CommandsReport, present
+from studiorunner.store import open_text_upload
 from studiorunner.terminal.commands import CommandResult, summary
 from studiorunner.terminal.commands import run_commands as run_in_terminal
 from studiorunner.terminal.session import TerminalSession
@@ -30,7 +30,9 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
     timeout = min(spec.timeouts.command_seconds or budget, budget)
     log_uri = present(ctx.run.commands_log_uri, "run.commands_log_uri")
     summary_uri = log_uri.rsplit("/", 1)[0] + "/commands.json"
-    log_text, results = io.StringIO(), list[CommandResult]()
+    # commands.log streams to S3 as the commands print (issue 21.3: never the whole log in memory)
+    store = services.notebooks()
+    log_text, results = open_text_upload(store, log_uri, content_type="text/plain; charset=utf-8"), list[CommandResult]()
 
     def open_channel(path: str) -> TerminalChannel:
         ws = http.websocket(path)
@@ -49,7 +51,6 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
         try:
             session.close(delete=True)
         finally:
-            store = services.notebooks()
-            store.write_bytes(log_uri, log_text.getvalue().encode(), content_type="text/plain; charset=utf-8")
+            log_text.close()
             store.write_bytes(summary_uri, json.dumps(summary(results), indent=1).encode(), content_type="application/json")
     return CommandsReport(results=summary(results), log_uri=log_uri).to_dict()

@@ -14,14 +14,14 @@ What each place gets, and why:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from studiorunner.errors import CommandFailed, CommandTimeout
 from studiorunner.redact import redact, without_controls
 from studiorunner.terminal.session import CommandResult, TerminalSession
 from studiorunner.timestamps import utc_iso
 
-__all__ = ["CommandResult", "log_footer", "log_header", "run_commands", "shown_command", "summary"]
+__all__ = ["CommandResult", "LogSink", "log_footer", "log_header", "run_commands", "shown_command", "summary"]
 
 
 def _iso(moment: datetime) -> str:
@@ -76,17 +76,33 @@ def summary(results: list[CommandResult]) -> list[dict[str, Any]]:
     ]
 
 
+class LogSink(Protocol):
+    """Where ``commands.log`` goes as it is produced (a file, or a streamed S3 upload)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+#: An unfinished line longer than this is written out (redacted) without waiting for its end:
+#: a command printing megabytes with no newline (a progress bar with ``\r``) must not grow
+#: the memory without bound. A secret cut in two there may escape redaction.
+MAX_PARTIAL_LINE = 64 * 1024
+
+
 class _RedactedLines:
     """Writes output to the log a whole line at a time, each line redacted: a secret is
     only recognisable whole, and output arrives in arbitrary pieces."""
 
-    def __init__(self, log: TextIO) -> None:
+    def __init__(self, log: LogSink) -> None:
         self._log = log
         self._partial = ""
 
     def write(self, text: str) -> None:
         text = self._partial + text
         cut = text.rfind("\n") + 1
+        if not cut and len(text) > MAX_PARTIAL_LINE:
+            cut = len(text)
         self._partial = text[cut:]
         if cut:
             self._log.write(redact(text[:cut]))
@@ -104,7 +120,7 @@ def run_commands(
     *,
     timeout: float | None,
     allow_failure: bool = False,
-    log: TextIO | None = None,
+    log: LogSink | None = None,
     results: list[CommandResult] | None = None,
 ) -> list[CommandResult]:
     """Run ``commands`` in order in ``session``; return their results.
