@@ -99,7 +99,8 @@ def test_the_definition_waits_for_a_slot_before_starting_the_target(synthesized)
 
 def test_a_batch_runs_children_of_this_state_machine_through_an_inline_or_a_distributed_map(synthesized):
     states = json.loads(synthesized.definition_path.read_text())["States"]
-    assert states["Start"]["Next"] == "IsBatch?"
+    # A schedule's fire checks its overlap first (the batch is the fire), then IsBatch?.
+    assert states["Start"]["Next"] == "IsScheduled?" and states["IsScheduled?"]["Default"] == "IsBatch?"
     maps = {name: s for name, s in states.items() if s["Type"] == "Map"}
     assert sorted(maps) == ["RunBatchDistributed", "RunBatchInline"]
     assert maps["RunBatchDistributed"]["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED",
