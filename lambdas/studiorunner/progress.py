@@ -197,8 +197,9 @@ class ProgressReporter:
         with self._lock:
             self._current = (index, cell)
             try:
-                self._started[index] = datetime.fromisoformat(started).timestamp()
-            except (TypeError, ValueError):
+                self._started[index] = datetime.fromisoformat(started).timestamp() if isinstance(started, str) \
+                    else time.time()
+            except ValueError:
                 self._started[index] = time.time()
             self.data["current"] = {"cell": index, "started_at": started or _now_iso(), "lines": []}
             log = self._cell_logs[index] = _CellLog()
