@@ -119,3 +119,25 @@ def test_queue_gives_way_past_timeouts_queue_seconds(sfn):
     past = check_overlap({**state, "overlap": within}, execution_arn=me, started=started, stepfunctions=client,
                          now=t0 + timedelta(seconds=61))
     assert past["decision"] == "skip" and "queue_seconds=60" in past["message"]
+
+
+def test_the_step_counts_a_skipped_fire_as_runs_skipped_for_its_target(sfn, capsys, lambda_context, monkeypatch):
+    from studiorunner.steps import _runtime
+    from studiorunner.steps import check_overlap as step
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    client, machine = sfn
+    _start(client, machine, "daily-aaaa")
+    me, started = _start(client, machine, "daily-cccc")
+    state = _state()
+    state["payload"]["target"] = "lab"
+    _runtime.reset_services()
+    try:
+        result = step.handler({"state": state, "execution": me, "started": started.isoformat()}, lambda_context)
+    finally:
+        _runtime.reset_services()
+    assert result["decision"] == "skip"
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    skipped = [b for b in blobs if "RunsSkipped" in b]
+    assert skipped and skipped[0]["RunsSkipped"] == [1.0] and skipped[0]["target"] == "lab"
