@@ -212,18 +212,7 @@ def remove(jupyter: Any, path: str) -> str | None:
     nothing else (the run's own; no other run's). A note of what is left, or None."""
     try:
         jupyter.delete_file(path)
-        folder = path.rpartition("/")[0]
-        jupyter.delete_file(folder)  # empty now: only the journal was in it
     except Exception as e:  # noqa: BLE001 - a file left behind bills nothing: report, never raise
         return f"the run's journal {path} ({type(e).__name__})"
-    while "/" in folder:  # studio-runner/runs, then studio-runner: only when empty
-        folder = folder.rpartition("/")[0]
-        try:
-            names = jupyter.list_directory(folder)
-            # jupyter_server creates .ipynb_checkpoints in a folder whose file it deletes
-            if names is None or [n for n in names if n != ".ipynb_checkpoints"]:
-                break
-            jupyter.delete_file(folder)
-        except Exception:  # noqa: BLE001 - another run's files came in, or it is gone: leave it
-            break
+    jupyter.delete_empty_folders(path.rpartition("/")[0])  # the run's folder, then studio-runner/runs, …
     return None

@@ -114,6 +114,20 @@ class JupyterClient:
             self.http.put(url, json={"type": "file", "format": "text", "content": ""})
         return self._delete(url)
 
+    def delete_empty_folders(self, folder: str) -> None:
+        """Delete ``folder``, then its parents, while each holds nothing (but the
+        ``.ipynb_checkpoints`` jupyter_server may leave); stop at the first that holds
+        something, is gone or cannot be read. Never the root, never raises."""
+        while folder:
+            try:
+                names = self.list_directory(folder)
+                if names is None or [n for n in names if n != ".ipynb_checkpoints"]:
+                    return
+                self.delete_file(folder)
+            except Exception:  # noqa: BLE001 - another run's files came in, or it is gone: leave it
+                return
+            folder = folder.rpartition("/")[0]
+
     def ensure_directory(self, path: str) -> None:
         """Create ``path`` and its parents in the file tree if they are missing."""
         if not path:

@@ -237,17 +237,7 @@ def remove_own_file(jupyter: JupyterClient, path: str) -> str | None:
             return ""
     except Exception as exc:  # noqa: BLE001 - a file left behind bills nothing: report, never raise
         return f"{path} ({describe(exc)})"
-    folder = path
-    while "/" in folder:
-        folder = folder.rpartition("/")[0]
-        try:
-            names = jupyter.list_directory(folder)
-            # jupyter_server may leave .ipynb_checkpoints in a folder whose file it deleted
-            if names is None or [n for n in names if n != ".ipynb_checkpoints"]:
-                break
-            jupyter.delete_file(folder)
-        except Exception:  # noqa: BLE001 - another run's files came in, or it is gone: leave it
-            break
+    jupyter.delete_empty_folders(path.rpartition("/")[0])
     return None
 
 
