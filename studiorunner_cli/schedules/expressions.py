@@ -82,28 +82,6 @@ def at(text: str) -> str:
     return f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})"
 
 
-def from_unix_cron(fields: str) -> str:
-    """A Unix cron (five fields, day-of-week 0-7 from Sunday, as jupyter-scheduler and crontab
-    take it) → Scheduler's ``cron(…)``: the year ``*``, day-of-week renumbered 1-7, and the day
-    field left free written ``?``. Unix cron fires when *either* restricted day field matches;
-    Scheduler cannot say that, so both restricted is refused."""
-    parts = fields.split()
-    if len(parts) != 5:
-        raise ExpressionInvalid(f"{fields!r}: a Unix cron has five fields (minute hour day-of-month month day-of-week)")
-    minute, hour, dom, month, dow = parts
-    if re.search(r"[A-Za-z]", dow) and not re.fullmatch(r"[A-Za-z,\-]+", dow) or re.search(r"[LW#?]", dom + dow):
-        raise ExpressionInvalid(f"{fields!r}: only plain numbers, names, ranges, lists and steps can be converted")
-    if dom not in ("*", "?") and dow not in ("*", "?"):
-        raise ExpressionInvalid(f"{fields!r}: Unix cron fires when either day field matches; Scheduler needs one "
-                                "of them to be '?': give the day of the month or the day of the week, not both")
-    if dow in ("*", "?"):
-        dow = "?"
-    else:
-        dom = "?"
-        dow = re.sub(r"(?<![/\d])([0-7])(?!\d)", lambda m: str(int(m.group(1)) % 7 + 1), dow)
-    return cron(" ".join((minute, hour, "*" if dom == "?" and dow == "?" else dom, month, dow, "*")))
-
-
 @dataclass(frozen=True)
 class ScheduleExpression:
     """A checked expression in its time zone."""

@@ -88,29 +88,3 @@ def test_rate_counts_from_the_start():
 def test_refused(expression, timezone, message):
     with pytest.raises(ExpressionInvalid, match=message):
         parse(expression, timezone)
-
-
-@pytest.mark.parametrize("unix, scheduler", [
-    ("0 6 * * *", "cron(0 6 * * ? *)"),
-    ("30 7 * * 1-5", "cron(30 7 ? * 2-6 *)"),
-    ("0 9 * * 0,6", "cron(0 9 ? * 1,7 *)"),
-    ("0 9 * * 7", "cron(0 9 ? * 1 *)"),
-    ("0 9 * * MON-FRI", "cron(0 9 ? * MON-FRI *)"),
-    ("*/15 * 1 * *", "cron(*/15 * 1 * ? *)"),
-])
-def test_a_unix_cron_converts_to_schedulers_and_fires_the_same(unix, scheduler):
-    from cronsim import CronSim
-
-    from studiorunner_cli.schedules.expressions import from_unix_cron
-
-    assert from_unix_cron(unix) == scheduler
-    unix_times = CronSim(unix, NOW)
-    assert parse(scheduler).next_fire_times(5, after=NOW) == [next(unix_times) for _ in range(5)]
-
-
-@pytest.mark.parametrize("unix", ["0 6 1 * 1", "0 6 * *", "0 6 L * *", "0 6 * * 5#3"])
-def test_a_unix_cron_that_cannot_be_said_the_same_way_is_refused(unix):
-    from studiorunner_cli.schedules.expressions import from_unix_cron
-
-    with pytest.raises(ExpressionInvalid):
-        from_unix_cron(unix)
