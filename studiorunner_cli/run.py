@@ -44,6 +44,7 @@ class RunOptions:
     input: str | None = None
     remote: bool = False
     kernel: str | None = None
+    language: str | None = None
     cell_timeout: float | None = None
     run_timeout: float | None = None
     start_timeout: float | None = None
@@ -88,6 +89,8 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--input", help="a payload JSON file, as `aws stepfunctions start-execution` takes it")
     run.add_argument("--remote", action="store_true", help="NOTEBOOK is a path in the target's file tree")
     run.add_argument("-k", "--kernel", help="kernel name (default: the notebook's)")
+    run.add_argument("-l", "--language", help="the language parameters are written in, over the notebook's "
+                     "(papermill's flag; payload kernel.language)")
     run.add_argument("--cell-timeout", "--execution-timeout", type=float, metavar="SECONDS",
                      help="fail a cell that runs longer (papermill's --execution-timeout)")
     run.add_argument("--start-timeout", "--start_timeout", type=float, metavar="SECONDS",
@@ -243,6 +246,8 @@ def check_run_args(args: RunOptions) -> Plan:
         payload["max_concurrency"] = args.max_concurrency
     if args.kernel:
         payload["kernel"] = {**payload.get("kernel", {}), "name": args.kernel}
+    if args.language:
+        payload["kernel"] = {**payload.get("kernel", {}), "language": args.language}
     if args.report:
         payload["html_report"] = True
     if args.html or args.report:
@@ -270,13 +275,14 @@ def check_run_args(args: RunOptions) -> Plan:
         plan.stem = source if isinstance(source, str) else None
     _validate(payload, plan)
     if plan.upload is not None:
-        plan.notes = _check_parameters(plan.upload, payload, args.kernel)
+        plan.notes = _check_parameters(plan.upload, payload, args.kernel, args.language)
         for note in plan.notes:  # papermill prints these before it runs anything
             print(f"studio-runner: warning: {note}", file=sys.stderr, flush=True)
     return plan
 
 
-def _check_parameters(notebook: Path, payload: dict[str, Any], kernel: str | None) -> list[str]:
+def _check_parameters(notebook: Path, payload: dict[str, Any], kernel: str | None,
+                      language: str | None = None) -> list[str]:
     """The parameters (each set's, for a batch) against the notebook's own language, as the run
     will inject them: a name or value it cannot take is a usage error now; the warnings it gives
     (a name its parameters cell does not define) are returned."""
@@ -296,7 +302,8 @@ def _check_parameters(notebook: Path, payload: dict[str, Any], kernel: str | Non
     for index, parameters in enumerate(sets):
         try:
             _, warnings = check_notebook_parameters(
-                metadata, cells, parameters, kernel_name=kernel or (payload.get("kernel") or {}).get("name"))
+                metadata, cells, parameters, kernel_name=kernel or (payload.get("kernel") or {}).get("name"),
+                language=language or (payload.get("kernel") or {}).get("language"))
         except PayloadInvalid as exc:
             where = f"set {index}: " if payload.get("parameter_sets") else ""
             raise UsageError(f"PayloadInvalid: {where}{exc.message}") from None
@@ -336,7 +343,7 @@ def prepare_only(args: RunOptions, plan: Plan) -> int:
     from studiorunner_cli.outputs import destination
 
     nb = nbformat.read(plan.upload, as_version=4)
-    inject_parameters(nb, plan.payload.get("parameters") or {}, kernel_name=args.kernel)
+    inject_parameters(nb, plan.payload.get("parameters") or {}, kernel_name=args.kernel, language=args.language)
     nb.metadata["papermill"].update(input_path=str(plan.upload), output_path=args.output)
     target = destination(args.output, plan.upload, plan.upload.name)
     target.parent.mkdir(parents=True, exist_ok=True)

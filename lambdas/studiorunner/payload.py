@@ -28,7 +28,7 @@ TOP_LEVEL_KEYS = {
     "retry", "on_failure", "attempt",  # studiorunner.recovery
     "html_report",
 }
-KERNEL_KEYS = {"name", "instance_type"}
+KERNEL_KEYS = {"name", "instance_type", "language"}
 TIMEOUT_KEYS = {"cell_seconds", "run_seconds", "command_seconds", "start_seconds", "queue_seconds"}
 CLEANUP_KEYS = {"app"}
 #: ``schedule``: set by a schedule on the runs it starts (the CheckOverlap state reads it).
@@ -68,6 +68,7 @@ class RunSpec:
     notebook_s3: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     kernel_name: str | None = None
+    kernel_language: str | None = None  # the parameters' language, over the notebook's (papermill's -l)
     instance_type: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     cleanup_app: str = "if_created"
@@ -317,6 +318,7 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
         notebook_s3=notebook_s3,
         parameters=dict(parameters),
         kernel_name=kernel.get("name"),
+        kernel_language=kernel.get("language"),
         instance_type=kernel.get("instance_type"),
         timeouts=timeouts,
         cleanup_app=cleanup_app,

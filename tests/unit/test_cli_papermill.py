@@ -213,3 +213,14 @@ def test_the_runs_own_warnings_are_printed_once_at_the_end(capsys):
     assert code == 0
     assert capsys.readouterr().err == \
         "studio-runner: warning: Parameter 'b' is not defined in the notebook's parameters cell\n"
+
+
+def test_language_flag_chooses_the_translator_over_the_notebooks_metadata(here):
+    """papermill's -l/--language: a notebook saved as Python, run on an R kernel with -k ir -l R."""
+    write(here / "nb.ipynb", "my.flag <- FALSE")
+    plan = check_run_args(options("nb.ipynb", "-k", "ir", "-l", "R", "-p", "my.flag", "True"))
+    assert plan.payload["kernel"] == {"name": "ir", "language": "R"}
+    with pytest.raises(UsageError, match="'my.flag' is not a valid Python identifier"):
+        check_run_args(options("nb.ipynb", "-p", "my.flag", "True"))
+    assert main(["run", "nb.ipynb", "out.ipynb", "-l", "R", "-p", "my.flag", "True", "--prepare-only"]) == 0
+    assert nbformat.read(here / "out.ipynb", as_version=4).cells[1].source == "# Parameters\nmy.flag = TRUE\n"

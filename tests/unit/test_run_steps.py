@@ -195,6 +195,16 @@ def test_prepare_checks_parameter_names_by_the_s3_notebooks_language(language, p
     assert made == {}
 
 
+def test_prepare_checks_names_in_the_payloads_kernel_language():
+    services, _ = make_services()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "P"}})
+    services.notebooks().write("s3://inbox-bucket/n.ipynb", nb)
+    payload = {"notebook_s3": "s3://inbox-bucket/n.ipynb", "parameters": {"my.var": 1}, "kernel": {"language": "R"}}
+    assert prepare({"payload": payload, "execution": "e"}, services)["spec"]["kernel_language"] == "R"
+    with pytest.raises(PayloadInvalid, match="'my.var' is not a valid Python identifier"):
+        prepare({"payload": {**payload, "kernel": {}}, "execution": "e"}, services)
+
+
 def test_prepare_takes_a_unicode_python_name_papermill_takes():
     services, _ = make_services()
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})

@@ -39,7 +39,7 @@ def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
         if spec.notebook_s3:
             nb = services.notebooks().read(spec.notebook_s3)  # NotebookNotFound now, before anything starts
             if spec.parameters:  # names and values by the notebook's language, now too
-                check_injection(nb, spec.parameters, kernel_name=spec.kernel_name)
+                check_injection(nb, spec.parameters, kernel_name=spec.kernel_name, language=spec.kernel_language)
     started = services.clock()
     return RunRecord(
         run_id=run_id,

@@ -67,7 +67,7 @@ def _prepare_notebook(ctx: StepContext, jupyter: JupyterClient, kernel: KernelPr
         # papermill's choice of translator (kernel name, then the notebook's language); the
         # kernelspec's language when the notebook names none. PayloadInvalid before any kernel starts.
         warnings += inject_parameters(nb, spec.parameters, kernel_name=spec.kernel_name,
-                                      language=notebook_language(nb.metadata) or choice.language)
+                                      language=spec.kernel_language or notebook_language(nb.metadata) or choice.language)
     nbtools.prepare_for_run(
         nb, run_id=run.run_id, input_path=spec.notebook or spec.notebook_s3 or "",
         output_uri=output_uri, parameters=spec.parameters, kernel_name=choice.name,
