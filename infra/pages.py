@@ -19,10 +19,12 @@ from infra.function import StudioRunnerFunction
 from infra.nag import acknowledge, arn_ref
 from infra.network import LambdaNetwork
 from infra.permissions import grant_bucket
-from studiorunner.report.render import RENDER_FUNCTION_ENV
+from studiorunner.report.render import RENDER_FUNCTION_ENV, RENDER_TIMEOUT_SECONDS
 
-#: nbconvert's first import takes seconds on a cold start; a 1,000-cell page seconds more.
-RENDER_TIMEOUT = Duration.minutes(3)
+#: Cleanup waits this long at most (studiorunner.report.render), inside its own 5 minutes.
+RENDER_TIMEOUT = Duration.seconds(RENDER_TIMEOUT_SECONDS)
+#: Lambda CPU grows with memory: nbconvert renders on one core, which 1,769 MB buys whole.
+RENDER_MEMORY_MB = 1769
 
 
 class Pages(Construct):
@@ -35,7 +37,7 @@ class Pages(Construct):
         self.function = StudioRunnerFunction(
             self, "RenderPage", code=code, handler="studiorunner.steps.render_page.handler",
             description="Studio Runner: render an executed notebook's HTML page (nbconvert, its own bundle)",
-            environment=environment, memory_mb=memory_mb, timeout=RENDER_TIMEOUT,
+            environment=environment, memory_mb=max(memory_mb, RENDER_MEMORY_MB), timeout=RENDER_TIMEOUT,
             log_retention_days=log_retention_days, network=network)
         grant_bucket(self.function.role, bucket, write=True)
         for caller in callers:

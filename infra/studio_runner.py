@@ -107,7 +107,7 @@ class StudioRunner(Construct):
                                               log_retention_days=config.log_retention_days, network=network)
         # The run's HTML page: nbconvert in a function (and bundle) of its own (infra/pages.py).
         self.pages = Pages(self, "Pages", code=render_code or code, bucket=bucket, environment=powertools,
-                           memory_mb=max(config.lambda_memory_mb, 1024), log_retention_days=config.log_retention_days,
+                           memory_mb=config.lambda_memory_mb, log_retention_days=config.log_retention_days,
                            callers=[self.runner.functions["Cleanup"], self.execution_ended.function], network=network)
         self.notifications = Notifications(
             self, "Notifications", state_machine=self.state_machine, email=config.notification_email,

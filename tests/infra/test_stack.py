@@ -306,6 +306,26 @@ def test_aborted_and_timed_out_runs_are_cleaned_up_and_failures_notified(synthes
         "Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": {"Ref": Match.string_like_regexp("NotificationsTopic")}})
 
 
+def test_the_page_is_rendered_by_a_function_of_its_own_that_only_cleanup_and_execution_ended_invoke(synthesized):
+    from studiorunner.report.render import INVOKE_READ_TIMEOUT_SECONDS, RENDER_TIMEOUT_SECONDS
+
+    functions = _function_by_logical_id(synthesized.template_json)
+    [render] = [k for k, f in functions.items()
+                if f["Properties"]["Handler"] == "studiorunner.steps.render_page.handler"]
+    callers = {f["Properties"]["Handler"] for f in functions.values()
+               if (f["Properties"].get("Environment") or {}).get("Variables", {}).get(
+                   "STUDIO_RUNNER_RENDER_FUNCTION") == {"Ref": render}}
+    assert callers == {"studiorunner.steps.cleanup.handler", "studiorunner.steps.execution_ended.handler"}
+    invokers = [p for p in resources(synthesized.template_json, "AWS::IAM::Policy").values()
+                for s in p["Properties"]["PolicyDocument"]["Statement"]
+                if s["Action"] == "lambda:InvokeFunction" and {"Fn::GetAtt": [render, "Arn"]} in _as_list(s["Resource"])]
+    assert len(invokers) == 2
+    # Cleanup waits for it (one attempt) inside its own 5 minutes; a whole core to render on.
+    props = functions[render]["Properties"]
+    assert props["Timeout"] == RENDER_TIMEOUT_SECONDS < INVOKE_READ_TIMEOUT_SECONDS < 300
+    assert props["MemorySize"] >= 1769
+
+
 def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(synthesized):
     assert synthesized.validation_error is None, str(synthesized.validation_error)
     for report in synthesized.validation_report.get("pluginReports", []):

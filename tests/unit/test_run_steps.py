@@ -438,7 +438,14 @@ def test_html_report_renders_the_page_without_code():
 def test_with_a_render_function_cleanup_asks_it_for_the_page_and_a_failure_is_a_warning(monkeypatch):
     import io
 
+    from botocore.config import Config
+
     from studiorunner.report import render
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    config = render.invoke_client()._client_config  # one attempt, waiting out RenderPage's whole run
+    assert config.read_timeout > render.RENDER_TIMEOUT_SECONDS and config.retries["total_max_attempts"] == 1
+    assert isinstance(config, Config)
 
     calls = []
 
@@ -449,8 +456,8 @@ def test_with_a_render_function_cleanup_asks_it_for_the_page_and_a_failure_is_a_
                 b'{"errorType": "MemoryError", "errorMessage": "quoting the notebook: secret"}')}
 
     monkeypatch.setenv(render.RENDER_FUNCTION_ENV, "studio-runner-render-page")
+    monkeypatch.setattr(render, "invoke_client", FakeLambda)
     services, _ = make_services()
-    services.clients = lambda service: FakeLambda()
     outcome = _run_with_html(services, html_report=True)
     [call] = calls
     assert call["FunctionName"] == "studio-runner-render-page" and call["InvocationType"] == "RequestResponse"

@@ -20,8 +20,22 @@ from studiorunner.store import NotebookStore
 
 log = logging.getLogger(__name__)
 
-#: The RenderPage function's name, set on the functions that ask for pages (infra/runner.py).
+#: The RenderPage function's name, set on the functions that ask for pages (infra/pages.py).
 RENDER_FUNCTION_ENV = "STUDIO_RUNNER_RENDER_FUNCTION"
+#: RenderPage's own timeout (infra/pages.py), and how long Cleanup waits for its answer: one
+#: attempt, never botocore's default 60 s read timeout with retries (a 1,000-cell page takes
+#: 8-16 s on a loaded core, bench/README.md), and well inside Cleanup's own 5 minutes.
+RENDER_TIMEOUT_SECONDS = 150
+INVOKE_READ_TIMEOUT_SECONDS = RENDER_TIMEOUT_SECONDS + 15
+
+
+def invoke_client() -> Any:
+    """A Lambda client that waits for RenderPage's whole run, once (no retried invoke)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("lambda", config=Config(read_timeout=INVOKE_READ_TIMEOUT_SECONDS, connect_timeout=10,
+                                                retries={"total_max_attempts": 1}))
 
 
 class PageNotRendered(StudioRunnerError):

@@ -52,7 +52,7 @@ class Services:
             from studiorunner.report import render
 
             function = os.environ.get(render.RENDER_FUNCTION_ENV)
-            self.page_renderer = (render.from_lambda(function, self.clients("lambda")) if function
+            self.page_renderer = (render.from_lambda(function, render.invoke_client()) if function
                                   else render.in_process(self.notebooks))
         return self.page_renderer
 
