@@ -158,3 +158,15 @@ def test_a_notebook_that_names_no_language_gets_its_kernelspecs_translator(env: 
     out = env.output(execution)
     assert out.cells[1].source == "# Parameters\nGREETING=hello\n"
     assert stream_text(out.cells[2]).strip() == "hello"
+
+
+@_needs("ir")
+def test_kernel_language_in_the_payload_wins_over_the_notebooks_metadata(env: Env) -> None:
+    """papermill's -k ir -l R on a notebook saved with Python's metadata: R code is injected."""
+    path = notebook(env.root, "saved_as_python.ipynb", "python3", "python", "flag <- FALSE", "cat(isTRUE(flag))")
+    execution = env.run({"notebook": path, "kernel": {"name": "ir", "language": "R"}, "parameters": {"flag": True}})
+
+    assert execution.succeeded, (execution.error, execution.cause)
+    out = env.output(execution)
+    assert out.cells[1].source == "# Parameters\nflag = TRUE\n"
+    assert stream_text(out.cells[2]) == "TRUE"
