@@ -37,6 +37,7 @@ VERBS: tuple[Verb, ...] = (
     local.VERB,
     schedule.VERB,
     recovery.RERUN,
+    recovery.RESUME,
     lab.VERB,
 )
 

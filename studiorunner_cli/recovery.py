@@ -1,9 +1,12 @@
-"""Recovering from a failed run: ``run --retries N --hold 2h`` and the ``rerun`` verb.
+"""Recovering from a failed run: ``run --retries N --hold 2h``, the ``rerun`` and ``resume`` verbs.
 
     studio-runner rerun RUN [-p NAME VALUE]… [-r NAME VALUE]… [-f FILE] [-y YAML] [--wait] [-o OUT]
+    studio-runner resume RUN [--notebook FIXED.ipynb] [--from CELL] [--wait] [-o OUT]
 
 A rerun is a new run with its source's payload (parameters overridable), named
-``<source>-rerun<N>``; it works for any run that has ended. Retries and the kernel hold are
+``<source>-rerun<N>``; it works for any run that has ended. A resume carries on a run whose
+kernel is held (``run --hold``) in that very kernel, from the failed cell (or ``--from``),
+with the cells of ``--notebook`` from there on; it is named ``<source>-resume<N>``. Retries and the kernel hold are
 payload keys (``retry``, ``on_failure``: ``studiorunner.recovery``); here are their flags.
 """
 
@@ -170,3 +173,124 @@ def follow_started(runs: Any, name: str, *, wait: bool, output: str | None, star
 
 RERUN = Verb("rerun", "run an ended run again, with the same payload (parameters overridable)",
              _rerun_arguments, RerunOptions, rerun)
+
+
+# ---- resume ---------------------------------------------------------------------------------
+
+_RESUME_SUFFIX = re.compile(r"-(rerun|resume)\d+$")
+
+
+@dataclass(frozen=True)
+class ResumeOptions:
+    run: str
+    notebook: str | None = None
+    from_cell: int | None = None
+    wait: bool = False
+    output: str | None = None
+    where: Where = field(default_factory=Where)
+
+
+def _resume_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="a failed run whose kernel is held (run with --hold)")
+    parser.add_argument("--notebook", metavar="FIXED.ipynb",
+                        help="take the cells from the resume point on from this notebook (the fixed cell)")
+    parser.add_argument("--from", dest="from_cell", type=int, metavar="CELL",
+                        help="the code cell to resume from, numbered from 1 as papermill numbers them "
+                             "(default: the cell that failed)")
+    parser.add_argument("--wait", action="store_true", help="follow the resumed run until it ends")
+    parser.add_argument("-o", "--output", help="with --wait: write the executed notebook here")
+    add_where(parser)
+
+
+def resume_name(source: str, n: int) -> str:
+    suffix = f"-resume{n}"
+    return source[: 80 - len(suffix)].rstrip("-_") + suffix
+
+
+def _code_cells(nb: Any) -> int:
+    from studiorunner.recovery import _numbered_code_cells
+
+    return len(_numbered_code_cells(nb))
+
+
+def check_resume(runs: Any, options: ResumeOptions, now: float) -> tuple[dict[str, Any], Any]:
+    """Every check the CLI can make before anything starts: the payload of the resume and the
+    edited notebook to upload (or None). RunsError (exit 1) for a run that cannot be resumed,
+    UsageError (exit 2) for a bad ``--notebook``/``--from``. The state machine checks again."""
+    import json
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import nbformat
+
+    from studiorunner.recovery import failed_cell_number
+    from studiorunner_cli.runs import RunsError
+
+    if options.from_cell is not None and options.from_cell < 1:
+        raise UsageError(f"--from takes a code cell's number, from 1; got {options.from_cell}")
+    edited = None
+    if options.notebook:
+        path = Path(options.notebook).expanduser()
+        if not path.is_file():
+            raise UsageError(f"no such notebook: {options.notebook}")
+        try:
+            edited = nbformat.read(path, as_version=4)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same usage error
+            raise UsageError(f"{options.notebook} is not a notebook: {type(exc).__name__}") from None
+    source = runs.describe(options.run)
+    if source.status == "SUCCEEDED":
+        raise RunsError(f"run {source.run_id} succeeded: there is nothing to resume")
+    raw = runs.get(f"runs/{source.run_id}/hold.json")
+    if raw is None:
+        raise RunsError(f"run {source.run_id}'s kernel is not held (run it with --hold to resume it; "
+                        f"or start it again: studio-runner rerun {source.run_id})")
+    record = json.loads(raw)
+    ended = runs.get(f"runs/{source.run_id}/hold-ended.json")
+    until = datetime.fromtimestamp(float(record["until"]), UTC)
+    if ended is not None or source.status != "RUNNING" or now >= float(record["until"]):
+        by = json.loads(ended).get("by") if ended else None
+        why = (f"was resumed by {by}" if by and by not in ("expiry", "stop") else
+               "was stopped" if by == "stop" else f"expired at {until:%Y-%m-%d %H:%M:%S} UTC")
+        raise RunsError(f"run {source.run_id}'s hold {why}: its kernel is gone "
+                        f"(start it again: studio-runner rerun {source.run_id})")
+    held = runs.get_uri(record["output_uri"])
+    point = options.from_cell
+    if point is None and held is not None:
+        point = failed_cell_number(nbformat.reads(held.decode(), as_version=4))
+    if held is not None and options.from_cell is not None:
+        cells = _code_cells(nbformat.reads(held.decode(), as_version=4))
+        if options.from_cell > cells:
+            raise UsageError(f"run {source.run_id}'s notebook has {cells} code cells: --from {options.from_cell} "
+                             f"is past its end")
+    if edited is not None and point is not None and _code_cells(edited) < point:
+        raise UsageError(f"{options.notebook} has {_code_cells(edited)} code cells: it cannot resume from "
+                         f"cell {point}")
+    payload = rerun_payload(source.payload, {})
+    payload["resume"] = {"run_id": source.run_id, **({"from_cell": options.from_cell} if options.from_cell else {})}
+    return payload, (path if edited is not None else None)
+
+
+def resume(options: ResumeOptions) -> int:
+    import time
+
+    from studiorunner_cli.verbs import runs_for
+
+    if options.output and not options.wait:
+        raise UsageError("-o needs --wait (or download the notebook later: studio-runner download RUN -o OUT)")
+    runs = runs_for(options.where)
+    payload, upload = check_resume(runs, options, time.time())
+    source = payload["resume"]["run_id"]
+    base = _RESUME_SUFFIX.sub("", source)
+
+    def name_for(n: int) -> str:
+        name = resume_name(base, n)
+        if upload is not None:  # uploaded under the name it is tried with (a retry overwrites it)
+            payload["resume"]["notebook_s3"] = runs.put(f"uploads/{name}/{upload.name}", upload.read_bytes())
+        return name
+
+    name = start_named(runs, payload, name_for)
+    return follow_started(runs, name, wait=options.wait, output=options.output, started_from=f"resume of {source}")
+
+
+RESUME = Verb("resume", "carry on a failed run in its held kernel, from the failed cell",
+              _resume_arguments, ResumeOptions, resume)

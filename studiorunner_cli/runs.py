@@ -229,6 +229,10 @@ class Runs:
 _STEP_OF = {state: step for step in catalog.STEPS for state in step.states}
 
 
+#: What ``status`` and ``watch`` say of a held run; ``list`` shows it HELD.
+HELD_WORDS = "its kernel is held until"
+
+
 def phase_text(state_name: str, state: dict[str, Any]) -> str:
     """A person's words for state ``state_name`` of a run whose state is ``state``."""
     step = _STEP_OF.get(state_name)
@@ -240,6 +244,11 @@ def phase_text(state_name: str, state: dict[str, Any]) -> str:
         retry = result["retry"]
         return (f"failed ({result.get('error')}); attempt {retry.get('number')} of {retry.get('of')} "
                 f"starts as {retry.get('name')} after {retry.get('wait_seconds')} s")
+    outcome = state.get("outcome") if isinstance(state.get("outcome"), dict) else {}
+    if step.name == "CheckHold" and isinstance(outcome.get("hold"), dict):
+        hold = outcome["hold"]
+        return (f"failed ({outcome.get('error')}); {HELD_WORDS} {hold.get('until_text')}: "
+                f"{hold.get('resume')} [--notebook FIXED.ipynb] [--from CELL]")
     if step.says_message:
         return str(result.get("message") or step.phase)
     if step.polled and result.get("status") == "pending" and result.get("detail"):

@@ -15,7 +15,7 @@ from typing import Any
 
 from studiorunner_cli.display import ProgressPrinter, duration_text, follow
 from studiorunner_cli.parameters import UsageError
-from studiorunner_cli.runs import DEFAULT_STACK, RunInfo, Runs, RunsError, error_text, from_stack
+from studiorunner_cli.runs import DEFAULT_STACK, HELD_WORDS, RunInfo, Runs, RunsError, error_text, from_stack
 from studiorunner_cli.verb import Verb, Where, add_where
 
 
@@ -232,7 +232,10 @@ def listing(args: ListOptions, runs: Runs) -> int:
             if not is_run_of(info.run_id, schedule):
                 continue
         name = info.notebook.rsplit("/", 1)[-1] if info.notebook else "(commands)"
-        rows.append((info.run_id, info.shown_status, _when(info.started), duration_text(info.duration),
+        shown = info.shown_status
+        if shown == "RUNNING" and HELD_WORDS in (runs.phase(info) or ""):
+            shown = "HELD"  # failed, its kernel kept for `studio-runner resume`
+        rows.append((info.run_id, shown, _when(info.started), duration_text(info.duration),
                      name, _home(source) if source else "-", _params(info)))
         if len(rows) >= args.max:
             break

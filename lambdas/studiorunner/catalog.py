@@ -90,6 +90,10 @@ STEPS: tuple[StepInfo, ...] = (
              phase="cleaning up",
              # WaitToRetry/StartAttempt: a failed run with retry attempts left starts its next attempt.
              companions=("Succeeded?", "Done", "Failed", "CleanupCrashed", "WaitToRetry", "StartAttempt")),
+    # A failed run whose kernel is held for a resume (studiorunner/run/hold.py): the state machine
+    # owns the hold's timer, so a held kernel is released even if nobody ever resumes it.
+    StepInfo("CheckHold", "check_hold", "hold", True, "keep a failed run's kernel for a resume, then let it go",
+             phase="held for a resume", companions=("HoldOver?", "WaitWhileHeld")),
     # A batch (parameter_sets / runs): plan it, run one child execution per item (a Map), summarise.
     StepInfo("PlanBatch", "plan_batch", "batch", False, "validate a batch and name its child runs",
              phase="running a batch", companions=("BatchMode?", "RunBatchInline", "RunBatchDistributed")),

@@ -136,6 +136,11 @@ class CleanupFailed(StudioRunnerError):
     """Cleanup could not remove something the run started (it may still be billing)."""
 
 
+class RunNotHeld(StudioRunnerError):
+    """A resume names a run whose kernel is not held for it: the run succeeded or was never
+    held, its hold expired, another resume took it, or its kernel is gone."""
+
+
 class WriteBackFailed(StudioRunnerError):
     """``write_back`` could not write the executed notebook beside the source (the run's
     own output in S3 is complete; nothing is left running)."""

@@ -25,7 +25,7 @@ OUTPUT_FORMATS = ("notebook", "html")
 TOP_LEVEL_KEYS = {
     "target", "notebook", "notebook_s3", "parameters", "kernel", "timeouts", "cleanup",
     "allow_errors", "write_back", "commands", "allow_command_errors", "output_formats", "schedule", "cwd",
-    "retry", "on_failure", "attempt",  # studiorunner.recovery
+    "retry", "on_failure", "attempt", "resume",  # studiorunner.recovery
     "html_report",
 }
 KERNEL_KEYS = {"name", "instance_type", "language"}

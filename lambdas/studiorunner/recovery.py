@@ -5,12 +5,17 @@ The payload's recovery keys, checked with the rest of the payload (``payload.val
     "retry":      {"attempts": 2, "interval_seconds": 60, "errors": ["CellTimeout"]}
     "on_failure": {"hold_kernel_seconds": 7200}
     "attempt":    {"number": 2, "first_run": "daily-20261130T060000Z-3fa9c1"}   (set by a retry)
+    "resume":     {"run_id": "daily-…", "from_cell": 3, "notebook_s3": "s3://…/edited.ipynb"}  (set by resume)
 
 A retry is a new execution of the same payload, ``<first run>-attempt<N>``, started by the
 failed one's state machine after ``interval_seconds`` (a Wait state, then Step Functions'
 own ``startExecution``): each attempt has its own notebook, its own cleanup and its own line
 in ``list``. Only errors that are not the notebook's fault are retried by default
 (:data:`RETRIED_BY_DEFAULT`); ``errors`` adds others (e.g. ``CellTimeout`` for a flaky service).
+
+A hold (``on_failure.hold_kernel_seconds``) keeps a run's kernel alive after a cell failed
+(:data:`HELD_ON`), so that ``studio-runner resume`` can carry on in it from the failing cell
+with every variable the cells before computed (``run/hold.py`` keeps and releases it).
 """
 
 from __future__ import annotations
@@ -42,10 +47,14 @@ DEFAULT_INTERVAL_SECONDS = 60.0
 MAX_INTERVAL_SECONDS = 24 * 3600.0
 #: How long a failed run's kernel may be held for a resume: a Studio session lasts at most 12 h.
 MAX_HOLD_SECONDS = 12 * 3600.0
+#: The errors after which a run's kernel can be held: the kernel is alive and has the state
+#: of the cells before (a dead kernel, a target gone, a bad payload have nothing to keep).
+HELD_ON = ("CellExecutionError", "CellTimeout")
 
 RETRY_KEYS = {"attempts", "interval_seconds", "errors"}
 ON_FAILURE_KEYS = {"hold_kernel_seconds"}
 ATTEMPT_KEYS = {"number", "first_run"}
+RESUME_KEYS = {"run_id", "from_cell", "notebook_s3"}
 _ERROR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _ATTEMPT_SUFFIX = re.compile(r"-attempt\d+$")
@@ -62,6 +71,15 @@ class RetryPolicy:
 
 
 @dataclass
+class ResumeSpec:
+    """A resume's payload key: carry on the held run ``run_id`` in its own kernel."""
+
+    run_id: str
+    from_cell: int | None = None  # the code cell to start from, counted from 1 (default: the failed one)
+    notebook_s3: str | None = None  # the edited notebook whose cells, from there on, are run
+
+
+@dataclass
 class Recovery:
     """The recovery part of a run's spec (``RunSpec.recovery``)."""
 
@@ -69,6 +87,7 @@ class Recovery:
     hold_kernel_seconds: float = 0.0
     attempt: int = 1  # this run is attempt N of its first run
     first_run: str | None = None  # None for a first attempt
+    resume: ResumeSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +96,7 @@ class Recovery:
     def from_dict(cls, raw: Mapping[str, Any] | None) -> Recovery:
         data = dict(raw or {})
         data["retry"] = RetryPolicy(**(data.get("retry") or {}))
+        data["resume"] = ResumeSpec(**data["resume"]) if data.get("resume") else None
         return cls(**data)
 
 
@@ -137,6 +157,21 @@ def recovery_from_payload(raw: Mapping[str, Any], problems: list[str]) -> Recove
             problems.append(f"'attempt.first_run' must be a run id, got {first!r}")
         else:
             recovery.first_run = first
+
+    resume = _object(raw, "resume", RESUME_KEYS, problems)
+    if resume:
+        run_id, from_cell, edited = resume.get("run_id"), resume.get("from_cell"), resume.get("notebook_s3")
+        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            problems.append(f"'resume.run_id' must be a run id, got {run_id!r}")
+            run_id = ""
+        if from_cell is not None and (isinstance(from_cell, bool) or not isinstance(from_cell, int) or from_cell < 1):
+            problems.append(f"'resume.from_cell' must be a code cell's number (1 or more), got {from_cell!r}")
+            from_cell = None
+        if edited is not None and (not isinstance(edited, str) or not edited.startswith("s3://")
+                                   or not edited.endswith(".ipynb")):
+            problems.append(f"'resume.notebook_s3' must look like s3://bucket/key.ipynb, got {edited!r}")
+            edited = None
+        recovery.resume = ResumeSpec(run_id=run_id, from_cell=from_cell, notebook_s3=edited)
     return recovery
 
 
@@ -183,3 +218,74 @@ def next_attempt(run_id: str, recovery: Recovery, error: str | None) -> NextAtte
         wait_seconds=int(math.ceil(recovery.retry.interval_seconds)),
         patch={"attempt": {"number": number, "first_run": first}},
     )
+
+
+# ---- resume: the notebook it runs ------------------------------------------------------------
+
+INJECTED_TAG = "injected-parameters"
+
+
+def _numbered_code_cells(nb: Any) -> list[int]:
+    """Indexes in ``nb.cells`` of its code cells as a person numbers them (papermill's
+    "Cell N": code cells from 1, the injected-parameters cell not counted)."""
+    from studiorunner.notebook import cell_tags
+
+    return [i for i, cell in enumerate(nb.cells)
+            if cell.get("cell_type") == "code" and INJECTED_TAG not in cell_tags(cell)]
+
+
+def failed_cell_number(nb: Any) -> int | None:
+    """The number (from 1, as :func:`_numbered_code_cells` counts) of the code cell that failed."""
+    for number, index in enumerate(_numbered_code_cells(nb), start=1):
+        cell = nb.cells[index]
+        if (cell.metadata.get("papermill") or {}).get("status") == "failed" or \
+                (cell.metadata.get("studio_runner") or {}).get("status") == "failed":
+            return number
+    return None
+
+
+def resume_notebook(held: Any, edited: Any | None, from_cell: int | None, *, source_run: str,
+                    when: str) -> tuple[Any, int, int]:
+    """The notebook a resume runs: ``held`` (the held run's executed notebook) up to code cell
+    ``from_cell`` (default: the one that failed), with its outputs; from there on the cells of
+    ``edited`` (or ``held``'s own) with no output. Returns (notebook, index in ``nb.cells`` of
+    the first cell to run, the code cell number it starts from). PayloadInvalid when the point
+    does not exist in either notebook."""
+    from nbformat.v4.nbbase import random_cell_id
+
+    from studiorunner.errors import PayloadInvalid
+    from studiorunner.notebook import _pending, remove_error_banner
+
+    nb = held
+    remove_error_banner(nb)
+    start = from_cell or failed_cell_number(nb)
+    if start is None:
+        raise PayloadInvalid(f"run {source_run} has no failed code cell to resume from: give 'resume.from_cell'")
+    ours = _numbered_code_cells(nb)
+    if start > len(ours):
+        raise PayloadInvalid(f"run {source_run}'s notebook has {len(ours)} code cells: it cannot resume from "
+                             f"cell {start}")
+    cut = ours[start - 1]
+    tail = nb.cells[cut:]
+    if edited is not None:
+        remove_error_banner(edited)
+        theirs = _numbered_code_cells(edited)
+        if start > len(theirs):
+            raise PayloadInvalid(f"the edited notebook has {len(theirs)} code cells: it cannot resume from "
+                                 f"cell {start}")
+        tail = edited.cells[theirs[start - 1]:]
+    for cell in tail:
+        cell.setdefault("metadata", {})
+        cell.metadata["papermill"] = _pending()
+        cell.metadata.pop("studio_runner", None)
+        if cell.get("cell_type") == "code":
+            cell.outputs, cell.execution_count = [], None
+    kept_ids = {cell.get("id") for cell in nb.cells[:cut]}
+    for cell in tail:
+        if cell.get("id") in kept_ids:  # an edited copy of a kept cell: ids must stay unique
+            cell["id"] = random_cell_id()
+    nb.cells = nb.cells[:cut] + list(tail)
+    record = nb.metadata.setdefault("studio_runner", {})
+    record["resumed"] = {"from_run": source_run, "from_cell": start, "at": when,
+                         "edited": edited is not None}
+    return nb, cut, start

@@ -545,3 +545,16 @@ def test_rerun_of_a_running_or_unknown_run_says_why_and_starts_nothing(aws, caps
     assert "no run 'nope-20261130T120000Z-000000'" in capsys.readouterr().err
     assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
     sfn.stop_execution(executionArn=arn.replace(":stateMachine:", ":execution:") + ":" + RUN_ID)
+
+
+def test_resume_of_a_run_that_was_not_held_says_so_and_starts_nothing(aws, capsys):
+    sfn, _, arn = aws
+    sfn.start_execution(stateMachineArn=arn, name=RUN_ID, input=json.dumps(
+        {"notebook": "reports/report.ipynb", "parameters": {"mode": "fail"}}))
+    _ended(sfn, arn, RUN_ID)
+    assert main(["resume", RUN_ID]) == 1
+    assert f"run {RUN_ID}'s kernel is not held (run it with --hold" in capsys.readouterr().err
+    assert main(["resume", RUN_ID, "--from", "0"]) == 2
+    assert main(["resume", RUN_ID, "--notebook", "missing.ipynb"]) == 2
+    assert "no such notebook: missing.ipynb" in capsys.readouterr().err
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1

@@ -29,7 +29,9 @@ def test_the_asl_reads_only_what_the_state_types_write():
     run = RunRecord(run_id="r", target="t", target_type="jupyter", spec=validate_payload({"notebook": "a.ipynb"}))
     written = {"run": run.to_dict(), "target": {"status": "ready", "wait_seconds": 0},
                "kernel": KernelProgress().to_dict(), "cursor": {"done": True},
-               "outcome": {"status": "FAILED", "retry": NextAttempt("r-attempt2", 2, 3, 60, {}).to_dict()},
+               "outcome": {"status": "FAILED", "retry": NextAttempt("r-attempt2", 2, 3, 60, {}).to_dict(),
+                           "hold": {"status": "held", "until": 1.0, "wait_seconds": 0}},
+               "hold": {"status": "held", "until": 1.0, "wait_seconds": 60},
                "slot": SlotState(status="waiting").to_dict(),
                # A batch: IsBatch? reads the payload's batch keys, BatchMode? PlanBatch's plan.
                "payload": {**dict.fromkeys(BATCH_KEYS), "schedule": {"name": "s", "overlap": "skip"}},

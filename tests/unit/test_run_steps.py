@@ -520,4 +520,4 @@ def test_a_page_that_cannot_be_written_is_a_warning_naming_where_and_why(monkeyp
 def test_the_journal_starts_only_in_a_python_kernel(kernel_info, python):
     from studiorunner.run.start_kernel import _runs_python
 
-    assert _runs_python(kernel_info) is python
+    assert _runs_python({"content": kernel_info}) is python  # the kernel_info_reply message

@@ -19,11 +19,12 @@ from studiorunner.errors import JupyterUnavailable, NotebookNotFound, StudioRunn
 from studiorunner.execution import journal
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.rest import JupyterClient
-from studiorunner.recovery import next_attempt
+from studiorunner.recovery import HELD_ON, next_attempt
+from studiorunner.run import hold as hold_module
 from studiorunner.run.services import UPLOAD_DIR, Services
 from studiorunner.run.slots import others_using, release_slot
 from studiorunner.run.start_kernel import SESSION_MARKER
-from studiorunner.run.state import CleanupActions, Outcome, RunResult, RunState
+from studiorunner.run.state import CleanupActions, KernelProgress, Outcome, RunResult, RunState
 from studiorunner.targets import ReleaseReport, Target
 
 log = logging.getLogger(__name__)
@@ -287,10 +288,19 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> Outcome:
         output_exists, nb = _finish_notebook(services, output_uri, error_name, message)
     if not output_exists:
         output_uri = None  # never point a person at a notebook that was never written
-    report = release_resources(state, services, output_exists=output_exists)
-    slot = release_slot(raw_state, services)  # after the app is gone: the next run may start it
-    if slot:
-        report.actions.append(slot)
+    if run and run.resume and not state.kernel.id:
+        # A resume that failed before StartKernel adopted the held kernel: Prepare claimed it
+        # (the held run will not release it), so it is this run's to remove.
+        state.kernel = KernelProgress.from_dict(run.resume.get("kernel"))
+    hold = _hold(state, services, error_name, output_exists)
+    if hold is not None:  # kept for a resume: CheckHold releases it when the hold ends
+        report = CleanupReport(kept=[f"the run's kernel, its session and app, held until {hold['until_text']} "
+                                     f"for `{hold['resume']}`"])
+    else:
+        report = release_resources(state, services, output_exists=output_exists)
+        slot = release_slot(raw_state, services)  # after the app is gone: the next run may start it
+        if slot:
+            report.actions.append(slot)
     html_uri = html_problem = None
     if output_uri and run and "html" in run.spec.output_formats:
         # After the notebook is final (a failed run's page shows the error too) and after the
@@ -347,13 +357,32 @@ def _cleanup(raw_state: dict[str, Any], services: Services) -> Outcome:
             message = f"{message}; command log: {log_uri}"
         result.status = "FAILED"
         outcome = Outcome(status="FAILED", error=error_name, cause=message, result=result)
-        retry = next_attempt(run.run_id, run.spec.recovery, error_name) if run else None
+        retry = next_attempt(run.run_id, run.spec.recovery, error_name) if run and hold is None else None
+        if hold is not None:  # the state machine keeps it (CheckHold, WaitWhileHeld)
+            outcome.cause = (f"{message}; its kernel is held until {hold['until_text']}: fix the cell and "
+                             f"`{hold['resume']} --notebook FIXED.ipynb`")
+            outcome.hold = hold
+            result.held_until = hold["until_text"]
         if retry:  # the state machine starts it (WaitToRetry, StartAttempt)
             outcome.cause = f"{message}; {retry.describe()}"
             outcome.retry = retry.to_dict()
             result.next_attempt = retry.name
         return outcome
     return Outcome(status="SUCCEEDED", result=result)
+
+
+def _hold(state: RunState, services: Services, error_name: str, output_exists: bool) -> dict[str, Any] | None:
+    """Keep the failed run's kernel for a resume (``on_failure.hold_kernel_seconds``): the
+    outcome's ``hold``, or None to clean up as always (also when the hold cannot be recorded)."""
+    run = state.run
+    if (run is None or not run.spec.recovery.hold_kernel_seconds or error_name not in HELD_ON
+            or not state.kernel.id or not output_exists):
+        return None
+    try:
+        return hold_module.keep(state, services, services.clock())
+    except Exception as exc:  # noqa: BLE001 - no record, no resume: clean up as any run
+        log.warning("could not hold the run's kernel: %s", describe(exc))
+        return None
 
 
 def _finish_notebook(services: Services, uri: str, error_name: str,

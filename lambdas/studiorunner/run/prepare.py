@@ -9,7 +9,7 @@ from studiorunner import catalog
 from studiorunner import notebook as nbtools
 from studiorunner.errors import PayloadInvalid
 from studiorunner.parameters import check_injection
-from studiorunner.payload import validate_payload
+from studiorunner.payload import RunSpec, validate_payload
 from studiorunner.run.services import Services
 from studiorunner.run.state import RunRecord
 
@@ -41,6 +41,7 @@ def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
             if spec.parameters:  # names and values by the notebook's language, now too
                 check_injection(nb, spec.parameters, kernel_name=spec.kernel_name, language=spec.kernel_language)
     started = services.clock()
+    resume = _take_over(spec, target.name, run_id, output_uri, services) if spec.recovery.resume else None
     return RunRecord(
         run_id=run_id,
         target=target.name,
@@ -50,4 +51,39 @@ def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
         commands_log_uri=f"s3://{services.config.bucket}/runs/{run_id}/commands.log" if spec.commands else None,
         started_at=started,
         deadline=started + spec.timeouts.run_seconds if spec.timeouts.run_seconds else None,
+        resume=resume,
     ).to_dict()
+
+
+def _take_over(spec: RunSpec, target: str, run_id: str, output_uri: str | None,
+               services: Services) -> dict[str, Any]:
+    """A resume: check the held run, write the notebook this run carries on (the held run's
+    outputs up to the resume point, the edited cells after), then claim the held kernel —
+    last, so that a refused resume leaves the hold as it was."""
+    from datetime import UTC, datetime
+
+    from studiorunner.recovery import resume_notebook
+    from studiorunner.run import hold
+
+    resume = spec.recovery.resume
+    assert resume is not None
+    record = hold.read_record(services, resume.run_id)
+    if record.target != target:
+        raise PayloadInvalid(f"run {resume.run_id} ran on target {record.target!r}, not {target!r}: "
+                             f"a resume runs in the held run's kernel")
+    if output_uri is None:
+        raise PayloadInvalid("a resume carries on a notebook: give the held run's 'notebook' or 'notebook_s3'")
+    store = services.notebooks()
+    edited = store.read(resume.notebook_s3) if resume.notebook_s3 else None
+    now = datetime.now(UTC)
+    nb, index, number = resume_notebook(store.read(record.output_uri), edited, resume.from_cell,
+                                        source_run=resume.run_id, when=now.isoformat())
+    to_run = [i for i in nbtools.code_cells_to_run(nb) if i >= index]
+    meta = nb.metadata.setdefault("studio_runner", {})
+    meta.update(run_id=run_id, status="running", output_uri=output_uri, end_time=None, error=None,
+                cells_total=len(to_run))
+    hold.claim(services, resume.run_id, by=run_id)
+    store.write(output_uri, nb)
+    return {"source_run": resume.run_id, "from_index": index, "from_cell": number, "cells_to_run": len(to_run),
+            "kernel": record.kernel, "target_created": bool(record.target_progress.get("created")),
+            "slot_owner": record.slot_owner}

@@ -38,7 +38,9 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
 
     ctx = StepContext.begin(state, services)
     run, spec, kernel = ctx.run, ctx.spec, ctx.state.kernel
-    cursor = Cursor.from_dict(ctx.state.cursor)
+    # A resume starts at its resume point; every later invocation carries on from its cursor.
+    cursor = Cursor.from_dict(ctx.state.cursor) if ctx.state.cursor or not run.resume \
+        else Cursor(next_cell=int(run.resume["from_index"]))
     target = ctx.target()
     jupyter = JupyterClient(target.login())
     store = services.notebooks()

@@ -93,6 +93,24 @@ class SlotTable:
                    if name != KEY and not name.startswith(LEAVING_PREFIX)}
         return waiting, {name[len(LEAVING_PREFIX):] for name in item if name.startswith(LEAVING_PREFIX)}
 
+    def transfer(self, target: str, owner: str, new_owner: str, now: float) -> bool:
+        """Hand ``owner``'s slot to ``new_owner`` in one conditional update (a resume takes its
+        held run's slot); False when ``owner`` holds none."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key={KEY: {"S": target}},
+                UpdateExpression="SET #new = :now REMOVE #old",
+                ConditionExpression="attribute_exists(#old) AND attribute_not_exists(#new)",
+                ExpressionAttributeNames={"#old": owner, "#new": new_owner},
+                ExpressionAttributeValues={":now": {"N": repr(float(now))}},
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
     def holders(self, target: str) -> dict[str, float]:
         """Execution ARN → when it took its slot (a consistent read)."""
         item = self.dynamodb.get_item(TableName=self.table_name, Key={KEY: {"S": target}},

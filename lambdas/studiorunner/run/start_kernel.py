@@ -19,7 +19,7 @@ from typing import Any
 
 from studiorunner import catalog
 from studiorunner import notebook as nbtools
-from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady
+from studiorunner.errors import JupyterHTTPError, KernelDied, KernelNotReady, RunNotHeld
 from studiorunner.execution import journal
 from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
 from studiorunner.jupyter.kernel_protocol import kernel_info_request, new_session_id
@@ -120,6 +120,8 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
     target = ctx.target()
     jupyter = JupyterClient(target.login())
 
+    if ctx.run.resume and not kernel.id:
+        return _adopt(jupyter, ctx).to_dict()
     if not kernel.id:
         kernel.begin(ctx.now)
         if not kernel.name:
@@ -144,25 +146,57 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
         except JupyterHTTPError as exc:
             log.warning("could not delete the session of the dead kernel (Cleanup tries again): %s", exc)
         raise KernelDied(f"Kernel {kernel.name!r} died while starting (state: {state_now})", kernel=kernel.name)
-    info = _kernel_answers(jupyter, kernel.id)
-    if info is None:
+    reply = _kernel_answers(jupyter, kernel.id)
+    if reply is None:
         return _pending(kernel, "kernel not answering kernel_info yet", ctx)
-    if kernel.journal is None and kernel.session_path and kernel.client_session_id and _runs_python(info):
+    kernel.process = _process(reply)
+    if kernel.journal is None and kernel.session_path and kernel.client_session_id and _runs_python(reply):
         kernel.journal = journal.start(jupyter, kernel.id, run_id=ctx.run.run_id,
                                        session_path=kernel.session_path, run_session=kernel.client_session_id)
     kernel.ready()
     return kernel.to_dict()
 
 
-def _runs_python(kernel_info: dict[str, Any]) -> bool:
+def _process(reply: dict[str, Any] | None) -> str | None:
+    """The kernel process's session id, from its kernel_info_reply's header (a restart changes it)."""
+    return str((reply.get("header") or {}).get("session") or "unknown") if reply is not None else None
+
+
+def _runs_python(reply: dict[str, Any]) -> bool:
     """Whether the kernel runs Python (the journal is Python code for ipykernel: an R or bash
     kernel must not be sent it; bash would run its lines as commands)."""
+    kernel_info = reply.get("content") or {}
     language = (kernel_info.get("language_info") or {}).get("name") or kernel_info.get("language") or ""
     return str(language).lower().startswith("python")
 
 
+def _adopt(jupyter: JupyterClient, ctx: StepContext) -> KernelProgress:
+    """A resume: the held run's kernel, if it is still alive and still that run's own."""
+    resume = ctx.run.resume or {}
+    held = KernelProgress.from_dict(resume.get("kernel"))
+    source = resume.get("source_run")
+    state_now = jupyter.kernel_state(held.id) if held.id else "missing"
+    if state_now in DEAD_STATES:
+        raise RunNotHeld(f"the kernel held for run {source} is gone ({state_now}): rerun it instead "
+                         f"(studio-runner rerun {source})", run=source, kernel_state=state_now)
+    sessions = [s for s in jupyter.list_sessions() if s.get("id") == held.session_id]
+    if not sessions or (sessions[0].get("kernel") or {}).get("id") != held.id \
+            or sessions[0].get("path") != held.session_path:
+        raise RunNotHeld(f"the kernel held for run {source} is no longer in that run's session", run=source)
+    process = _process(_kernel_answers(jupyter, held.id))
+    if held.process and process != held.process:
+        raise RunNotHeld(f"the kernel held for run {source} was restarted"
+                         f"{' (it did not answer)' if process is None else ''}: the state of its cells is gone; "
+                         f"rerun it instead (studio-runner rerun {source})", run=source)
+    held.cells_total = int(resume.get("cells_to_run") or 0)
+    held.warnings = []
+    held.ready()
+    return held
+
+
 def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KERNEL_PROBE_SECONDS) -> dict[str, Any] | None:
-    """The kernel_info_reply's content when the kernel answers one (nbclient's ``wait_for_ready``), else None.
+    """The kernel_info_reply (the whole message) when the kernel answers one (nbclient's
+    ``wait_for_ready``), else None.
 
     jupyter_server reports ``execution_state: starting`` until a client talks to the
     kernel, so the REST model alone cannot say whether it is ready. The probe uses its
@@ -179,7 +213,7 @@ def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KER
                 msg = channel.recv(left)
                 if msg and msg.get("msg_type") == "kernel_info_reply" and \
                         msg.get("parent_header", {}).get("msg_id") == request["header"]["msg_id"]:
-                    return msg.get("content") or {}
+                    return msg
     except ChannelClosed:
         return None
     return None

@@ -13,4 +13,6 @@ def start_target(state: dict[str, Any], services: Services) -> dict[str, Any]:
     ctx = StepContext.begin(state, services)
     progress = ctx.target().ensure_started(ctx.state.target, now=ctx.now,
                                            start_seconds=ctx.spec.timeouts.start_seconds)
+    if ctx.run.resume and ctx.run.resume.get("target_created"):
+        progress.created = True  # the held run started the app: the resume stops it as that run would have
     return progress.to_dict()

@@ -11,7 +11,7 @@ it owns (its ``result_path`` in ``studiorunner.catalog.STEPS``, the ResultPath i
     kernel  – StartKernel: KernelProgress
     cursor  – RunCells:    the executor's Cursor (its own to_dict); Cleanup reads CursorSummary
     error   – any Catch:   {"Error": name, "Cause": …}
-    outcome – Cleanup:     Outcome (status, error, cause, result: RunResult, retry)
+    outcome – Cleanup:     Outcome (status, error, cause, result: RunResult, retry, hold)
 
 Everything here is small and holds no secret (Step Functions keeps the history for 90 days):
 ids, S3 URIs, counters, epoch seconds. Unknown keys are ignored when reading, so a state
@@ -60,6 +60,10 @@ class RunRecord:
     commands_log_uri: str | None = None
     started_at: float = 0.0  # epoch seconds when Prepare ran
     deadline: float | None = None  # epoch seconds: started_at + timeouts.run_seconds (+ time queued: RunState)
+    #: A resume (payload ``resume``): what Prepare took over from the held run (run/hold.py,
+    #: recovery.resume_notebook): source_run, from_index, from_cell, cells_to_run, kernel,
+    #: target_created, slot_owner.
+    resume: dict[str, Any] | None = None
 
     @property
     def has_notebook(self) -> bool:
@@ -96,6 +100,9 @@ class KernelProgress(Progress):
     session_id: str | None = None  # the Jupyter session this run created
     client_session_id: str | None = None  # the WebSocket session_id (replay on reconnect)
     journal: str | None = None  # the run's journal in the target's tree (execution/journal.py), once started
+    #: The kernel process's own session id (kernel_info_reply's header): a kernel restarted under
+    #: the same id (Jupyter's restarter) has another, and none of the run's variables.
+    process: str | None = None
     # Studio Classic: a kernel POST starts a KernelGateway app; it may outlive one Lambda.
     posted: bool = False
     kernels_before: list[str] | None = None
@@ -169,6 +176,7 @@ class RunResult:
     commands: list[dict[str, Any]] | None = None
     warnings: list[str] | None = None
     next_attempt: str | None = None  # the retry's execution name (payload recovery)
+    held_until: str | None = None  # its kernel is held for a resume until then (UTC)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"run_id": self.run_id, "status": self.status, "target": self.target,
@@ -178,7 +186,7 @@ class RunResult:
         data.update(cells_total=self.cells_total, cells_executed=self.cells_executed,
                     cells_failed=self.cells_failed, duration_seconds=self.duration_seconds,
                     cleanup=self.cleanup.to_dict())
-        for key in ("exit", "commands", "warnings", "next_attempt"):
+        for key in ("exit", "commands", "warnings", "next_attempt", "held_until"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         return data
@@ -201,6 +209,7 @@ class Outcome:
     error: str | None = None
     cause: str | None = None
     retry: dict[str, Any] | None = None  # recovery.NextAttempt.to_dict()
+    hold: dict[str, Any] | None = None  # run.hold.keep(): the kernel is kept for a resume
 
     @property
     def succeeded(self) -> bool:
@@ -213,6 +222,8 @@ class Outcome:
         data["result"] = self.result.to_dict()
         if self.retry:
             data["retry"] = self.retry
+        if self.hold:
+            data["hold"] = self.hold
         return data
 
     @classmethod

@@ -7,7 +7,7 @@ execution never reached its Cleanup state, so its kernel, terminal or app may st
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from studiorunner.run import aborted, slots
+from studiorunner.run import aborted, hold, slots
 from studiorunner.run.cleanup import cleanup
 
 from . import _metrics
@@ -24,6 +24,12 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     state = aborted.state_from_history(aborted.history_events(clients()("stepfunctions"), arn))
     # Always (Cleanup may have run and released it already: releasing is idempotent).
     slot = slots.release_slot(state, services(), execution_arn=arn)
+    if (state.get("outcome") or {}).get("hold") and (state.get("hold") or {}).get("status") in (None, "held"):
+        # Stopped while its kernel was held for a resume: let the hold go now (unless a resume took it).
+        released = hold.release(state, services(), "stop")
+        logger.info("released the held kernel of a stopped run", extra={"hold": released})
+        return {"cleaned": released["status"] == "released", "execution": arn, "status": status,
+                "cleanup": {"actions": released["actions"], "problems": released["problems"]}, "slot": slot}
     if not aborted.needs_cleanup(state):
         return {"cleaned": False, "execution": arn, "reason": "nothing started or already cleaned up",
                 "slot": slot}
