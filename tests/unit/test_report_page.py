@@ -82,7 +82,7 @@ def test_the_run_header_has_status_duration_cells_and_a_link_to_the_failing_cell
     header = page[page.index('<header class="sr-header sr-failed"'):page.index("</header>")]
     text = _text(header)
     assert "reports/sales.ipynb" in text and "sales-20261204-060000-abcd" in text
-    assert "Status failed" in text and "Duration 19.0 s" in text and "Cells run 8 of 9" in text
+    assert "Status failed" in text and "Duration 19 s" in text and "Cells run 8 of 9" in text
     assert "CellExecutionError : Cell 8 (In [8]) raised ZeroDivisionError: division by zero" in text
     failing = next(c for c in executed.cells if c.metadata.get("papermill", {}).get("status") == "failed")
     assert f'<a href="#cell-id={failing.id}">In [8]</a>' in header

@@ -15,3 +15,16 @@ REPORT_KEY = "html_report"
 def html_uri(notebook_uri: str) -> str:
     """Where a notebook's page goes: the same key with ``.html`` (``runs/<id>/<name>.html``)."""
     return f"{notebook_uri.removesuffix('.ipynb')}.html"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 03 min`` (the page's header and the run message)."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from studiorunner.report import format_duration
+
 #: A parameter whose name looks like this has its value masked in the message.
 SECRET_NAME = re.compile(r"secret|passw|pwd|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|"
                          r"auth|cookie|session[_-]?key|signature|(^|_)key$", re.IGNORECASE)
@@ -71,18 +73,6 @@ def traceback_tail(lines: Sequence[str], limit: int = TRACEBACK_LINES) -> list[s
     text = strip_ansi("\n".join(str(line) for line in lines))
     kept = [line.rstrip() for line in text.splitlines() if line.strip()]
     return kept[-limit:]
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 def _ascii(text: str) -> str:

@@ -36,6 +36,7 @@ from nbconvert.filters.markdown_mistune import MarkdownWithMath
 from nbformat import NotebookNode
 from traitlets.config import Config
 
+from studiorunner.report import format_duration
 from studiorunner.report.math import MathMLRenderer, latex_output
 from studiorunner.report.sanitize import clean_html
 
@@ -108,17 +109,6 @@ def header_html(nb: Mapping[str, Any], *, report: bool) -> str:
     css = "sr-header sr-failed" if status == "failed" else "sr-header"
     return (f'<header class="{css}" id="studio-runner-run"><h1>{escape(name)}</h1><dl>{items}</dl>'
             f"{error_html}</header>")
-
-
-def format_duration(seconds: float) -> str:
-    """``42.1 s``, ``3 min 05 s``, ``2 h 03 min``."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 class _Exporter(HTMLExporter):
