@@ -147,3 +147,59 @@ def test_a_batch_schedule_is_checked_run_by_run():
     with pytest.raises(ConfigError) as raised:
         load_config(bad)
     assert "schedule 'hourly': parameter set 1:" in str(raised.value) and "nan" in str(raised.value)
+
+
+ACCOUNT = "123456789012"
+
+
+def _resolved(value, synthesized):
+    """A template value as a string: partitions, joins, and GetAtt <role>.Arn as the role's ARN."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return [_resolved(v, synthesized) for v in value]
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_resolved(p, synthesized) for p in parts)
+    if value.get("Ref") == "AWS::Partition":
+        return "aws"
+    if "Fn::GetAtt" in value:
+        return f"arn:aws:iam::{ACCOUNT}:role/{value['Fn::GetAtt'][0]}"
+    if "Ref" in value:
+        return f"arn:aws:unresolved:::{value['Ref']}"
+    raise AssertionError(value)
+
+
+def _evaluator(synthesized, pattern: str):
+    """moto's IAM policy evaluator (what its IAM enforcement runs) over the synthesized policy."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    policy = _resources(synthesized, "AWS::IAM::ManagedPolicy")[_logical_id(synthesized, "AWS::IAM::ManagedPolicy",
+                                                                              pattern)]
+    document = policy["Properties"]["PolicyDocument"]
+    statements = [{**s, "Resource": _resolved(s["Resource"], synthesized)} for s in document["Statement"]]
+    evaluator = IAMPolicy(json.dumps({"Version": "2012-10-17", "Statement": statements}))
+
+    def allows(action: str, resource: str, **context: str) -> bool:
+        found = evaluator.is_action_permitted(action, resource, incoming_condition_values=context or None)
+        return found == PermissionResult.PERMITTED
+    return allows
+
+
+def test_pass_role_is_allowed_only_for_the_scheduler_role_and_only_to_scheduler(synthesized):
+    manage = _evaluator(synthesized, "AccessManageSchedules")
+    run = _evaluator(synthesized, "AccessRun")
+    role = f"arn:aws:iam::{ACCOUNT}:role/{_logical_id(synthesized, 'AWS::IAM::Role', 'SchedulesRole')}"
+    other_role = f"arn:aws:iam::{ACCOUNT}:role/Admin"
+    cli = f"arn:aws:scheduler:eu-west-1:{ACCOUNT}:schedule/studio-runner-schedules/daily"
+    stack = f"arn:aws:scheduler:eu-west-1:{ACCOUNT}:schedule/studio-runner-stack-schedules/daily-report"
+
+    assert manage("iam:PassRole", role, **{"iam:PassedToService": "scheduler.amazonaws.com"})
+    assert not manage("iam:PassRole", role, **{"iam:PassedToService": "lambda.amazonaws.com"})
+    assert not manage("iam:PassRole", other_role, **{"iam:PassedToService": "scheduler.amazonaws.com"})
+    for action in ("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"):
+        assert manage(action, cli)
+        assert not manage(action, stack)  # the cdk.json schedules stay the stack's
+        assert not run(action, cli)
+    assert not run("iam:PassRole", role, **{"iam:PassedToService": "scheduler.amazonaws.com"})
+    assert run("scheduler:GetSchedule", stack) and run("scheduler:GetSchedule", cli)
