@@ -50,6 +50,17 @@ class LoginFailed(StudioRunnerError):
 class JupyterHTTPError(StudioRunnerError):
     """A Jupyter REST call failed; carries method, path (no query string) and status."""
 
+    @property
+    def status(self) -> int | None:
+        """The HTTP status the server answered (None: no answer, e.g. a timeout or refused connection)."""
+        status = self.facts.get("status")
+        return status if isinstance(status, int) else None
+
+    @property
+    def timed_out(self) -> bool:
+        """The call gave up waiting for an answer (the server may still act on it)."""
+        return bool(self.facts.get("timeout"))
+
 
 class JupyterUnavailable(JupyterHTTPError):
     """The Jupyter server (or Studio's proxy in front of it) could not be reached, or kept

@@ -53,11 +53,11 @@ class JupyterClient:
         try:
             model = self.http.json("GET", f"api/contents/{quote_path(path)}", params={"type": "notebook", "content": 1})
         except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
+            if exc.status == 404:
                 raise NotebookNotFound(
                     f"Notebook {path!r} was not found in the target's file tree", path=path
                 ) from None
-            if exc.facts.get("status") == 400:
+            if exc.status == 400:
                 # jupyter_server answers 400 "Unreadable Notebook: <why>" for a file that is not
                 # JSON or not a notebook format it knows (nbformat 5…)
                 reason = str(exc).split(" answered 400 ", 1)[-1]
@@ -77,7 +77,7 @@ class JupyterClient:
             model = self.http.get(f"api/contents/{quote_path(path)}",
                                   params={"type": "file", "format": "text", "content": 1}).json()
         except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
+            if exc.status == 404:
                 return None
             raise
         return model.get("content") or ""
@@ -88,7 +88,7 @@ class JupyterClient:
         try:
             model = self.http.get(f"api/contents/{quote_path(path)}", params={"type": "directory", "content": 1}).json()
         except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
+            if exc.status == 404:
                 return None
             raise
         return [item.get("name", "") for item in model.get("content") or []]
@@ -107,7 +107,7 @@ class JupyterClient:
         try:
             model = self.http.get(url, params={"content": 0}).json()
         except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
+            if exc.status == 404:
                 return False
             raise
         if model.get("type") != "directory":
@@ -138,7 +138,7 @@ class JupyterClient:
             try:
                 self.http.get(f"api/contents/{quote_path(sub)}", params={"content": 0})
             except JupyterHTTPError as exc:
-                if exc.facts.get("status") != 404:
+                if exc.status != 404:
                     raise
                 self.http.put(f"api/contents/{quote_path(sub)}", json={"type": "directory"})
 
@@ -219,7 +219,7 @@ class JupyterClient:
         try:
             return self.http.get(f"api/kernels/{kernel_id}").json()
         except JupyterHTTPError as exc:
-            if exc.facts.get("status") == 404:
+            if exc.status == 404:
                 return None
             raise
 

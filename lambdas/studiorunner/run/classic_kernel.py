@@ -76,7 +76,7 @@ def _start_classic_kernel(jupyter: JupyterClient, kernel: KernelProgress, ctx: S
             model = jupyter.create_kernel(present(kernel.name, "kernel.name"), instance_type=instance_type,
                                           timeout=KERNEL_POST_TIMEOUT_SECONDS)
         except JupyterHTTPError as exc:
-            if exc.facts.get("timeout"):
+            if exc.timed_out:
                 return
             if "deprecated" in str(exc).lower():
                 raise TargetFailed(

@@ -148,7 +148,7 @@ class Target(ABC):
         try:
             http.get("api/status", retry_seconds=3.0)
         except JupyterHTTPError as exc:
-            status = exc.facts.get("status")
+            status = exc.status
             if status in (401, 403):
                 raise LoginFailed(
                     f"Target {self.config.name!r} refused the login: {exc}", target=self.config.name, status=status

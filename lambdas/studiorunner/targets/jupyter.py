@@ -63,9 +63,9 @@ class JupyterTarget(Target):
             raise JupyterUnavailable(
                 f"Target {self.config.name!r}: the Jupyter server at {safe_url(url)} "
                 f"could not be reached: {exc}",
-                target=self.config.name, status=exc.facts.get("status"), path="api/status") from None
+                target=self.config.name, status=exc.status, path="api/status") from None
         except JupyterHTTPError as exc:
-            status = exc.facts.get("status")
+            status = exc.status
             why = "refused the token" if status in (401, 403) else "did not answer as a Jupyter server"
             raise LoginFailed(f"Target {self.config.name!r} {why}: {exc}",
                               target=self.config.name, status=status) from None
