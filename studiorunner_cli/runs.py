@@ -244,9 +244,10 @@ def phase_text(state_name: str, state: dict[str, Any]) -> str:
         retry = result["retry"]
         return (f"failed ({result.get('error')}); attempt {retry.get('number')} of {retry.get('of')} "
                 f"starts as {retry.get('name')} after {retry.get('wait_seconds')} s")
-    outcome = state.get("outcome") if isinstance(state.get("outcome"), dict) else {}
-    if step.name == "CheckHold" and isinstance(outcome.get("hold"), dict):
-        hold = outcome["hold"]
+    raw_outcome = state.get("outcome")
+    outcome: dict[str, Any] = raw_outcome if isinstance(raw_outcome, dict) else {}
+    hold = outcome.get("hold")
+    if step.name == "CheckHold" and isinstance(hold, dict):
         return (f"failed ({outcome.get('error')}); {HELD_WORDS} {hold.get('until_text')}: "
                 f"{hold.get('resume')} [--notebook FIXED.ipynb] [--from CELL]")
     if step.says_message:

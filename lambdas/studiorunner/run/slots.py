@@ -79,7 +79,8 @@ def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: st
 
     held_slot = (run.resume or {}).get("slot_owner")
     # A resume carries on in its held run's kernel: it takes that run's slot, never queues for one.
-    acquired = bool(held_slot) and table.transfer(target.name, held_slot, execution_arn, now)
+    acquired = isinstance(held_slot, str) and bool(held_slot) and \
+        table.transfer(target.name, held_slot, execution_arn, now)
     acquired = acquired or table.try_acquire(target.name, execution_arn, limit, now)
     if not acquired and attempt % RECLAIM_EVERY == 0 and table.reclaim(target.name):
         acquired = table.try_acquire(target.name, execution_arn, limit, now)

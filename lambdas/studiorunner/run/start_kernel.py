@@ -183,7 +183,7 @@ def _adopt(jupyter: JupyterClient, ctx: StepContext) -> KernelProgress:
     if not sessions or (sessions[0].get("kernel") or {}).get("id") != held.id \
             or sessions[0].get("path") != held.session_path:
         raise RunNotHeld(f"the kernel held for run {source} is no longer in that run's session", run=source)
-    process = _process(_kernel_answers(jupyter, held.id))
+    process = _process(_kernel_answers(jupyter, present(held.id, "the held kernel's id")))
     if held.process and process != held.process:
         raise RunNotHeld(f"the kernel held for run {source} was restarted"
                          f"{' (it did not answer)' if process is None else ''}: the state of its cells is gone; "
