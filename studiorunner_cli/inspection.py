@@ -28,11 +28,13 @@ from studiorunner_cli.verb import Verb
 class InspectOptions:
     notebook: str
     kernel: str | None = None
+    language: str | None = None
 
 
 def _arguments(parser) -> None:
     parser.add_argument("notebook", help="a local .ipynb")
     parser.add_argument("-k", "--kernel", help="the kernel it will run on (default: the notebook's)")
+    parser.add_argument("-l", "--language", help="the parameters' language (default: the notebook's)")
 
 
 def _other_language(translator, source: str):
@@ -52,7 +54,8 @@ def _other_language(translator, source: str):
     return found
 
 
-def parameters_help(path: Path, kernel: str | None = None, shown: str | None = None) -> tuple[int, list[str]]:
+def parameters_help(path: Path, kernel: str | None = None, shown: str | None = None,
+                    language: str | None = None) -> tuple[int, list[str]]:
     """(exit status, lines) of papermill's ``--help-notebook`` for the notebook at ``path`` (named ``shown``)."""
     import nbformat
 
@@ -69,7 +72,7 @@ def parameters_help(path: Path, kernel: str | None = None, shown: str | None = N
     if cell is None:
         return 1, [*lines, "", "  No cell tagged 'parameters'"]
     spec = nb.metadata.get("kernelspec") or {}
-    language = notebook_language(nb.metadata) or "python"
+    language = language or notebook_language(nb.metadata) or "python"
     try:
         translator = papermill_translators.find_translator(kernel or spec.get("name"), language)
     except PayloadInvalid as exc:
@@ -91,17 +94,18 @@ def parameters_help(path: Path, kernel: str | None = None, shown: str | None = N
     return 0, lines
 
 
-def inspect_notebook(notebook: str, kernel: str | None = None, out: TextIO | None = None) -> int:
+def inspect_notebook(notebook: str, kernel: str | None = None, out: TextIO | None = None,
+                     language: str | None = None) -> int:
     path = Path(notebook).expanduser()
     if not path.is_file():
         raise UsageError(f"no such notebook: {notebook}")
-    status, lines = parameters_help(path, kernel, shown=notebook)
+    status, lines = parameters_help(path, kernel, shown=notebook, language=language)
     print("\n".join(lines), file=out or sys.stdout)
     return status
 
 
 def inspect(options: InspectOptions) -> int:
-    return inspect_notebook(options.notebook, options.kernel)
+    return inspect_notebook(options.notebook, options.kernel, language=options.language)
 
 
 VERB = Verb("inspect", "the notebook's parameters: names, types, defaults, comments (papermill's --help-notebook)",

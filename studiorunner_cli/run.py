@@ -137,7 +137,7 @@ def run_verb(options: RunOptions) -> int:
 
         if not options.notebook:
             raise UsageError("--help-notebook needs the NOTEBOOK")
-        return inspect_notebook(options.notebook)
+        return inspect_notebook(options.notebook, options.kernel, language=options.language)
     options = papermill_spellings(options)
     plan = check_run_args(options)  # every usage error before anything starts
     if options.prepare_only:

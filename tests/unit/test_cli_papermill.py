@@ -178,6 +178,12 @@ def test_inspect_reads_an_r_cell_papermill_cannot(here, capsys):
     )
 
 
+def test_inspect_takes_the_language_over_the_notebooks(here, capsys):
+    write(here / "nb.ipynb", "region <- 'eu'")  # saved with Python's metadata
+    assert main(["inspect", "nb.ipynb", "-l", "R"]) == 0
+    assert "region: Unknown type (default 'eu')" in capsys.readouterr().out
+
+
 def test_help_notebook_on_run_is_inspect(here, capsys):
     write(here / "nb.ipynb", "alpha = 0.5  # the rate")
     assert main(["run", "nb.ipynb", "--help-notebook"]) == 0
