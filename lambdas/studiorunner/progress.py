@@ -285,21 +285,26 @@ class ProgressReporter:
                 self._timer = None
                 return
             current = self.data["current"]
-            if self._current is not None and current is not None and last_lines(self._current[1]) != current["lines"]:
-                self._dirty = True  # (a cell printing the same last lines again is caught by the next change)
+            try:
+                if self._current is not None and current is not None and last_lines(self._current[1]) != current["lines"]:
+                    self._dirty = True  # (a cell printing the same last lines again is caught by the next change)
+            except (IndexError, KeyError, TypeError, AttributeError, ValueError):
+                self._dirty = True  # changing as it was read: write it
             dirty = self._dirty
             if not dirty:
                 self._timer = None
                 if self._current is not None:
                     self._schedule(max(self.refresh_seconds, self._interval()))
                 return
-        self.flush()  # outside the data lock: the executor goes on while it writes
-        with self._lock:
-            self._timer = None
-            if self._dirty:  # changed while it wrote
-                self._schedule(self._interval())
-            elif self._current is not None:
-                self._schedule(max(self.refresh_seconds, self._interval()))  # the live lines of a long cell
+        try:
+            self.flush()  # outside the data lock: the executor goes on while it writes
+        finally:
+            with self._lock:
+                self._timer = None
+                if self._dirty:  # changed while it wrote
+                    self._schedule(self._interval())
+                elif self._current is not None:
+                    self._schedule(max(self.refresh_seconds, self._interval()))  # the live lines of a long cell
 
     def finish(self, state: str, error: dict[str, Any] | None = None) -> None:
         """The invocation ends: ``running`` (more to come), ``done`` or ``failed``; always written,
@@ -323,8 +328,11 @@ class ProgressReporter:
                 self._dirty = False
                 if self._current is not None and self.data["current"] is not None:
                     # Read only now, at most once per write: the cell's outputs, never the notebook.
-                    self.data["current"]["lines"] = last_lines(self._current[1])
-                    self._log_lines(*self._current, final=False)
+                    try:
+                        self.data["current"]["lines"] = last_lines(self._current[1])
+                        self._log_lines(*self._current, final=False)
+                    except (IndexError, KeyError, TypeError, AttributeError, ValueError):
+                        pass  # the executor changed the outputs as they were read (clear_output): the next write has them
                 self.data["updated_at"] = _now_iso()
                 body = json.dumps(self.data, separators=(",", ":")).encode()
             started = self._clock()

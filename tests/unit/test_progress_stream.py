@@ -153,3 +153,19 @@ def test_a_cell_resumed_by_the_next_invocation_logs_only_its_new_lines():
     progress.cell_finished(0, cell, "completed")
     progress.finish("done")
     assert [e[2:] for e in second[-1]["log"]["entries"]] == [["line", "epoch 2"], ["end", None]]
+
+
+def test_outputs_that_change_as_they_are_read_never_stop_the_writes():
+    """The timer's thread reads the running cell's outputs while the executor changes them; a read
+    that fails (here: an output that is not one) skips the lines for that write, and writing goes on."""
+    writes: list[dict] = []
+    progress = reporter(writes)
+    cell = new_code_cell("x")
+    progress.cell_started(0, cell)
+    cell.outputs.append(None)  # what a half-made change can look like to the reader
+    progress.flush()
+    cell.outputs[:] = [new_output("stream", name="stdout", text="fine\n")]
+    progress.cell_finished(0, cell, "completed")
+    progress.finish("done")
+    assert writes[-1]["state"] == "done"
+    assert [e[3] for e in writes[-1]["log"]["entries"] if e[2] == "line"] == ["fine"]
