@@ -220,7 +220,9 @@ def record_from(*, execution: Mapping[str, Any], state: Mapping[str, Any] | None
     )
     facts = failing_cell_facts(notebook)
     for key, value in facts.items():
-        if getattr(record, key) in (None, []) and value is not None:
+        # The notebook's own counts win: a step that failed never handed its cursor on, so
+        # the execution's result may say 0 cells run where the notebook records them.
+        if value is not None and (key in ("cells_total", "cells_executed") or getattr(record, key) in (None, [])):
             setattr(record, key, value)
     if status == "SUCCEEDED":
         record.error = record.cause = None
