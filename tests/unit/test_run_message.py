@@ -115,6 +115,25 @@ def test_a_failed_run_says_which_cell_raised_what_with_the_traceback_and_where_e
                               "notebook": "reports/sales.ipynb", "run_id": run}
 
 
+@pytest.mark.parametrize("extra, said", [
+    ({"next_attempt": "sales-x-attempt2"}, ["Retried: the next attempt runs as sales-x-attempt2",
+                                            "  studio-runner watch sales-x-attempt2"]),
+    ({"held_until": "2026-12-04 08:00:00 UTC"}, [
+        "Its kernel is held until 2026-12-04 08:00:00 UTC (or until resumed): fix the cell, then",
+        "  studio-runner resume sales-x --notebook FIXED.ipynb"]),
+])
+def test_a_retried_or_held_run_says_what_comes_next(extra, said):
+    """Issue 19.4: the message of a failed run that is retried or held says so, and what to type."""
+    run = "sales-x"
+    sfn = FakeStepFunctions(name=run, status="FAILED", payload=PAYLOAD, error="KernelDied", cause="the kernel died",
+                            state=_state(run, outcome={"status": "FAILED", "error": "KernelDied",
+                                                       "cause": "the kernel died",
+                                                       "result": _result(run, "FAILED", **extra)}))
+    lines = _message(sfn).body.splitlines()
+    for line in said:
+        assert line in lines, (line, lines)
+
+
 def test_a_timed_out_run_says_so_and_how_far_it_got():
     run = "sales-20261204-060000-aaaa"
     payload = {k: v for k, v in PAYLOAD.items() if k != "schedule"}

@@ -50,6 +50,8 @@ class RunRecord:
     output_notebook: str | None = None
     output_html: str | None = None
     console_url: str | None = None
+    next_attempt: str | None = None  # a retry started as this run (payload retry)
+    held_until: str | None = None  # the run's kernel was held for a resume until then (UTC)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,12 @@ def body(record: RunRecord) -> str:
     lines.append(f"  notebook: {record.output_notebook or '(none written)'}")
     if record.output_html:
         lines.append(f"  page:     {record.output_html}")
+    if record.next_attempt:
+        lines += ["", f"Retried: the next attempt runs as {record.next_attempt}",
+                  f"  studio-runner watch {record.next_attempt}"]
+    if record.held_until:
+        lines += ["", f"Its kernel is held until {record.held_until} (or until resumed): fix the cell, then",
+                  f"  studio-runner resume {record.run_id} --notebook FIXED.ipynb"]
     lines += ["", "Get them:", f"  studio-runner download {record.run_id}"]
     if record.console_url:
         lines += ["", f"Console: {record.console_url}"]
@@ -217,6 +225,8 @@ def record_from(*, execution: Mapping[str, Any], state: Mapping[str, Any] | None
         output_notebook=result.get("output_notebook") or run.get("output_uri"),
         output_html=result.get("output_html"),
         console_url=console_url,
+        next_attempt=result.get("next_attempt"),
+        held_until=result.get("held_until"),
     )
     facts = failing_cell_facts(notebook)
     for key, value in facts.items():

@@ -176,7 +176,7 @@ def _adopt(jupyter: JupyterClient, ctx: StepContext) -> KernelProgress:
     held = KernelProgress.from_dict(resume.get("kernel"))
     source = resume.get("source_run")
     state_now = jupyter.kernel_state(held.id) if held.id else "missing"
-    if state_now in DEAD_STATES:
+    if held.id is None or state_now in DEAD_STATES:
         raise RunNotHeld(f"the kernel held for run {source} is gone ({state_now}): rerun it instead "
                          f"(studio-runner rerun {source})", run=source, kernel_state=state_now)
     sessions = [s for s in jupyter.list_sessions() if s.get("id") == held.session_id]
