@@ -110,7 +110,9 @@ def status(args: RunRef, runs: Runs) -> int:
     if info.status not in ("RUNNING", "SUCCEEDED"):
         rows.append(("error", runs.in_person_words(error_text(info.error, info.cause), info)))
     uri = runs.output_uri(info)
-    if uri:
+    if info.shown_status == "SKIPPED":  # a schedule's fire that gave way: no notebook was written
+        rows.append(("why", str((info.output or {}).get("reason") or "its schedule's previous run was running")))
+    elif uri:
         rows.append(("notebook out", runs.in_person_words(uri, info)))
     for key, value in rows:
         print(f"{key:<13}{value}")

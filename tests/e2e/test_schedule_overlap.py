@@ -30,7 +30,7 @@ def _payload(path: str, overlap: str) -> dict:
     return {"notebook": path, "schedule": {"name": "daily", "overlap": overlap}}
 
 
-def test_skip_ends_the_new_fire_at_once_as_skipped_and_starts_nothing(local_env):
+def test_skip_ends_the_new_fire_at_once_as_skipped_and_starts_nothing(local_env, capsys):
     env = local_env("studio-space")
     path = write_notebook(env.root, "slow.ipynb", "import time\ntime.sleep(4)", "print('done')")
     first = env.stack.start(_payload(path, "skip"), name="daily-aaaa1111")
@@ -47,6 +47,12 @@ def test_skip_ends_the_new_fire_at_once_as_skipped_and_starts_nothing(local_env)
     runs = Runs(env.stack.sfn, env.stack.s3, state_machine_arn=env.stack.state_machine_arn, bucket=BUCKET)
     shown = {info.run_id: info.shown_status for info in runs.list()}
     assert shown == {"daily-aaaa1111": "SUCCEEDED", "daily-bbbb2222": "SKIPPED"}
+    from studiorunner_cli.verbs import RunRef, status
+
+    status(RunRef(run="daily-bbbb2222"), runs)
+    said = capsys.readouterr().out
+    assert "SKIPPED" in said and "why          skipped: the previous run of schedule daily" in said
+    assert "notebook out" not in said
     assert_nothing_running(env)
 
 
