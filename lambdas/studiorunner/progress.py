@@ -22,9 +22,10 @@ and errors name cells: "Cell 5");
 tell how many it missed.
 
 ``log`` is what ``run --log-output`` streams (papermill's flag): each cell's start and end and
-every complete line it printed, numbered ``seq`` from 1 per invocation (``id`` changes with the
-invocation); the last ``LOG_KEEP`` entries are kept, so a reader that fell further behind can
-tell how many it missed.
+every complete line it printed, numbered ``seq`` from 1; a later RunCells invocation reads the
+file and goes on with the same ``id`` and numbers (else a reader that had not seen the previous
+invocation's last write lost its last lines); the last ``LOG_KEEP`` entries are kept, so a reader
+that fell further behind can tell how many it missed.
 
 A progress write never fails a run: the notebook is what counts; a failed write is logged
 and retried at the next cell.
@@ -150,6 +151,7 @@ class ProgressReporter:
         cost_factor: float = 2.0,
         on_cell_finished: Callable[[dict[str, Any]], None] | None = None,
         refresh_seconds: float = 1.0,
+        log: dict[str, Any] | None = None,
     ) -> None:
         self._write, self.uri, self._clock = write, uri, clock
         self.min_interval, self.cost_factor = min_interval, cost_factor
@@ -161,6 +163,13 @@ class ProgressReporter:
             "log": {"id": uuid.uuid4().hex[:12], "entries": []},
         }
         self._seq = 0
+        entries = (log or {}).get("entries") if isinstance(log, dict) else None
+        if isinstance(log, dict) and isinstance(log.get("id"), str) and isinstance(entries, list):
+            # The previous invocation's log goes on (same id, numbers after its last): a reader that
+            # had not seen its last entries before this invocation's first write still gets them.
+            kept = [e for e in entries if isinstance(e, list) and len(e) == 4 and isinstance(e[0], int)][-LOG_KEEP:]
+            self.data["log"] = {"id": log["id"], "entries": kept}
+            self._seq = kept[-1][0] if kept else 0
         self._cell_logs: dict[int, _CellLog] = {}
         self._lock = threading.RLock()  # the data; never held during a write
         self._write_lock = threading.Lock()  # one write at a time, each of the latest data
@@ -366,9 +375,16 @@ def reporter_for(state: dict[str, Any], store: Any, **options: Any) -> ProgressR
     def write(uri: str, data: bytes) -> None:
         store.write_bytes(uri, data, content_type="application/json")
 
+    uri = progress_uri(run["output_uri"])
+    log = None
+    if cursor.get("pending") or cursor.get("cells_executed"):  # a later invocation: continue the log
+        try:
+            log = read_progress(store.read_bytes(uri)).get("log")
+        except Exception:  # noqa: BLE001 - progress is a convenience: a fresh log then
+            log = None
     return ProgressReporter(
-        write, progress_uri(run["output_uri"]), run_id=str(run.get("run_id", "")),
+        write, uri, run_id=str(run.get("run_id", "")),
         cells_total=int(kernel.get("cells_total") or 0),
         cells_finished=int(cursor.get("cells_executed") or 0), cells_failed=int(cursor.get("cells_failed") or 0),
-        **options,
+        log=log, **options,
     )

@@ -169,3 +169,38 @@ def test_outputs_that_change_as_they_are_read_never_stop_the_writes():
     progress.finish("done")
     assert writes[-1]["state"] == "done"
     assert [e[3] for e in writes[-1]["log"]["entries"] if e[2] == "line"] == ["fine"]
+
+
+def test_a_later_invocation_goes_on_with_the_same_log():
+    """Each RunCells invocation has its own reporter; the next one continues the file's log (same
+    id, numbers after its last), so a reader that missed the last write of the previous one loses nothing."""
+    from studiorunner.progress import reporter_for
+
+    class Store:
+        def __init__(self):
+            self.objects: dict[str, bytes] = {}
+
+        def read_bytes(self, uri):
+            return self.objects[uri]
+
+        def write_bytes(self, uri, data, content_type=None):
+            self.objects[uri] = data
+
+    store = Store()
+    state = {"run": {"output_uri": "s3://b/runs/r/n.ipynb", "run_id": "r"}, "kernel": {"cells_total": 2}, "cursor": {}}
+    cell = new_code_cell("train()")
+    first = reporter_for(state, store)
+    first.cell_started(1, cell)
+    stream(cell, "epoch 1\n")
+    first.finish("running")
+    before = json.loads(store.objects["s3://b/runs/r/progress.json"])["log"]
+
+    second = reporter_for({**state, "cursor": {"cells_executed": 0, "pending": [{"cell": 1}]}}, store)
+    second.cell_resumed(1, cell)
+    stream(cell, "epoch 2\n")
+    second.cell_finished(1, cell, "completed")
+    second.finish("done")
+    after = json.loads(store.objects["s3://b/runs/r/progress.json"])["log"]
+    assert after["id"] == before["id"]
+    assert after["entries"] == [[1, 1, "start", None], [2, 1, "line", "epoch 1"],
+                                                         [3, 1, "line", "epoch 2"], [4, 1, "end", None]]
