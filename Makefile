@@ -133,13 +133,6 @@ build/wheelhouse/.downloaded: lambdas/requirements.txt lambdas/requirements-rend
 	$(PY) -m infra.bundling download
 	touch $@
 
-## Debian's chromium for the tests that use a real browser (playwright's Python package drives
-## /usr/bin/chromium; no browser is downloaded). apt needs root: sudo when not root.
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-build/.browser:
-	test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
-	mkdir -p build && touch $@
-
 bench: venv
 	$(PY) -m bench
 

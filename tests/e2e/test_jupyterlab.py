@@ -4,6 +4,7 @@ local stack (stand-in + the state machine in moto) behind it, in processes of th
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -216,3 +217,63 @@ def test_a_cron_eventbridge_cannot_say_is_refused_with_why(lab: Lab) -> None:
         "schedule": "0 6 1 * 1", "timezone": "UTC"})
     assert "cron runs it on either, and EventBridge Scheduler cannot" in answer.json()["message"]
     assert "either-day" not in _cli_out(lab, "schedule", "list", "--local").stdout  # nothing created
+
+
+def test_enable_writes_the_one_configuration_and_jupyter_uses_it(tmp_path: Path) -> None:
+    """``python -m studiorunner_jupyterlab enable`` (what the Studio lifecycle configuration runs)
+    writes the backend into the user's jupyter_server_config.json, keeping what else is there,
+    and a jupyter_server started afterwards serves Studio Runner's targets."""
+    import requests
+    from jupyterlab_support import free_port, lab_env
+
+    env = lab_env(tmp_path)
+    env["JUPYTER_PREFER_ENV_PATH"] = "0"  # as in SageMaker Distribution's base conda environment: the user's config last
+    user_config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
+    user_config.write_text(json.dumps({"ServerApp": {"iopub_data_rate_limit": 10000000}}))
+    enabled = subprocess.run([sys.executable, "-m", "studiorunner_jupyterlab", "enable", "--stack", "StudioRunner",
+                              "--target", "analytics-space", "--target", "lab"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert enabled.returncode == 0, enabled.stderr
+    written = json.loads(user_config.read_text())
+    assert written["ServerApp"] == {"iopub_data_rate_limit": 10000000}  # what the person had stays
+    assert written["StudioRunnerScheduler"] == {"stack": "StudioRunner", "targets": ["analytics-space", "lab"]}
+
+    port, token = free_port(), "t0ken-for-this-test"
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+                               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
+                               "--ServerApp.open_browser=False", "--allow-root"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        session = requests.Session()
+        session.trust_env = False
+        session.headers["Authorization"] = f"token {token}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = session.get(f"http://127.0.0.1:{port}/scheduler/runtime_environments", timeout=5)
+                if answer.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "jupyter_server did not come up"
+            time.sleep(0.3)
+        assert [e["name"] for e in answer.json()] == ["analytics-space", "lab"]  # ours, not jupyter-scheduler's conda ones
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_enable_says_so_when_another_config_still_decides_the_backend(tmp_path: Path) -> None:
+    from jupyterlab_support import lab_env
+
+    env = lab_env(tmp_path)
+    image = tmp_path / "image-config"
+    image.mkdir()
+    (image / "jupyter_server_config.py").write_text(
+        'c.SchedulerApp.scheduler_class = "jupyter_scheduler.scheduler.Scheduler"\n')
+    env["JUPYTER_CONFIG_PATH"] = str(image)  # read after the user's config: it decides
+    enabled = subprocess.run([sys.executable, "-m", "studiorunner_jupyterlab", "enable"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert enabled.returncode == 1
+    assert f"Jupyter will still use jupyter_scheduler.scheduler.Scheduler: {image / 'jupyter_server_config.py'}" \
+        in enabled.stderr
