@@ -216,7 +216,7 @@ def _schedules(raw: Any, targets: Mapping[str, Target], key: str) -> list[Schedu
     time zone by the same module, the payload by the run's own validation (a typo such as
     ``notebok`` fails the synth naming the schedule, not the run at 06:00 the next day)."""
     from studiorunner.errors import PayloadInvalid
-    from studiorunner.payload import OVERLAP_POLICIES, validate_payload
+    from studiorunner.payload import OVERLAP_POLICIES, payload_runs, validate_payload
     from studiorunner_cli.schedules.expressions import ExpressionInvalid, check_timezone, parse
 
     if not isinstance(raw, list):
@@ -257,7 +257,7 @@ def _schedules(raw: Any, targets: Mapping[str, Target], key: str) -> list[Schedu
             raise ConfigError(f"{where}.payload.schedule", f"schedule {name!r}: set by the schedule itself; leave it out")
         schedule = Schedule(name=name, expression=expression, timezone=timezone, payload=dict(payload),
                             description=spec.get("description", ""), overlap=overlap)
-        for label, child in _runs_of(schedule.run_payload):
+        for label, child in payload_runs(schedule.run_payload):
             try:
                 validate_payload(child)
             except PayloadInvalid as error:
@@ -266,24 +266,6 @@ def _schedules(raw: Any, targets: Mapping[str, Target], key: str) -> list[Schedu
             raise ConfigError(f"{where}.description", "must be a string")
         schedules.append(schedule)
     return schedules
-
-
-def _runs_of(payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The payload, or a batch's runs as PlanBatch builds them (``parameter_sets`` over the rest,
-    or ``runs``); PlanBatch checks the batch's own keys when it runs."""
-    from studiorunner.run.batch import BATCH_KEYS
-
-    if not BATCH_KEYS & set(payload):
-        return [("", payload)]
-    base = {k: v for k, v in payload.items() if k not in BATCH_KEYS and k != "schedule"}
-    sets, runs = payload.get("parameter_sets"), payload.get("runs")
-    if isinstance(sets, list):
-        parameters = base.get("parameters", {}) if isinstance(base.get("parameters"), Mapping) else {}
-        return [(f"parameter set {i}: ", {**base, "parameters": {**parameters, **s}})
-                for i, s in enumerate(sets) if isinstance(s, Mapping)]
-    if isinstance(runs, list):
-        return [(f"run {i}: ", dict(r)) for i, r in enumerate(runs) if isinstance(r, Mapping)]
-    return []
 
 
 def _int(raw: Mapping[str, Any], name: str, default: int, key: str, *,

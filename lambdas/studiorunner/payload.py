@@ -188,6 +188,30 @@ def _schedule_problems(schedule: Any, problems: list[str]) -> None:
         problems.append(f"'schedule.overlap' must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
 
 
+#: What makes a payload a batch (``studiorunner.run.batch`` plans it; here so that light callers,
+#: the CLI and ``cdk synth``, can tell without loading the run's modules).
+BATCH_KEYS = frozenset({"parameter_sets", "runs", "max_concurrency", "tolerated_failure_percentage"})
+
+
+def payload_runs(payload: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The runs a payload stands for, each with a label for messages: the payload itself (label
+    ``""``), or a batch's runs as PlanBatch builds them (``parameter_sets`` over the rest, or
+    ``runs``), without ``schedule`` (a schedule's batch is the fire, not its runs). A batch with
+    no usable set or run gives none: PlanBatch names that problem."""
+    if not BATCH_KEYS & set(payload):
+        return [("", dict(payload))]
+    base = {k: v for k, v in payload.items() if k not in BATCH_KEYS and k != "schedule"}
+    sets, runs = payload.get("parameter_sets"), payload.get("runs")
+    if isinstance(sets, list):
+        given = base.get("parameters")
+        parameters: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+        return [(f"parameter set {i}: ", {**base, "parameters": {**parameters, **s}})
+                for i, s in enumerate(sets) if isinstance(s, Mapping)]
+    if isinstance(runs, list):
+        return [(f"run {i}: ", dict(r)) for i, r in enumerate(runs) if isinstance(r, Mapping)]
+    return []
+
+
 def _invalid(problems: list[str]) -> PayloadInvalid:
     listed = problems[:MAX_PROBLEMS_LISTED]
     more = len(problems) - len(listed)

@@ -181,7 +181,7 @@ class ScheduleService:
     def check(self, definition: ScheduleDefinition) -> ScheduleExpression:
         """Every check that needs no AWS call; raise ScheduleInvalid. Returns the parsed expression."""
         from studiorunner.errors import PayloadInvalid
-        from studiorunner.payload import SCHEDULE_NAME, validate_payload
+        from studiorunner.payload import SCHEDULE_NAME, payload_runs, validate_payload
 
         if not SCHEDULE_NAME.match(definition.name or ""):
             raise ScheduleInvalid(f"schedule name {definition.name!r}: 1-63 letters, digits, '_' or '-', "
@@ -210,12 +210,16 @@ class ScheduleService:
             raise ScheduleInvalid("the payload must be a JSON object")
         if "schedule" in definition.payload:
             raise ScheduleInvalid("the payload's 'schedule' key is the schedule's own: leave it out")
-        if any(key in definition.payload for key in ("parameter_sets", "runs")):
-            raise ScheduleInvalid("a schedule starts one run: 'parameter_sets' and 'runs' (batches) are not supported")
-        try:
-            validate_payload(self.run_payload(definition), max_run_seconds=self.setup.max_run_seconds)
-        except PayloadInvalid as exc:
-            raise ScheduleInvalid(f"PayloadInvalid: {exc.message}") from exc
+        # A batch (parameter_sets / runs): each of its runs, as PlanBatch will check them.
+        runs = payload_runs(self.run_payload(definition))
+        if not runs:
+            raise ScheduleInvalid("PayloadInvalid: a batch needs 'parameter_sets' (a list of objects) or 'runs' "
+                                  "(a list of payloads)")
+        for label, payload in runs:
+            try:
+                validate_payload(payload, max_run_seconds=self.setup.max_run_seconds)
+            except PayloadInvalid as exc:
+                raise ScheduleInvalid(f"PayloadInvalid: {label}{exc.message}") from exc
         return expression
 
     @staticmethod

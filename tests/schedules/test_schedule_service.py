@@ -143,7 +143,9 @@ def test_a_stack_schedule_can_be_run_now(aws):
     (_daily(flexible_window_minutes=0), "flexible window"),
     (_daily(description="x" * 513), "512"),
     (_daily(end=datetime(2020, 1, 1, tzinfo=UTC)), "in the past"),
-    (_daily(payload={"notebook": "x.ipynb", "parameter_sets": [{}]}), "one run"),
+    (_daily(payload={"notebook": "x.ipynb", "parameter_sets": [{"a": 1}, {"a": float("nan")}]}),
+     "PayloadInvalid: parameter set 1: .*nan"),
+    (_daily(payload={"notebook": "x.ipynb", "parameter_sets": "x"}), "a batch needs"),
     (_daily(payload={"notebook": "x.ipynb", "schedule": {"name": "other"}}), "schedule's own"),
 ])
 def test_bad_input_is_refused_before_anything_is_created(aws, definition, message):
@@ -313,3 +315,11 @@ def test_an_invalid_update_changes_nothing(aws):
         aws.update(replace(aws.definition("daily"), payload={"notebook": "x.ipynb", "parameters": "x"}))
     after = aws.scheduler.get_schedule(Name="daily", GroupName=GROUP)
     assert after["Target"] == before["Target"] and after["LastModificationDate"] == before["LastModificationDate"]
+
+
+def test_a_batch_schedule_is_created_and_its_target_carries_the_batch(aws):
+    aws.create(_daily(payload={"notebook": "n.ipynb", "parameter_sets": [{"region": "eu"}, {"region": "us"}]}))
+    raw = aws.scheduler.get_schedule(Name="daily", GroupName=GROUP)
+    payload = json.loads(json.loads(raw["Target"]["Input"])["Input"])
+    assert payload["parameter_sets"] == [{"region": "eu"}, {"region": "us"}]
+    assert payload["schedule"] == {"name": "daily", "overlap": "skip"}

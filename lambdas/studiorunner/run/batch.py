@@ -23,11 +23,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from studiorunner.errors import BatchFailed, PayloadInvalid, StudioRunnerError
-from studiorunner.payload import validate_payload
+from studiorunner.payload import BATCH_KEYS, validate_payload
 from studiorunner.run.cleanup import error_message
 from studiorunner.run.services import Services
 
-BATCH_KEYS = {"parameter_sets", "runs", "max_concurrency", "tolerated_failure_percentage"}
 DEFAULT_MAX_CONCURRENCY = 10
 #: An inline Map's concurrency tops out at 40; its events count in the parent's history.
 INLINE_MAX_ITEMS = 40
