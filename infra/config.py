@@ -68,6 +68,15 @@ class Schedule:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JupyterLabLifecycle:
+    """The opt-in JupyterLab lifecycle configuration that installs and enables the Notebook Jobs
+    backend in a Studio space (studiorunner_jupyterlab/studio.py writes its script)."""
+
+    package: str  # what `pip install` takes: a version, a wheel's URL or path, a git URL
+    targets: tuple[str, ...]  # offered as runtime environments, the first the default
+
+
+@dataclass(frozen=True, kw_only=True)
 class StudioRunnerConfig:
     targets: dict[str, Target]
     default_target: str
@@ -88,6 +97,7 @@ class StudioRunnerConfig:
     notification_webhook_secret_arn: str | None = None
     # Where the fleet alarms (a target's failed runs, cleanup failures) are e-mailed, if anywhere.
     alarm_email: str | None = None
+    jupyterlab_lifecycle_config: JupyterLabLifecycle | None = None
 
     @property
     def max_run_seconds(self) -> int:
@@ -98,7 +108,7 @@ _TOP_LEVEL = {
     "targets", "default_target", "schedules", "inbox_prefix", "lambda_memory_mb",
     "run_cells_timeout_seconds", "log_retention_days", "max_run_hours", "runs_retention_days",
     "schedule_retry_attempts", "notification_email", "notify_on_success", "vpc",
-    "notification_webhook_secret_arn", "alarm_email",
+    "notification_webhook_secret_arn", "alarm_email", "jupyterlab_lifecycle_config",
 }
 _WEBHOOK_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
@@ -186,7 +196,27 @@ def load_config(raw: Any) -> StudioRunnerConfig:
         vpc=_vpc(raw.get("vpc"), f"{key}.vpc"),
         notification_webhook_secret_arn=webhook,
         alarm_email=alarm_email,
+        jupyterlab_lifecycle_config=_jupyterlab(raw.get("jupyterlab_lifecycle_config"), targets, default_target,
+                                                f"{key}.jupyterlab_lifecycle_config"),
     )
+
+
+def _jupyterlab(raw: Any, targets: Mapping[str, Any], default_target: str, key: str) -> JupyterLabLifecycle | None:
+    """``{"package": "studio-runner==0.1.0", "targets": ["analytics-space"]}``, or absent (none made)."""
+    if raw is None:
+        return None
+    _require_mapping(raw, key)
+    _reject_unknown(raw, {"package", "targets"}, key)
+    package = raw.get("package", "studio-runner")
+    if not isinstance(package, str) or not package.strip() or "\n" in package:
+        raise ConfigError(f"{key}.package", "must be what `pip install` takes, e.g. 'studio-runner==0.1.0'")
+    chosen = raw.get("targets", [default_target])
+    if not isinstance(chosen, list) or not chosen or not all(isinstance(t, str) for t in chosen):
+        raise ConfigError(f"{key}.targets", "must be a non-empty list of target names")
+    unknown = [t for t in chosen if t not in targets]
+    if unknown:
+        raise ConfigError(f"{key}.targets", f"{unknown[0]!r} is not one of the targets {sorted(targets)}")
+    return JupyterLabLifecycle(package=package.strip(), targets=tuple(chosen))
 
 
 def _vpc(raw: Any, key: str) -> VpcPlacement | None:

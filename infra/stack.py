@@ -33,6 +33,9 @@ class StudioRunnerStack(Stack):
         CfnOutput(self, "NotificationTopicArn", value=runner.topic.topic_arn)
         CfnOutput(self, "DashboardName", value=runner.observability.dashboard.dashboard_name,
                   description="CloudWatch > Dashboards: runs, waits, cells and cleanup failures per target")
+        if runner.jupyterlab is not None:
+            CfnOutput(self, "JupyterLabLifecycleConfigArn", value=runner.jupyterlab.arn,
+                      description="Attach to a space's (or the domain's) JupyterLab settings: Notebook Jobs run here")
         schedules = runner.schedules
         CfnOutput(self, "ScheduleGroupName", value=schedules.group.schedule_group_name,
                   description="studio-runner schedule create|update|pause|resume|delete writes schedules here")

@@ -31,6 +31,7 @@ from infra.access import AccessPolicies
 from infra.concurrency import TABLE_ENV, Concurrency, FanOut
 from infra.config import StudioRunnerConfig
 from infra.function import StudioRunnerFunction
+from infra.jupyterlab import JupyterLabJobs
 from infra.nag import (
     acknowledge,
     acknowledge_wildcard_resources,
@@ -105,6 +106,10 @@ class StudioRunner(Construct):
         self.execution_ended = ExecutionEnded(self, "ExecutionEnded", code=code, state_machine=self.state_machine,
                                               environment=step_environment,
                                               log_retention_days=config.log_retention_days, network=network)
+        # Opt-in: the lifecycle configuration that gives a Studio space's JupyterLab our Notebook Jobs.
+        self.jupyterlab: JupyterLabJobs | None = (
+            JupyterLabJobs(self, "JupyterLabJobs", config=config.jupyterlab_lifecycle_config,
+                           resource_prefix=resource_prefix) if config.jupyterlab_lifecycle_config else None)
         # The run's HTML page: nbconvert in a function (and bundle) of its own (infra/pages.py).
         self.pages = Pages(self, "Pages", code=render_code or code, bucket=bucket, environment=powertools,
                            memory_mb=config.lambda_memory_mb, log_retention_days=config.log_retention_days,

@@ -64,6 +64,7 @@ CONTEXT: dict[str, Any] = {
     "notify_on_success": True,
     "notification_webhook_secret_arn": WEBHOOK_SECRET_ARN,
     "alarm_email": "oncall@example.com",
+    "jupyterlab_lifecycle_config": {"package": "studio-runner==0.1.0", "targets": ["analytics-space", "lab"]},
     "vpc": {"vpc_id": "vpc-0a1b2c3d4e5f60718", "subnet_ids": ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"],
             "security_group_ids": ["sg-0a1b2c3d4e5f60718"]},
 }
