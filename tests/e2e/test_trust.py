@@ -339,17 +339,17 @@ def take_over_kernel_socket(env: Env, kernel_id: str, seconds: float) -> int:
 
 
 def test_output_taken_by_another_client_is_marked_never_silently_lost(env: Env, budget, monkeypatch) -> None:
-    import steps.run_cells as handler
+    import studiorunner.steps.run_cells as handler
 
     budget(5)
     real_run_cells = handler.run_cells
     calls: list[int] = []
 
-    def run_cells(state, services, *, remaining_seconds, **hooks):
+    def run_cells(ctx, *, remaining_seconds, **hooks):
         calls.append(1)
         if len(calls) == 2:  # between two RunCells invocations, mid-cell
-            calls.append(take_over_kernel_socket(env, state["kernel"]["id"], 1.5))
-        return real_run_cells(state, services, remaining_seconds=remaining_seconds, **hooks)
+            calls.append(take_over_kernel_socket(env, ctx.state.kernel.id, 1.5))
+        return real_run_cells(ctx, remaining_seconds=remaining_seconds, **hooks)
 
     monkeypatch.setattr(handler, "run_cells", run_cells)  # what the RunCells handler calls
     every, n = 0.1, 100

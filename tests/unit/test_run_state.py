@@ -60,10 +60,11 @@ def test_a_state_round_trips_and_ignores_keys_it_does_not_know():
     state = RunState.from_dict(raw)
     assert state.run == run and state.run.spec.parameters == {"n": 3}
     assert state.target.created and state.kernel.id == "k" and state.kernel.started_anything
-    assert state.cursor_summary.cells_executed == 1 and state.cursor == raw["cursor"]
+    assert state.cursor_summary.cells_executed == 1 and state.cursor is not None
+    assert state.cursor.to_dict() == {**raw["cursor"], "cells_failed": 0, "exit": None}
     assert RunState.from_dict({"run": state.run.to_dict(), "target": state.target.to_dict(),
                                "kernel": state.kernel.to_dict(), "commands": state.commands.to_dict(),
-                               "cursor": state.cursor}) == state
+                               "cursor": state.cursor.to_dict()}) == state
 
 
 def test_an_empty_state_is_a_run_that_started_nothing():

@@ -150,7 +150,7 @@ def make_services(*, statuses: list[str] | None = None, jupyter: FakeJupyter | N
 
 def prepared(services: Services, payload: dict[str, Any] | None = None, execution: str = "exec-1") -> dict[str, Any]:
     return {"run": prepare({"payload": payload or {"notebook": "work/report.ipynb"}, "execution": execution},
-                           services)}
+                           services).to_dict()}
 
 
 # -- Prepare ----------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_prepare_checks_names_in_the_payloads_kernel_language():
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "P"}})
     services.notebooks().write("s3://inbox-bucket/n.ipynb", nb)
     payload = {"notebook_s3": "s3://inbox-bucket/n.ipynb", "parameters": {"my.var": 1}, "kernel": {"language": "R"}}
-    assert prepare({"payload": payload, "execution": "e"}, services)["spec"]["kernel_language"] == "R"
+    assert prepare({"payload": payload, "execution": "e"}, services).spec.kernel_language == "R"
     with pytest.raises(PayloadInvalid, match="'my.var' is not a valid Python identifier"):
         prepare({"payload": {**payload, "kernel": {}}, "execution": "e"}, services)
 
@@ -211,7 +211,7 @@ def test_prepare_takes_a_unicode_python_name_papermill_takes():
     services.notebooks().write("s3://inbox-bucket/n.ipynb", nb)
     run = prepare({"payload": {"notebook_s3": "s3://inbox-bucket/n.ipynb", "parameters": {"café": 1}},
                    "execution": "e"}, services)
-    assert run["spec"]["parameters"] == {"café": 1}
+    assert run.spec.parameters == {"café": 1}
 
 
 def test_prepare_needs_an_output_bucket():
@@ -227,7 +227,7 @@ def test_a_step_past_the_runs_deadline_stops_with_run_timeout():
     state = prepared(services, {"notebook": "a.ipynb", "timeouts": {"run_seconds": 60}})
     services.clock.now = T0 + 61
     with pytest.raises(RunTimeout, match="run_seconds=60"):
-        start_target(state, services)
+        start_target(StepContext.begin(state, services))
     assert made == {}
 
 
@@ -248,7 +248,7 @@ def test_start_target_starts_once_then_waits_with_backoff_until_ready():
     state = prepared(services)
     waits = []
     while True:
-        state["target"] = start_target(state, services)
+        state["target"] = start_target(StepContext.begin(state, services)).to_dict()
         if state["target"]["status"] == "ready":
             break
         waits.append(state["target"]["wait_seconds"])
@@ -260,10 +260,10 @@ def test_start_target_starts_once_then_waits_with_backoff_until_ready():
 def test_start_target_gives_up_after_start_seconds():
     services, _ = make_services(statuses=["Pending", "Pending"])
     state = prepared(services, {"notebook": "a.ipynb", "timeouts": {"start_seconds": 30}})
-    state["target"] = start_target(state, services)
+    state["target"] = start_target(StepContext.begin(state, services)).to_dict()
     services.clock.now += 31
     with pytest.raises(TargetNotReady, match="still Pending after 30 s"):
-        start_target(state, services)
+        start_target(StepContext.begin(state, services))
 
 
 # -- StartKernel ------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def test_a_kernel_that_never_answers_ends_with_kernel_not_ready():
     ctx = StepContext.begin(state, services)
     kernel = KernelProgress(name="python3")
     kernel.begin(ctx.now)
-    assert _pending(kernel, "not answering", ctx)["wait_seconds"] == 2
+    assert _pending(kernel, "not answering", ctx).wait_seconds == 2
     services.clock.now += 21
     with pytest.raises(KernelNotReady, match="not ready after 20 s"):
         _pending(kernel, "not answering", StepContext.begin(state, services))

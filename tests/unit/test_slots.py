@@ -61,7 +61,7 @@ def run_for(target: str = "space", **payload) -> dict:
 
 def acquire(state: dict, svc: Services, arn: str) -> dict:
     """AcquireSlot as the state machine calls it: the result lands in $.slot."""
-    return {**state, "slot": acquire_slot(state, svc, execution_arn=arn)}
+    return {**state, "slot": acquire_slot(state, svc, execution_arn=arn).to_dict()}
 
 
 def running_execution(sfn, machine) -> str:

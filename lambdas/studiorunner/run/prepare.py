@@ -16,7 +16,7 @@ from studiorunner.run.state import RunRecord
 _RUN_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
+def prepare(event: dict[str, Any], services: Services) -> RunRecord:
     """Validate the payload and the target; decide the run id and output location.
 
     ``event`` is ``{"payload": …, "execution": <the execution's name>}``; the result becomes
@@ -52,7 +52,7 @@ def prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
         started_at=started,
         deadline=started + spec.timeouts.run_seconds if spec.timeouts.run_seconds else None,
         resume=resume,
-    ).to_dict()
+    )
 
 
 def _take_over(spec: RunSpec, target: str, run_id: str, output_uri: str | None,

@@ -18,7 +18,6 @@ from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.connection import KernelChannel
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.run.context import StepContext
-from studiorunner.run.services import Services
 from studiorunner.run.state import present
 from studiorunner.store import ThrottledSaver
 
@@ -31,16 +30,17 @@ def _ignore(*_args: Any) -> None:
     return None
 
 
-def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: float,
+def run_cells(ctx: StepContext, *, remaining_seconds: float,
               on_cell_start: CellHook = _ignore, on_cell_end: CellEndHook = _ignore,
-              on_cell_resumed: CellHook = _ignore) -> dict[str, Any]:
+              on_cell_resumed: CellHook = _ignore) -> Cursor:
     """Execute cells from the cursor until done or the time budget is spent."""
 
-    ctx = StepContext.begin(state, services)
+    services = ctx.services
     run, spec, kernel = ctx.run, ctx.spec, ctx.state.kernel
     # A resume starts at its resume point; every later invocation carries on from its cursor.
-    cursor = Cursor.from_dict(ctx.state.cursor) if ctx.state.cursor or not run.resume \
+    cursor = ctx.state.cursor if ctx.state.cursor is not None or not run.resume \
         else Cursor(next_cell=int(run.resume["from_index"]))
+    cursor = cursor or Cursor()
     target = ctx.target()
     jupyter = JupyterClient(target.login())
     store = services.notebooks()
@@ -134,7 +134,7 @@ def run_cells(state: dict[str, Any], services: Services, *, remaining_seconds: f
         nbtools.finish_run(nb, "succeeded", datetime.now(UTC), None)
     saver.flush(nb)
     # The cursor goes back into the next invocation as is: nothing but the cursor in it.
-    return cursor.to_dict()
+    return cursor
 
 
 def _write_to_tree(jupyter: JupyterClient, source_path: str | None, nb: NotebookNode) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from studiorunner.errors import StudioRunnerError
 from studiorunner.jupyter.connection import TerminalChannel
 from studiorunner.run.context import StepContext
-from studiorunner.run.services import Services
 from studiorunner.run.state import CommandsReport, present
 from studiorunner.store import open_text_upload
 from studiorunner.terminal.commands import CommandResult, summary
@@ -16,14 +14,13 @@ from studiorunner.terminal.commands import run_commands as run_in_terminal
 from studiorunner.terminal.session import TerminalSession
 
 
-def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds: float) -> dict[str, Any]:
+def run_commands(ctx: StepContext, *, remaining_seconds: float) -> CommandsReport:
     """Run the payload's shell commands in a Jupyter terminal; save their log beside the notebook.
 
     The terminal lives only inside this invocation (deleted in ``finally``), so a failing
     command never leaves one behind; commands must each finish within one invocation.
     """
 
-    ctx = StepContext.begin(state, services)
     spec = ctx.spec
     http = ctx.target().login()
     budget = ctx.budget(remaining_seconds)
@@ -31,7 +28,7 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
     log_uri = present(ctx.run.commands_log_uri, "run.commands_log_uri")
     summary_uri = log_uri.rsplit("/", 1)[0] + "/commands.json"
     # commands.log streams to S3 as the commands print (issue 21.3: never the whole log in memory)
-    store = services.notebooks()
+    store = ctx.services.notebooks()
     log_text, results = open_text_upload(store, log_uri, content_type="text/plain; charset=utf-8"), list[CommandResult]()
 
     def open_channel(path: str) -> TerminalChannel:
@@ -53,4 +50,4 @@ def run_commands(state: dict[str, Any], services: Services, *, remaining_seconds
         finally:
             log_text.close()
             store.write_bytes(summary_uri, json.dumps(summary(results), indent=1).encode(), content_type="application/json")
-    return CommandsReport(results=summary(results), log_uri=log_uri).to_dict()
+    return CommandsReport(results=summary(results), log_uri=log_uri)

@@ -60,7 +60,7 @@ def _execution_name(arn: str) -> str:
     return arn.rsplit(":", 1)[-1]
 
 
-def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: str) -> dict[str, Any]:
+def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: str) -> SlotState:
     """AcquireSlot: take a slot on the run's target, or say how long to wait; the new ``slot``.
 
     Once the slot is taken, ``waited_seconds`` is how long the run queued: its deadline is
@@ -71,7 +71,7 @@ def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: st
     limit = target.max_concurrent_runs
     table = services.slot_table() if limit else None
     if table is None or limit is None:
-        return SlotState(status="unlimited", owner=execution_arn).to_dict()
+        return SlotState(status="unlimited", owner=execution_arn)
     now = services.clock()
     previous = SlotState.from_dict(state.get("slot"))
     waiting_since = previous.waiting_since if previous and previous.waiting_since else now
@@ -95,7 +95,7 @@ def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: st
                      attempt=attempt, waiting_since=waiting_since, waited_seconds=round(now - waiting_since, 3))
     if acquired:
         slot.message = f"holds a slot on {target.name} ({len(holders)} of {limit} in use)"
-        return slot.to_dict()
+        return slot
 
     queue_seconds = run.spec.timeouts.queue_seconds
     if queue_seconds and now - waiting_since > queue_seconds:
@@ -107,7 +107,7 @@ def acquire_slot(state: dict[str, Any], services: Services, *, execution_arn: st
     slot.wait_seconds = int(min(WAIT_CAP, WAIT_FIRST * 2 ** min(attempt, 8)))
     slot.message = (f"{WAITING_MESSAGE} on {target.name} ({len(holders)} of {limit} in use, "
                     f"waiting {slot.waited_seconds:.0f} s)")
-    return slot.to_dict()
+    return slot
 
 
 def others_using(target_name: str, owner: str | None, services: Services) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from studiorunner.jupyter.kernel_protocol import kernel_info_request, new_sessio
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.parameters import inject_parameters
 from studiorunner.run.context import StepContext
-from studiorunner.run.services import KERNEL_PROBE_SECONDS, UPLOAD_DIR, Services
+from studiorunner.run.services import KERNEL_PROBE_SECONDS, UPLOAD_DIR
 from studiorunner.run.state import KernelProgress, present
 from studiorunner.translators import notebook_language
 
@@ -113,15 +113,14 @@ def kernel_start(target_type: str) -> KernelStart:
     return catalog.resolve(dotted) if dotted else start_in_session
 
 
-def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
+def start_kernel(ctx: StepContext) -> KernelProgress:
     """First call: load the notebook, save the pending output, start a kernel. Later calls: wait for it."""
-    ctx = StepContext.begin(state, services)
     kernel = ctx.state.kernel
     target = ctx.target()
     jupyter = JupyterClient(target.login())
 
     if ctx.run.resume and not kernel.id:
-        return _adopt(jupyter, ctx).to_dict()
+        return _adopt(jupyter, ctx)
     if not kernel.id:
         kernel.begin(ctx.now)
         if not kernel.name:
@@ -154,7 +153,7 @@ def start_kernel(state: dict[str, Any], services: Services) -> dict[str, Any]:
         kernel.journal = journal.start(jupyter, kernel.id, run_id=ctx.run.run_id,
                                        session_path=kernel.session_path, run_session=kernel.client_session_id)
     kernel.ready()
-    return kernel.to_dict()
+    return kernel
 
 
 def _process(reply: dict[str, Any] | None) -> str | None:
@@ -219,7 +218,7 @@ def _kernel_answers(jupyter: JupyterClient, kernel_id: str, timeout: float = KER
     return None
 
 
-def _pending(kernel: KernelProgress, detail: str, ctx: StepContext, *, first_wait: float = 2.0) -> dict[str, Any]:
+def _pending(kernel: KernelProgress, detail: str, ctx: StepContext, *, first_wait: float = 2.0) -> KernelProgress:
     start_seconds = ctx.spec.timeouts.start_seconds
     if kernel.overdue(ctx.now, start_seconds):
         raise KernelNotReady(
@@ -227,4 +226,4 @@ def _pending(kernel: KernelProgress, detail: str, ctx: StepContext, *, first_wai
             kernel=kernel.name,
         )
     kernel.wait(detail, first=first_wait, cap=30.0)
-    return kernel.to_dict()
+    return kernel

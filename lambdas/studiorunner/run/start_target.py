@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from studiorunner.run.context import StepContext
-from studiorunner.run.services import Services
+from studiorunner.targets import TargetProgress
 
 
-def start_target(state: dict[str, Any], services: Services) -> dict[str, Any]:
+def start_target(ctx: StepContext) -> TargetProgress:
     """The target's progress: ready, or pending with how long the state machine should wait."""
-    ctx = StepContext.begin(state, services)
     progress = ctx.target().ensure_started(ctx.state.target, now=ctx.now,
                                            start_seconds=ctx.spec.timeouts.start_seconds)
     if ctx.run.resume and ctx.run.resume.get("target_created"):
         progress.created = True  # the held run started the app: the resume stops it as that run would have
-    return progress.to_dict()
+    return progress

@@ -9,7 +9,7 @@ it owns (its ``result_path`` in ``studiorunner.catalog.STEPS``, the ResultPath i
     target  – StartTarget: TargetProgress
     commands– RunCommands: CommandsReport
     kernel  – StartKernel: KernelProgress
-    cursor  – RunCells:    the executor's Cursor (its own to_dict); Cleanup reads CursorSummary
+    cursor  – RunCells:    execution.cursor.Cursor (its own to_dict); Cleanup reads CursorSummary
     error   – any Catch:   {"Error": name, "Cause": …}
     outcome – Cleanup:     Outcome (status, error, cause, result: RunResult, retry, hold)
 
@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+from studiorunner.execution.cursor import Cursor
 from studiorunner.payload import RunSpec
 from studiorunner.targets import TargetProgress
 from studiorunner.targets.base import Progress
@@ -283,7 +284,7 @@ class RunState:
     target: TargetProgress = field(default_factory=TargetProgress)
     commands: CommandsReport | None = None
     kernel: KernelProgress = field(default_factory=KernelProgress)
-    cursor: dict[str, Any] = field(default_factory=dict)  # RunCells parses it with execution's Cursor
+    cursor: Cursor | None = None  # RunCells' (None: no cell sent yet)
     error: dict[str, Any] | None = None
     outcome: dict[str, Any] | None = None
     slot: SlotState | None = None  # as AcquireSlot left it (None: no slot step ran yet)
@@ -297,7 +298,9 @@ class RunState:
 
     @property
     def cursor_summary(self) -> CursorSummary:
-        return CursorSummary.from_dict(self.cursor)
+        cursor = self.cursor or Cursor()
+        return CursorSummary(done=cursor.done, cells_executed=cursor.cells_executed,
+                             cells_failed=cursor.cells_failed, exit=cursor.exit)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> RunState:
@@ -307,7 +310,7 @@ class RunState:
             target=TargetProgress.from_dict(raw.get("target")),
             commands=CommandsReport.from_dict(raw["commands"]) if raw.get("commands") else None,
             kernel=KernelProgress.from_dict(raw.get("kernel")),
-            cursor=dict(raw.get("cursor") or {}),
+            cursor=Cursor.from_dict(known_fields(Cursor, raw["cursor"])) if raw.get("cursor") else None,
             error=raw.get("error"),
             outcome=raw.get("outcome"),
             slot=SlotState.from_dict(raw.get("slot")),

@@ -8,5 +8,5 @@ from ._runtime import services, step
 
 
 @step
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict, context: LambdaContext) -> slots.SlotState:
     return slots.acquire_slot(event["state"], services(), execution_arn=event["execution"])

@@ -5,7 +5,9 @@ import os
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from studiorunner.errors import StudioRunnerError
+from studiorunner.execution.cursor import Cursor
 from studiorunner.progress import reporter_for
+from studiorunner.run.context import StepContext
 from studiorunner.run.run_cells import run_cells
 from studiorunner.run.services import SAFETY_MARGIN_SECONDS
 
@@ -28,24 +30,24 @@ def _log_cell(record: dict) -> None:
 
 
 @step
-def handler(event: dict, context: LambdaContext) -> dict:
-    before = (event.get("cursor") or {}).get("cells_executed", 0)
+def handler(event: dict, context: LambdaContext) -> Cursor:
     # runs/<run id>/progress.json: what `studio-runner watch` polls instead of the notebook.
     progress = reporter_for(event, services().notebooks(), on_cell_finished=_log_cell)
     try:
+        ctx = StepContext.begin(event, services())
+        before = ctx.state.cursor_summary.cells_executed
         if progress:
-            cursor = run_cells(event, services(), remaining_seconds=_remaining_seconds(context),
+            cursor = run_cells(ctx, remaining_seconds=_remaining_seconds(context),
                                on_cell_start=progress.cell_started, on_cell_end=progress.cell_finished,
                                on_cell_resumed=progress.cell_resumed)
         else:
-            cursor = run_cells(event, services(), remaining_seconds=_remaining_seconds(context))
+            cursor = run_cells(ctx, remaining_seconds=_remaining_seconds(context))
     except Exception as exc:
         if progress:  # always finished: its refresh timer must not outlive the invocation
             message = exc.message if isinstance(exc, StudioRunnerError) else None
             progress.finish("failed", {"name": type(exc).__name__, "message": message})
         raise
     if progress:
-        progress.finish("done" if cursor.get("done") else "running")
-    _metrics.record(_metrics.CELLS_EXECUTED, cursor.get("cells_executed", 0) - before,
-                    target=(event.get("run") or {}).get("target"))
+        progress.finish("done" if cursor.done else "running")
+    _metrics.record(_metrics.CELLS_EXECUTED, cursor.cells_executed - before, target=ctx.run.target)
     return cursor

@@ -2,11 +2,13 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from studiorunner.run.context import StepContext
 from studiorunner.run.start_kernel import start_kernel
+from studiorunner.run.state import KernelProgress
 
 from ._runtime import services, step
 
 
 @step
-def handler(event: dict, context: LambdaContext) -> dict:
-    return start_kernel(event, services())
+def handler(event: dict, context: LambdaContext) -> KernelProgress:
+    return start_kernel(StepContext.begin(event, services()))
