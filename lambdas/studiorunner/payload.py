@@ -16,6 +16,7 @@ from typing import Any
 
 from studiorunner.errors import PayloadInvalid
 from studiorunner.recovery import Recovery, recovery_from_payload
+from studiorunner.translators import KERNEL_OVERRIDES, LANGUAGES
 
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
 CLEANUP_POLICIES = ("if_created", "always", "never")
@@ -139,6 +140,11 @@ def _value_problems(value: Any, where: str, problems: list[str], depth: int = 0)
             _value_problems(item, f"{where}[{i}]", problems, depth + 1)
     elif value is not None and not isinstance(value, (bool, int, float)):
         problems.append(f"{where} is a {type(value).__name__}, not a JSON value")
+
+
+def _a_name_in_some_language(name: str) -> bool:
+    return any(translator.name_problem(name) is None
+               for translator in {*LANGUAGES.values(), *KERNEL_OVERRIDES.values()})
 
 
 def _size_problem(raw: Mapping[str, Any]) -> str | None:
@@ -273,6 +279,11 @@ def validate_payload(raw: Any, *, max_run_seconds: float | None = None) -> RunSp
             problems.append(f"parameter name {name!r} must be a non-empty string")
         elif why := _text_problem(name):
             problems.append(f"parameter name {name!r} {why}")
+        elif not _a_name_in_some_language(name):
+            # Refused here, before anything starts, even where the notebook cannot be read yet
+            # (a path in the target's tree, each run of a batch): no kernel could take it.
+            problems.append(f"parameter name {name!r} is not a variable name in any kernel language "
+                            f"papermill supports (Python, R, Julia, Scala, MATLAB, C#, F#, PowerShell, bash)")
         else:
             _value_problems(value, f"parameter {name!r}", problems)
 
