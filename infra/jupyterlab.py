@@ -13,11 +13,12 @@ from studiorunner_jupyterlab.studio import lifecycle_script
 
 
 class JupyterLabJobs(Construct):
-    def __init__(self, scope: Construct, id_: str, *, config: JupyterLabLifecycle, resource_prefix: str) -> None:
+    def __init__(self, scope: Construct, id_: str, *, config: JupyterLabLifecycle, resource_prefix: str,
+                 target_spaces: dict[str, tuple[str, str]]) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
         script = lifecycle_script(stack=stack.stack_name, region=stack.region, targets=config.targets,
-                                  package=config.package)
+                                  package=config.package, target_spaces=target_spaces)
         self.lifecycle_config = sagemaker.CfnStudioLifecycleConfig(
             self, "LifecycleConfig", studio_lifecycle_config_app_type="JupyterLab",
             studio_lifecycle_config_name=f"{resource_prefix}-jupyterlab-jobs",

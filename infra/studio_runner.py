@@ -109,7 +109,12 @@ class StudioRunner(Construct):
         # Opt-in: the lifecycle configuration that gives a Studio space's JupyterLab our Notebook Jobs.
         self.jupyterlab: JupyterLabJobs | None = (
             JupyterLabJobs(self, "JupyterLabJobs", config=config.jupyterlab_lifecycle_config,
-                           resource_prefix=resource_prefix) if config.jupyterlab_lifecycle_config else None)
+                           resource_prefix=resource_prefix,
+                           target_spaces={name: (target.domain_id, target.space_name)
+                                          for name, target in config.targets.items()
+                                          if name in config.jupyterlab_lifecycle_config.targets
+                                          and target.type == "studio-space"})
+            if config.jupyterlab_lifecycle_config else None)
         # The run's HTML page: nbconvert in a function (and bundle) of its own (infra/pages.py).
         self.pages = Pages(self, "Pages", code=render_code or code, bucket=bucket, environment=powertools,
                            memory_mb=config.lambda_memory_mb, log_retention_days=config.log_retention_days,

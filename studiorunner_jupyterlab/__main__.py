@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     enable.add_argument("--region")
     enable.add_argument("--target", action="append", default=[], dest="targets",
                         help="a target offered as a runtime environment (repeatable; the first is the default)")
+    enable.add_argument("--target-space", action="append", default=[], dest="target_spaces", metavar="NAME=DOMAIN/SPACE",
+                        help="a studio-space target's domain and space: in that space, its target is the default")
     enable.add_argument("--config-dir", help="the Jupyter config folder (default: jupyter's user config dir)")
     args = parser.parse_args(argv)
     from jupyter_core.paths import jupyter_config_dir
@@ -33,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         traits["region"] = args.region
     if args.targets:
         traits["targets"] = args.targets
+    if args.target_spaces:
+        pairs = [item.partition("=") for item in args.target_spaces]
+        if any(not name or not place.count("/") == 1 for name, _, place in pairs):
+            parser.error("--target-space takes NAME=DOMAIN_ID/SPACE_NAME")
+        traits["target_spaces"] = {name: place for name, _, place in pairs}
     folder = Path(args.config_dir or jupyter_config_dir())
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FILE_NAME

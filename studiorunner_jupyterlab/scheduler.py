@@ -40,7 +40,7 @@ from jupyter_scheduler.models import (
     UpdateJobDefinition,
 )
 from jupyter_scheduler.scheduler import BaseScheduler
-from traitlets import Bool, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 import studiorunner_cli  # noqa: F401 - in a checkout, puts the client library (lambdas/) on sys.path
 from studiorunner_jupyterlab import jobs
@@ -120,6 +120,11 @@ class StudioRunnerScheduler(BaseScheduler):
     local = Bool(False, config=True, help="use the local stack of `studio-runner lab --local` / `local up` instead")
     targets = List(Unicode(), config=True,
                    help="the targets offered as runtime environments, default first (none: the deployment's default)")
+    target_spaces = Dict(value_trait=Unicode(), config=True,
+                         help="target name -> 'DOMAIN_ID/SPACE_NAME' for studio-space targets: in that space, "
+                              "its own target is the default runtime environment")
+    studio_metadata_file = Unicode("/opt/ml/metadata/resource-metadata.json", config=True,
+                                   help="where a Studio app says which domain and space it is")
     list_limit = Integer(500, config=True, help="at most this many of the newest runs are listed")
     hidden_jobs_file = Unicode(config=True, help="where deleted jobs are remembered (hidden from the list)")
     db_url = Unicode(help="jupyter-scheduler's database URL (unused: the runs are the record)")
@@ -170,11 +175,16 @@ class StudioRunnerScheduler(BaseScheduler):
         return self._runs
 
     def environment_names(self) -> list[str]:
+        """The runtime environments, the default first: this space's own target when this
+        JupyterLab runs in a Studio space that is one of the targets (``target_spaces``)."""
         if self.local:
             from localstudio.local_stack import TARGET_NAME
 
             return [TARGET_NAME]
-        return list(self.targets) or [DEFAULT_ENVIRONMENT]
+        names = list(self.targets) or [DEFAULT_ENVIRONMENT]
+        here = this_space(self.studio_metadata_file)
+        mine = [name for name in names if here and self.target_spaces.get(name) == "/".join(here)]
+        return mine[:1] + [name for name in names if name not in mine[:1]]
 
     # -- jobs -------------------------------------------------------------------------
     async def create_job(self, model: CreateJob) -> str:
@@ -596,6 +606,23 @@ class StudioRunnerScheduler(BaseScheduler):
         if source:
             paths["input"] = source
         return paths
+
+
+def this_space(metadata_file: str) -> tuple[str, str] | None:
+    """(domain id, space name) of the Studio space this JupyterLab runs in, from the app's metadata
+    file (``SpaceName``, else the space in the app's ARN ``app/<domain>/<space>/JupyterLab/<name>``);
+    None elsewhere."""
+    try:
+        metadata = json.loads(Path(metadata_file).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("DomainId"), str):
+        return None
+    space = metadata.get("SpaceName")
+    if not isinstance(space, str) or not space:
+        parts = str(metadata.get("ResourceArn") or "").split(":app/", 1)[-1].split("/")
+        space = parts[1] if len(parts) >= 4 and parts[2] == "JupyterLab" else None
+    return (metadata["DomainId"], space) if space else None
 
 
 def _summary_key(execution: dict[str, Any], field: str) -> Any:

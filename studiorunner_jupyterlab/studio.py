@@ -11,14 +11,17 @@ SAGEMAKER_LAB_EXTENSION = "@amzn/sagemaker-jupyter-scheduler"
 
 
 def lifecycle_script(*, stack: str, region: str | None = None, targets: list[str] | tuple[str, ...] = (),
-                     package: str = "studio-runner") -> str:
+                     package: str = "studio-runner", target_spaces: dict[str, tuple[str, str]] | None = None) -> str:
     """The JupyterLab lifecycle configuration: runs as the space's user when its JupyterLab app
-    starts, before JupyterLab loads its extensions."""
+    starts, before JupyterLab loads its extensions. ``target_spaces``: studio-space targets'
+    (domain id, space name), so that in such a space its own target is the default."""
     enable = ["python", "-m", "studiorunner_jupyterlab", "enable", "--stack", stack]
     if region:
         enable += ["--region", region]
     for target in targets:
         enable += ["--target", target]
+    for target, (domain, space) in sorted((target_spaces or {}).items()):
+        enable += ["--target-space", f"{target}={domain}/{space}"]
     return "\n".join([
         "#!/bin/bash",
         "# Studio Runner: Notebook Jobs in this space's JupyterLab run by the state machine.",

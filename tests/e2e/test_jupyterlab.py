@@ -231,12 +231,14 @@ def test_enable_writes_the_one_configuration_and_jupyter_uses_it(tmp_path: Path)
     user_config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
     user_config.write_text(json.dumps({"ServerApp": {"iopub_data_rate_limit": 10000000}}))
     enabled = subprocess.run([sys.executable, "-m", "studiorunner_jupyterlab", "enable", "--stack", "StudioRunner",
-                              "--target", "analytics-space", "--target", "lab"],
+                              "--target", "analytics-space", "--target", "lab",
+                              "--target-space", "analytics-space=d-abc123/analytics"],
                              env=env, capture_output=True, text=True, timeout=60)
     assert enabled.returncode == 0, enabled.stderr
     written = json.loads(user_config.read_text())
     assert written["ServerApp"] == {"iopub_data_rate_limit": 10000000}  # what the person had stays
-    assert written["StudioRunnerScheduler"] == {"stack": "StudioRunner", "targets": ["analytics-space", "lab"]}
+    assert written["StudioRunnerScheduler"] == {"stack": "StudioRunner", "targets": ["analytics-space", "lab"],
+                                                "target_spaces": {"analytics-space": "d-abc123/analytics"}}
 
     port, token = free_port(), "t0ken-for-this-test"
     server = subprocess.Popen([sys.executable, "-m", "jupyter_server", f"--port={port}", "--ServerApp.ip=127.0.0.1",

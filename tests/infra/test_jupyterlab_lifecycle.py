@@ -32,7 +32,7 @@ def test_the_stack_creates_the_lifecycle_configuration_when_asked(synthesized) -
     assert script.startswith("#!/bin/bash\n") and "set -eux" in script
     assert "pip install --quiet studio-runner==0.1.0" in script
     assert ("python -m studiorunner_jupyterlab enable --stack StudioRunnerTest --region eu-west-1 "
-            "--target analytics-space --target lab") in script
+            "--target analytics-space --target lab --target-space analytics-space=d-abc123/analytics") in script
     assert "jupyter labextension disable --level=user @amzn/sagemaker-jupyter-scheduler" in script
     synthesized.template.has_output("JupyterLabLifecycleConfigArn", {"Value": Match.any_value()})
 

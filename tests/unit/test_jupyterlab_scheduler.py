@@ -69,3 +69,22 @@ def test_a_runs_end_reads_as_a_jobs_status(tmp_path: Path, status, error, output
     assert (job.status, job.status_message) == (job_status, message if job_status != Status.COMPLETED else None)
     assert job.job_definition_id == "schedule-daily" and job.input_filename == "daily.ipynb"
     assert job.runtime_environment_name == "analytics-space"
+
+
+@pytest.mark.parametrize("metadata", [
+    {"DomainId": "d-abc123", "SpaceName": "analytics", "UserProfileName": "alice"},
+    # without SpaceName: the space is the app ARN's (app/<domain>/<space>/JupyterLab/<name>)
+    {"DomainId": "d-abc123", "ResourceArn": "arn:aws:sagemaker:eu-west-1:123456789012:app/d-abc123/analytics/JupyterLab/default"},
+])
+def test_in_a_studio_space_its_own_target_is_the_default_environment(tmp_path: Path, metadata: dict) -> None:
+    scheduler = _scheduler(tmp_path, DeniedRuns())
+    scheduler.targets = ["lab", "analytics-space", "nb"]
+    scheduler.target_spaces = {"analytics-space": "d-abc123/analytics", "other": "d-abc123/other"}
+    scheduler.studio_metadata_file = str(tmp_path / "resource-metadata.json")
+    assert scheduler.environment_names() == ["lab", "analytics-space", "nb"]  # not in a space: as configured
+
+    (tmp_path / "resource-metadata.json").write_text(json.dumps(metadata))
+    assert scheduler.environment_names() == ["analytics-space", "lab", "nb"]
+    environments = scheduler.environments_manager.list_environments()
+    assert [e.name for e in environments] == ["analytics-space", "lab", "nb"]
+    assert environments[0].label == "analytics-space (default)"
