@@ -90,6 +90,7 @@ $(KERNELS)/ir/kernel.json: $(VENV)/.installed
 	@if ! Rscript -e 'library(IRkernel)' >/dev/null 2>&1; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			echo "Installing IRkernel (apt-get install r-cran-irkernel, about 2 minutes)"; \
+			export DEBIAN_FRONTEND=noninteractive; \
 			apt-get install -y -q --no-install-recommends r-cran-irkernel >/dev/null || \
 				{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends r-cran-irkernel >/dev/null; }; \
 		fi; \
@@ -123,11 +124,21 @@ synth: venv node_modules/.installed build/wheelhouse/.downloaded
 
 ## Headless Chromium for the browser tests (the run's page offline; JupyterLab): Debian's
 ## chromium, driven by playwright's Python package (requirements-dev.txt; no browser download).
+## apt-get runs when root, noninteractive (a fresh Debian has no tzdata, which would ask for a time
+## zone with its output sent to /dev/null); otherwise the browser tests skip, saying why.
 build/.browser: $(VENV)/.installed
-	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	@if ! test -x /usr/bin/chromium; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			echo "Installing Debian's chromium (apt-get install chromium, about 2 minutes)"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "make build/.browser: /usr/bin/chromium is missing (apt-get install chromium, as root); the browser tests will be skipped"; \
+		fi; \
+	fi
 	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check \
 		"$$(grep -i '^playwright==' requirements-dev.txt)"
-	mkdir -p build && touch $@
+	if test -x /usr/bin/chromium; then mkdir -p build && touch $@; fi
 
 build/wheelhouse/.downloaded: lambdas/requirements.txt lambdas/requirements-render.txt infra/bundling.py
 	$(PY) -m infra.bundling download
