@@ -1,5 +1,7 @@
 """nbclient's own test notebooks, run through our executor, compared as nbclient compares them.
 
+They run as RunCells runs them: pipelined (``PIPELINE_WINDOW``), the kernel guarded.
+
 Read from ../shared/peer-suites/nbclient (tests/peer_suites.py; see its README for the options and the
 normalisation nbclient's tests apply).
 """
@@ -17,9 +19,10 @@ import nbformat
 import pytest
 
 from studiorunner.errors import CellExecutionError, KernelDied
+from studiorunner.execution import guard
 from studiorunner.execution.cursor import Cursor
 from studiorunner.execution.executor import CellExecutor
-from studiorunner.execution.options import ExecutorOptions, KernelControl
+from studiorunner.execution.options import PIPELINE_WINDOW, ExecutorOptions, KernelControl
 from studiorunner.jupyter.kernel_protocol import new_session_id
 from tests.integration.kernel_server import JupyterServer, start_server
 from tests.peer_suites import MISSING, PEER_SUITES
@@ -55,10 +58,12 @@ def execute(server: JupyterServer, name: str, **options: Any) -> tuple[Any, Any,
     session = new_session_id()
     try:
         with server.open(kid, session) as channel:
+            # As RunCells runs them: pipelined, the kernel guarded (execution/guard.py)
+            assert guard.install(channel, run_session=session)
             ex = CellExecutor(channel, nb, session=session,
                               kernel=KernelControl(interrupt=lambda: server.interrupt(kid),
                                                    state=lambda: server.kernel_state(kid)),
-                              options=ExecutorOptions(**options))
+                              options=ExecutorOptions(**{"window": PIPELINE_WINDOW, **options}))
             cursor = ex.run(Cursor(), deadline=time.monotonic() + 60)
     except BaseException:
         server.shutdown_kernel(kid)

@@ -58,6 +58,7 @@ class Cursor:
     kernel_session: str | None = None  # "{session}_{pid}" of the kernel's message ids
     kernel_seq: int | None = None  # highest message number received from that kernel
     last_iopub: str | None = None  # msg_id of the last iopub message received for one of our cells
+    errors_seen: int = 0  # failed cells whose reply came: what each request tells the kernel's guard
     outputs: dict[str, Any] = field(default_factory=dict)  # OutputRecorder.state()
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +79,8 @@ class Cursor:
         if self.kernel_session is not None and self.kernel_seq is not None:
             data["kernel_session"] = self.kernel_session
             data["kernel_seq"] = self.kernel_seq
+        if self.errors_seen:
+            data["errors_seen"] = self.errors_seen
         if self.last_iopub is not None and self.pending:
             data["last_iopub"] = self.last_iopub
         if self.outputs.get("displays") or self.outputs.get("clear_pending") or self.outputs.get("widgets"):

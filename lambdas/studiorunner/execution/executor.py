@@ -39,6 +39,7 @@ from studiorunner import notebook as nbtools
 from studiorunner.errors import CellExecutionError, CellTimeout, KernelDied
 from studiorunner.execution.cursor import Cursor, Pending
 from studiorunner.execution.gaps import MissedOutput
+from studiorunner.execution.guard import ERRORS_KEY
 from studiorunner.execution.options import ExecutorOptions, KernelControl, Stop
 from studiorunner.execution.outputs import OutputRecorder
 from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
@@ -213,6 +214,7 @@ class CellExecutor:
                     continue
             cell = self.nb.cells[index]
             msg = execute_request(cell.source, session=self.session, stop_on_error=True, allow_stdin=False)
+            msg["metadata"][ERRORS_KEY] = cur.errors_seen  # see guard.py
             self.recorder.start_cell(index)
             nbtools.mark_cell_queued(cell)
             self._send(msg)
@@ -270,6 +272,8 @@ class CellExecutor:
             if p.reply is not None:
                 return None  # a copy (the journal's) of a reply already applied
             p.reply = content.get("status", "error")
+            cur.errors_seen = max(cur.errors_seen + (p.reply == "error"),
+                                  int((msg.get("metadata") or {}).get(ERRORS_KEY) or 0))
             if p.reply == "error":
                 p.ename = content.get("ename")
                 p.evalue = str(content.get("evalue", ""))[:1000]

@@ -12,6 +12,8 @@ the line and sends the message under one lock, so the journal's order is the ord
 which the kernel's IOPub thread puts messages on the wire (the order a client receives
 them), and a message is in the journal before anyone can receive it.
 
+The same request installs :mod:`.guard` (a run with a journal pipelines its cells).
+
 After a reconnect that got no replay, the executor reads the journal back through the
 contents API and applies what lies after the last message it received (de-duplicated
 against what it did receive): nothing twice, in order (:func:`recoverable`). A journal
@@ -27,6 +29,7 @@ import posixpath
 import time
 from typing import Any
 
+from studiorunner.execution import guard
 from studiorunner.jupyter.kernel_protocol import execute_request, new_session_id, parent_msg_id
 
 logger = logging.getLogger(__name__)
@@ -106,7 +109,8 @@ def setup_code(path: str, *, kernel_cwd: str, run_session: str, limit: int = JOU
             f"__studio_runner_path = __studio_runner_os.path.normpath("
             f"__studio_runner_os.path.join(__studio_runner_os.getcwd(), {relative!r}))\n"
             f"del __studio_runner_os\n"
-            f"__studio_runner_session = {run_session!r}\n__studio_runner_limit = {int(limit)}\n" + _SETUP)
+            f"__studio_runner_session = {run_session!r}\n__studio_runner_limit = {int(limit)}\n" + _SETUP
+            + guard.setup_code(run_session))  # the same request installs the pipelining guard
 
 
 def without_lone_surrogates(value: Any) -> Any:

@@ -9,6 +9,10 @@ from typing import Any
 from studiorunner.errors import StudioRunnerError
 from studiorunner.jupyter.connection import KernelChannel
 
+#: execute_requests outstanding at once where the kernel has the run's guard (:mod:`.guard`):
+#: measured in bench/ (``python -m bench cells``; bench/README.md).
+PIPELINE_WINDOW = 4
+
 
 @dataclass(frozen=True)
 class ExecutorOptions:
@@ -16,7 +20,7 @@ class ExecutorOptions:
 
     cell_timeout: float | None = None  # seconds; None or <= 0: no limit
     allow_errors: bool = False
-    window: int = 1  # execute_requests outstanding at once (1: nbclient's order)
+    window: int = 1  # execute_requests outstanding at once (1: nbclient's; > 1 only with the guard)
     poll_interval: float = 3.0  # how often a silent kernel's state is asked over REST
     replay_grace: float = 1.0  # how long a reconnect waits for replayed messages
     interrupt_grace: float = 5.0  # how long an interrupted cell has to stop
