@@ -25,9 +25,10 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_notebook
 
 import localstudio  # noqa: F401  (puts lambdas/ on sys.path)
+from studiorunner.execution import guard
 from studiorunner.execution.cursor import Cursor
 from studiorunner.execution.executor import CellExecutor
-from studiorunner.execution.options import ExecutorOptions, KernelControl
+from studiorunner.execution.options import PIPELINE_WINDOW, ExecutorOptions, KernelControl
 from studiorunner.jupyter.connection import KernelChannel
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.kernel_protocol import new_session_id
@@ -132,8 +133,9 @@ def stream_text(cell: NotebookNode, name: str = "stdout") -> str:
 class OurKernel:
     """A kernel started over REST on a Jupyter server, and one WebSocket to it.
 
-    What a RunCells invocation holds, minus the login: ``run`` executes a notebook with
-    :class:`CellExecutor` and returns the seconds it took. ``channel_factory`` lets a
+    What a RunCells invocation holds, minus the login: the kernel guarded as StartKernel
+    guards it (execution/guard.py) and ``run`` executes a notebook with :class:`CellExecutor`
+    as RunCells does (pipelined, ``PIPELINE_WINDOW``) and returns the seconds it took. ``channel_factory`` lets a
     benchmark swap the transport (e.g. without TCP_QUICKACK) to show what it is worth.
     """
 
@@ -149,6 +151,9 @@ class OurKernel:
         self.kernel_id = self.jupyter.create_kernel("python3")["id"]
         try:
             self.reopen()
+            assert self.channel is not None
+            if not guard.install(self.channel, run_session=self.session):
+                raise RuntimeError("the pipelining guard could not be installed in the kernel")
             self.run(code_notebook(["pass"]))  # the kernel answers: start-up is over
         except BaseException:
             self.jupyter.delete_kernel(self.kernel_id)
@@ -174,7 +179,7 @@ class OurKernel:
             self.channel, nb, session=self.session,
             kernel=KernelControl(interrupt=lambda: self.jupyter.interrupt_kernel(kid),
                                  state=lambda: self.jupyter.kernel_state(kid)),
-            options=ExecutorOptions(**kw), **hooks)
+            options=ExecutorOptions(**{"window": PIPELINE_WINDOW, **kw}), **hooks)
 
     def run(self, nb: NotebookNode, timeout: float = 600.0, **kw: Any) -> float:
         """Execute every cell of ``nb``; the seconds from the first send to the last cell's end."""

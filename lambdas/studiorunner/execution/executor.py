@@ -9,20 +9,22 @@ marked in the cell (:mod:`.gaps`, :mod:`.journal`).
 
 Semantics follow nbclient (``NotebookClient.async_execute_cell``), in its small steps:
 send; poll output (a cell is finished when both its shell ``execute_reply`` and its iopub
-``status: idle`` have arrived, matched by ``parent_header.msg_id``); check the kernel is
-alive when the socket is silent; handle timeouts (interrupt, then give up). Outputs are
-recorded by :class:`~.outputs.OutputRecorder`; a cell's status and timing are written by
-:mod:`studiorunner.notebook` alone.
+``status: idle`` have arrived, matched by ``parent_header.msg_id``; an idle that never comes
+is given up ``iopub_timeout`` after the reply); check the kernel is alive when the socket is
+silent; handle timeouts (interrupt, then give up). Outputs are recorded by
+:class:`~.outputs.OutputRecorder`; the pending cells' clocks are :mod:`.clocks`'; what a
+reply means for the run is :func:`.outcome.judge`; a cell's status and timing are written
+by :mod:`studiorunner.notebook` alone.
 
-Pipelining (opt-in, ``window`` > 1) keeps up to ``window`` execute_requests outstanding.
-The default is 1, as in nbclient: ipykernel's ``stop_on_error`` only aborts requests
-already queued when an error happens, so one still in transit (behind Studio's proxy and
-TLS) would run after the failure — user code with side effects. Every request carries
-``stop_on_error=True``; after an allowed error (``allow_errors`` or the
-``raises-exception`` tag) the aborted cells are sent again, in order, once nothing is
-outstanding; otherwise (and after a clean ``sys.exit()``) they stay unexecuted. A request
-that reaches the kernel after it finished aborting runs; such a cell is marked
-``metadata.studio_runner.ran_after_stop``, never hidden.
+Pipelining (``window`` > 1; RunCells' default where the kernel has the run's guard) keeps up
+to ``window`` execute_requests outstanding. Every request carries ``stop_on_error=True`` and
+the count of failed cells seen so far (:mod:`.guard`: the kernel aborts a request sent before
+the runner knew of a failure, as ipykernel aborts what was queued, so nothing runs after a
+failure that would not have run one cell at a time). After an allowed error
+(``allow_errors`` or the ``raises-exception`` tag) the aborted cells are sent again, in
+order, once nothing is outstanding; otherwise (and after a clean ``sys.exit()``) they stay
+unexecuted. Without the guard a request that reaches the kernel after it finished aborting
+runs; such a cell is marked ``metadata.studio_runner.ran_after_stop``, never hidden.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ from typing import Any
 from nbformat import NotebookNode
 
 from studiorunner import notebook as nbtools
-from studiorunner.errors import CellExecutionError, CellTimeout, KernelDied
+from studiorunner.errors import CellTimeout, KernelDied
+from studiorunner.execution.clocks import CellClocks
 from studiorunner.execution.cursor import Cursor, Pending
 from studiorunner.execution.gaps import MissedOutput
 from studiorunner.execution.guard import ERRORS_KEY
 from studiorunner.execution.options import ExecutorOptions, KernelControl, Stop
+from studiorunner.execution.outcome import judge
 from studiorunner.execution.outputs import OutputRecorder
 from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
 from studiorunner.jupyter.kernel_protocol import execute_request, parent_msg_id
@@ -48,10 +52,6 @@ from studiorunner.jupyter.rest import DEAD_STATES
 
 logger = logging.getLogger(__name__)
 
-SKIP_TAG = nbtools.SKIP_TAG
-RAISES_TAG = "raises-exception"
-#: SystemExit values that mean "stop here, successfully" (sys.exit(), sys.exit(0), raise SystemExit).
-CLEAN_EXIT_VALUES = ("", "0", "None")
 
 
 def _noop(*_args: Any) -> None:
@@ -90,9 +90,7 @@ class CellExecutor:
         # per-run state, reset by run()
         self.cur = Cursor()
         self.recorder = OutputRecorder(nb, session=session, send=self._send)
-        self._started_mono: dict[str, float] = {}  # msg_id -> clock() the kernel started it
-        self._interrupt_at: dict[str, float] = {}  # msg_id -> clock() by which it must have stopped
-        self._replied: dict[str, float] = {}  # msg_id -> clock() last heard of, once its reply came
+        self.clocks = CellClocks(self.options, clock)
         self._announced: set[str] = set()
         self._last_heard = 0.0
         self._next_poll = 0.0
@@ -131,10 +129,9 @@ class CellExecutor:
             if self._stop is not None and self._drain_until is not None and now >= self._drain_until:
                 self._give_up_drain()
                 continue
-            stop = self._poll_output(self._wait_time(deadline)) or self._iopub_timeouts()
+            stop = self._poll_output(self._wait_time(deadline)) or self._act_on_clocks()
             if stop is not None and self._stop is None:
                 self._begin_stop(stop, deadline)
-            self._handle_timeouts()
 
     # -- the run's state --
 
@@ -144,12 +141,8 @@ class CellExecutor:
         resumed = bool(cur.pending) and cur.paused_at is not None
         resumed_at = self.wall()
         now = self.clock()
-        self._started_mono, self._interrupt_at, self._announced = {}, {}, set()
-        self._replied = {p.msg_id: now for p in cur.pending if p.reply is not None and not p.idle}
-        for p in cur.pending:  # map wall-clock starts from an earlier process onto our clock
-            if p.started is not None:
-                self._started_mono[p.msg_id] = now - max(0.0, resumed_at - p.started)
-                self._announced.add(p.msg_id)
+        self.clocks.resume(cur.pending, wall_now=resumed_at)
+        self._announced = {p.msg_id for p in cur.pending if p.started is not None}
         self._last_heard = now
         self._next_poll = now + (self.options.replay_grace if resumed else self.options.poll_interval)
         self._idle_strikes = 0
@@ -284,12 +277,11 @@ class CellExecutor:
         if p.reply == "aborted" or (p.reply is not None and p.idle):
             return self._finish(p)
         if p.reply is not None:
-            self._replied[p.msg_id] = self.clock()
+            self.clocks.heard_after_reply(p.msg_id)
         return None
 
     def _mark_started(self, p: Pending, *, announce: bool) -> None:
-        if p.msg_id not in self._started_mono:
-            self._started_mono[p.msg_id] = self.clock()
+        if self.clocks.start(p.msg_id):
             p.started = self.wall()
         if announce and p.msg_id not in self._announced:
             self._announced.add(p.msg_id)
@@ -304,9 +296,7 @@ class CellExecutor:
         cur = self.cur
         self.missed.settle(before=p.msg_id)  # before the cell ends: its note goes in it
         cur.pending.remove(p)
-        self._interrupt_at.pop(p.msg_id, None)
-        self._started_mono.pop(p.msg_id, None)
-        self._replied.pop(p.msg_id, None)
+        self.clocks.forget(p.msg_id)
         index, cell = p.cell, self.nb.cells[p.cell]
         if p.reply == "aborted":
             # Aborted behind an error: send again once nothing is outstanding, unless that
@@ -326,34 +316,14 @@ class CellExecutor:
             # the kernel ran it although an earlier cell had stopped the run (see module doc)
             self._end(index, "completed" if p.reply == "ok" else "failed", ran_after_stop=True)
             return None
-        if p.reply == "ok":
-            self._end(index, "completed")
-            return None
-        ename, evalue = p.ename or "Error", p.evalue or ""
-        error = {"ename": ename, "evalue": evalue}
-        count = cell.get("execution_count")
-        facts: dict[str, Any] = dict(cell_index=index, execution_count=count, ename=ename, evalue=evalue)
-        if p.timed_out:
-            self._end(index, "failed", timed_out=True, error=error)
-            if self.options.allow_errors:
-                cur.cells_failed += 1
-                cur.hold = True
-                return None
-            return Stop(CellTimeout(
-                f"Cell {index + 1} (In [{count}]) ran longer than {self.options.cell_timeout:g} s and was interrupted",
-                timeout_seconds=self.options.cell_timeout, **facts))
-        if ename == "SystemExit" and evalue in CLEAN_EXIT_VALUES:
-            cur.exit = "SystemExit"
-            self._end(index, "completed", exit="SystemExit")
-            return Stop()
-        if self.options.allow_errors or RAISES_TAG in cell.metadata.get("tags", []):
+        verdict = judge(p, cell, self.options)
+        if verdict.allowed_failure:
             cur.cells_failed += 1
             cur.hold = True
-            self._end(index, "failed", error=error, allowed=True)
-            return None
-        self._end(index, "failed", error=error)
-        short = evalue if len(evalue) <= 300 else evalue[:300] + "…"
-        return Stop(CellExecutionError(f"Cell {index + 1} (In [{count}]) raised {ename}: {short}", **facts))
+        if verdict.clean_exit:
+            cur.exit = "SystemExit"
+        self._end(index, verdict.status, **verdict.facts)
+        return verdict.stop
 
     def _give_up_drain(self) -> None:
         """Cells queued behind a stop never answered: interrupt once, then leave them unexecuted."""
@@ -367,53 +337,32 @@ class CellExecutor:
     def _wait_time(self, deadline: float) -> float:
         now = self.clock()
         until = min(self._next_poll, self._drain_until if self._stop is not None and self._drain_until else deadline)
-        for p in self.cur.pending:
-            if p.msg_id in self._replied:
-                until = min(until, self._replied[p.msg_id] + self.options.iopub_timeout)
-            if p.msg_id in self._interrupt_at:
-                until = min(until, self._interrupt_at[p.msg_id])
-            elif self.options.cell_timeout is not None and p.msg_id in self._started_mono:
-                until = min(until, self._started_mono[p.msg_id] + self.options.cell_timeout)
-        return max(0.0, min(until - now, self.options.poll_interval))
+        return max(0.0, min(self.clocks.until(self.cur.pending, until) - now, self.options.poll_interval))
 
-    def _handle_timeouts(self) -> None:
-        """Interrupt a cell past its timeout; give up on one that did not stop when interrupted."""
-        now = self.clock()
-        timeout = self.options.cell_timeout
-        for p in self.cur.pending:
-            if p.msg_id in self._interrupt_at:
-                if now >= self._interrupt_at[p.msg_id]:
-                    count = self.nb.cells[p.cell].get("execution_count")
-                    self._end(p.cell, "failed", timed_out=True)
-                    raise CellTimeout(
-                        f"Cell {p.cell + 1} (In [{count}]) ran longer than {timeout:g} s"
-                        " and did not stop when interrupted",
-                        cell_index=p.cell, execution_count=count, timeout_seconds=timeout)
-                continue
-            started = self._started_mono.get(p.msg_id)
-            if timeout is None or started is None or p.reply is not None:
-                continue
-            if now - started >= timeout:
-                logger.warning("cell %d timed out after %.1f s: interrupting the kernel", p.cell, now - started)
-                p.timed_out = True
-                self._interrupt_at[p.msg_id] = now + self.options.interrupt_grace
-                # Bug fix: a failed interrupt (a 503 from a restarting proxy) used to end the
-                # run as JupyterHTTPError; it is best effort, and the grace above still applies.
-                self._interrupt("on a cell timeout")
-
-    def _iopub_timeouts(self) -> Stop | None:
-        """As nbclient's ``iopub_timeout``: a cell whose reply came and whose iopub then stayed
-        silent ends without its idle (what the journal still has of it applied first), marked.
-        Bug fix: the run used to wait for ever (issue 20)."""
-        for p in self.cur.pending:
-            replied = self._replied.get(p.msg_id)
-            if replied is not None and self.clock() - replied >= self.options.iopub_timeout:
-                _recovered, stop = self.missed.recover({p.msg_id})
-                if p in self.cur.pending:
-                    self.missed.idle_missing(p.cell, self.options.iopub_timeout)
-                    p.idle = True
-                    stop = self._finish(p) or stop
-                return stop
+    def _act_on_clocks(self) -> Stop | None:
+        """Interrupt a cell past its timeout; give up on one that did not stop when interrupted;
+        as nbclient's ``iopub_timeout``, end a cell whose reply came and whose iopub then stayed
+        silent (what the journal still has of it applied first), marked. Bug fix: the run used
+        to wait for ever for an idle the server had lost (issue 20)."""
+        due = self.clocks.due(self.cur.pending)
+        for p in due.interrupt:
+            logger.warning("cell %d timed out: interrupting the kernel", p.cell)
+            # Bug fix: a failed interrupt (a 503 from a restarting proxy) used to end the
+            # run as JupyterHTTPError; it is best effort, and the grace still applies.
+            self._interrupt("on a cell timeout")
+        if (p := due.unstoppable) is not None:
+            count, timeout = self.nb.cells[p.cell].get("execution_count"), self.options.cell_timeout
+            self._end(p.cell, "failed", timed_out=True)
+            raise CellTimeout(f"Cell {p.cell + 1} (In [{count}]) ran longer than {timeout:g} s"
+                              " and did not stop when interrupted",
+                              cell_index=p.cell, execution_count=count, timeout_seconds=timeout)
+        if (p := due.idle_missing) is not None:
+            _recovered, stop = self.missed.recover({p.msg_id})
+            if p in self.cur.pending:
+                self.missed.idle_missing(p.cell, self.options.iopub_timeout)
+                p.idle = True
+                stop = self._finish(p) or stop
+            return stop
         return None
 
     def _interrupt(self, why: str) -> None:
