@@ -33,32 +33,41 @@ class DroppableKernelWebsocketHandler(KernelWebsocketHandler):
         await super().open(kernel_id)
 
     def _lose_idle_when_rate_limited(self, kernel_id: str) -> None:
-        """The ``iopub_idle_lost_when_rate_limited`` knob (see Faults): wraps what the
-        connection subscribes to its streams, before it subscribes."""
+        """The ``iopub_idle_lost_when_rate_limited`` knob (see Faults): a cell whose output the
+        rate limiter dropped loses its idle. Wraps what the connection subscribes to its
+        streams, before it subscribes."""
         connection, state = self.connection, self.state
-        forward = connection.handle_outgoing_message
+        forward, limit_rate = connection.handle_outgoing_message, connection._limit_rate
+        dropped = {"since_idle": False}
+
+        def noting_limit_rate(channel: Any, msg: Any, msg_list: Any) -> bool:
+            limited = bool(limit_rate(channel, msg, msg_list))
+            dropped["since_idle"] = dropped["since_idle"] or limited
+            return limited
 
         def handle(stream: Any, msg_list: list[Any]) -> None:
             channel = stream if isinstance(stream, str) else getattr(stream, "channel", None)
             if state.faults.iopub_idle_lost_when_rate_limited and channel == "iopub":
-                exceeded = connection._iopub_msgs_exceeded or connection._iopub_data_exceeded
                 _, parts = connection.session.feed_identities(msg_list)
                 header = connection.session.unpack(parts[1])
                 if header.get("msg_type") == "status":
                     content = connection.session.unpack(parts[4])
                     execution_state = content.get("execution_state")
-                    if execution_state == "idle" and exceeded:
+                    if execution_state == "idle" and dropped["since_idle"]:
+                        dropped["since_idle"] = False
                         # reset the limiter as the idle would have, then lose the idle
-                        connection._limit_rate("iopub", {"header": header, "content": content,
-                                                         "parent_header": None}, parts[1:])
+                        limit_rate("iopub", {"header": header, "content": content, "parent_header": None}, parts[1:])
                         state.idle_lost.add(kernel_id)
                         self.log.info("stand-in fault: lost a rate-limited cell's status idle")
                         return
+                    if execution_state == "idle":
+                        dropped["since_idle"] = False
                     if execution_state == "busy" and \
                             connection.session.unpack(parts[2]).get("msg_type") == "execute_request":
                         state.idle_lost.discard(kernel_id)  # (a nudge's kernel_info is not tracked)
             forward(stream, msg_list)
 
+        connection._limit_rate = noting_limit_rate
         connection.handle_outgoing_message = handle
 
     def _drop(self) -> None:

@@ -108,7 +108,7 @@ class Faults:
     #: The next N presigned URLs are spent before they are used (as if used twice,
     #: expired, or refused by IAM): they end on the sign-in page (L3).
     login_refusals: int = 0
-    #: A cell whose output exceeds the server's iopub rate limit loses its ``status: idle``
+    #: A cell some of whose output the server's iopub rate limiter dropped loses its ``status: idle``
     #: (and the server's kernel state stays ``busy``). jupyter_server's rate limiter itself
     #: never drops a status message; on a loaded server the kernel's ZMQ queue overflows and
     #: drops the end of a flood, idle included (seen with a 50,000-step ``clear_output`` loop

@@ -164,6 +164,9 @@ def test_disable_stdin_fails_fast(server: JupyterServer) -> None:
     assert time.monotonic() - start < 30
 
 
+VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def widget_states(nb: Any) -> list[dict[str, Any]]:
     """The saved state of each widget a cell displays, in the order they are displayed."""
     saved = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
@@ -173,21 +176,25 @@ def widget_states(nb: Any) -> list[dict[str, Any]]:
     return [saved["state"][model_id] for model_id in views]
 
 
-def nbclient_now(name: str) -> Any:
-    """What nbclient makes of the notebook here and now (the files were saved with ipywidgets 7,
-    whose widgets displayed themselves; ipywidgets 8's are an execute_result, in nbclient too)."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(SUITE / name, as_version=4)
-    return NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(SUITE)}}).execute()
+def as_ipywidgets_7_saved_it(nb: Any) -> Any:
+    """The peer files were saved with ipywidgets 7, whose widgets displayed themselves
+    (display_data); ipywidgets 8's are the cell's result (execute_result), in nbclient too
+    (checked: nbclient 0.11 on these files here). Nothing else is changed."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "execute_result" and VIEW in out.get("data", {}):
+                out["output_type"] = "display_data"
+                out.pop("execution_count", None)
+    return nb
 
 
 def test_widget_state_is_saved_as_nbclient_saves_it(server: JupyterServer) -> None:
     """nbclient's test_widgets: every widget a cell displays has its model in metadata.widgets."""
     pytest.importorskip("ipywidgets")
-    _, actual, cursor = execute(server, "JupyterWidgets.ipynb")
+    expected, actual, cursor = execute(server, "JupyterWidgets.ipynb")
     assert cursor.done
-    assert_same_outputs(nbclient_now("JupyterWidgets.ipynb"), actual)
+    assert_same_outputs(expected, as_ipywidgets_7_saved_it(actual))
     (label,) = widget_states(actual)
     assert (label["model_name"], label["model_module"]) == ("LabelModel", "@jupyter-widgets/controls")
     assert label["state"]["value"] == "Hello World"
@@ -199,12 +206,13 @@ def test_widget_state_is_saved_as_nbclient_saves_it(server: JupyterServer) -> No
 def test_output_widgets_capture_their_output_as_nbclient_does(server: JupyterServer) -> None:
     """Output.ipynb: what a cell prints inside ``with out:`` is the widget's, never the cell's."""
     pytest.importorskip("ipywidgets")
-    _, actual, cursor = execute(server, "Output.ipynb")
+    expected, actual, cursor = execute(server, "Output.ipynb")
     assert cursor.done
-    expected = nbclient_now("Output.ipynb")
-    assert_same_outputs(expected, actual, compare_tracebacks=False)
+    assert_same_outputs(expected, as_ipywidgets_7_saved_it(actual), compare_tracebacks=False)
     got = [[normalise_output(o) for o in w["state"].get("outputs", [])] for w in widget_states(actual)]
     want = [[normalise_output(o) for o in w["state"].get("outputs", [])] for w in widget_states(expected)]
+    for output in [o for outputs in got + want for o in outputs]:
+        output.pop("traceback", None)  # IPython 9 prints other frames than the IPython that made the file
     assert got == want
     assert [o["text"] for o in got[0][:1]] == ["in output\n"]
     assert got[0][1]["ename"] == "ValueError"  # the error raised inside `with output1:` is the widget's

@@ -45,7 +45,7 @@ from studiorunner.execution.gaps import MissedOutput
 from studiorunner.execution.guard import ERRORS_KEY
 from studiorunner.execution.options import ExecutorOptions, KernelControl, Stop
 from studiorunner.execution.outcome import judge
-from studiorunner.execution.outputs import OutputRecorder
+from studiorunner.execution.outputs import OutputRecorder, server_note
 from studiorunner.jupyter.connection import ChannelClosed, KernelChannel
 from studiorunner.jupyter.kernel_protocol import execute_request, parent_msg_id
 from studiorunner.jupyter.rest import DEAD_STATES
@@ -91,6 +91,7 @@ class CellExecutor:
         self.cur = Cursor()
         self.recorder = OutputRecorder(nb, session=session, send=self._send)
         self.clocks = CellClocks(self.options, clock)
+        self._last_iopub_of: dict[str, str | None] = {}  # request -> the last of its iopub we received
         self._announced: set[str] = set()
         self._last_heard = 0.0
         self._next_poll = 0.0
@@ -253,7 +254,11 @@ class CellExecutor:
         self._idle_strikes = 0
         self._resumed_ids.discard(p.msg_id)
         if channel == "iopub":
-            cur.last_iopub = msg.get("msg_id") or (msg.get("header") or {}).get("msg_id") or cur.last_iopub
+            if not server_note(msg):
+                # the kernel's own (the journal has it), never the note the server wrote itself:
+                # the journal is read from the last message it holds
+                cur.last_iopub = msg.get("msg_id") or (msg.get("header") or {}).get("msg_id") or cur.last_iopub
+                self._last_iopub_of[p.msg_id] = cur.last_iopub
             if msg_type == "execute_input" or (msg_type == "status" and content.get("execution_state") == "busy"):
                 # busy starts the timeout clock; only execute_input proves the cell runs
                 # (an aborted request also gets busy/idle)
@@ -297,6 +302,7 @@ class CellExecutor:
         self.missed.settle(before=p.msg_id)  # before the cell ends: its note goes in it
         cur.pending.remove(p)
         self.clocks.forget(p.msg_id)
+        self._last_iopub_of.pop(p.msg_id, None)
         index, cell = p.cell, self.nb.cells[p.cell]
         if p.reply == "aborted":
             # Aborted behind an error: send again once nothing is outstanding, unless that
@@ -357,7 +363,7 @@ class CellExecutor:
                               " and did not stop when interrupted",
                               cell_index=p.cell, execution_count=count, timeout_seconds=timeout)
         if (p := due.idle_missing) is not None:
-            _recovered, stop = self.missed.recover({p.msg_id})
+            _recovered, stop = self.missed.recover({p.msg_id}, after=self._last_iopub_of.get(p.msg_id))
             if p in self.cur.pending:
                 self.missed.idle_missing(p.cell, self.options.iopub_timeout)
                 p.idle = True

@@ -26,7 +26,7 @@ from nbformat import NotebookNode
 from studiorunner.execution.cursor import Cursor, kernel_msg_seq
 from studiorunner.execution.journal import recoverable
 from studiorunner.execution.options import Stop
-from studiorunner.execution.outputs import OutputRecorder
+from studiorunner.execution.outputs import OutputRecorder, server_note
 from studiorunner.jupyter.kernel_protocol import parent_msg_id
 from studiorunner.notebook import runner_record
 from studiorunner.timestamps import utc_iso
@@ -133,7 +133,7 @@ class MissedOutput:
     def observe(self, msg: dict[str, Any]) -> None:
         """Track the kernel's message numbers; feed an open gap check."""
         seq = kernel_msg_seq(msg)
-        if seq is None:
+        if seq is None or server_note(msg):  # the server's rate-limit note has the server's numbers
             return
         cur = self.cur
         prefix, number = seq
@@ -196,8 +196,9 @@ class MissedOutput:
             stop = stop or self.handle(msg)
         return stop
 
-    def recover(self, cells: set[str]) -> tuple[bool, Stop | None]:
-        """Apply from the journal what the pending ``cells`` were sent and we never received.
+    def recover(self, cells: set[str], *, after: str | None = None) -> tuple[bool, Stop | None]:
+        """Apply from the journal what the pending ``cells`` were sent and we never received
+        (after ``after``, the last message received for them; default: the last received of all).
 
         (True, first stop) when the journal covers the gap; (False, None) when it cannot
         say (no journal, unreadable, our last message not in it, or it overflowed).
@@ -210,7 +211,7 @@ class MissedOutput:
             logger.warning("reading the run's journal failed: %s", type(e).__name__)
             return False, None
         held = self.held or []
-        found = recoverable(journal, after=self.cur.last_iopub, cells=cells,
+        found = recoverable(journal, after=after or self.cur.last_iopub, cells=cells,
                             until=held[0].get("msg_id") if held else None,
                             received={m.get("msg_id") for m in held},
                             replied={p.msg_id for p in self.cur.pending if p.reply is not None})

@@ -33,6 +33,13 @@ RATE_LIMIT_NOTES = ("IOPub data rate exceeded", "IOPub message rate exceeded")
 META_KEY = "studio_runner"
 
 
+def server_note(msg: dict[str, Any]) -> bool:
+    """jupyter_server's own rate-limit note: on a request's iopub, but not the kernel's (nor in its journal)."""
+    content = msg.get("content") or {}
+    return (msg.get("msg_type") == "stream" and content.get("name") == "stderr"
+            and any(note in str(content.get("text", "")) for note in RATE_LIMIT_NOTES))
+
+
 def timestamp(msg: dict[str, Any] | None = None) -> str:
     """The message's header date as nbclient writes it (``%Y-%m-%dT%H:%M:%S.%fZ``, UTC)."""
     raw = ((msg or {}).get("header") or {}).get("date")
