@@ -100,5 +100,8 @@ class Cursor:
         return None
 
     def running_cell(self) -> int | None:
-        """The cell the kernel is running: the oldest request sent and not aborted (None: none)."""
-        return next((p.cell for p in self.pending if p.reply != "aborted"), None)
+        """The cell the kernel is running: the oldest request sent and not answered (None: none).
+
+        (Pipelined, an earlier cell may still be pending for its idle alone: it ran to its end.)
+        """
+        return next((p.cell for p in self.pending if p.reply is None), None)

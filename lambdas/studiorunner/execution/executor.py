@@ -412,6 +412,9 @@ class CellExecutor:
         Bug fix: the cell used to stay ``pending`` (``os._exit`` in the cell: its
         execute_input never left the kernel) or ``aborted`` (SIGKILL), without a word.
         """
+        for p in [p for p in self.cur.pending if p.reply not in (None, "aborted")]:
+            p.idle = True  # it ran to its end (pipelined, its idle was still on the way)
+            self._finish(p)
         index = self.cur.running_cell()
         if index is not None:
             nbtools.mark_cell_kernel_died(self.nb.cells[index], self._now(), state)
