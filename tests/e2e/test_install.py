@@ -55,7 +55,8 @@ def test_the_wheel_alone_runs_against_aws_and_names_the_extra_for_local(wheel, t
     site = next((tmp_path / "venv" / "lib").glob("python*/site-packages"))
     assert not (site / "steps").exists(), "a top-level package named steps"
     top_level = next(site.glob("studio_runner-*.dist-info/top_level.txt")).read_text().split()
-    assert sorted(top_level) == ["localstudio", "studiorunner", "studiorunner_cli"]
+    # our names only (the JupyterLab backend's package is imported only by the [jupyterlab] extra's users)
+    assert sorted(top_level) == ["localstudio", "studiorunner", "studiorunner_cli", "studiorunner_jupyterlab"]
     assert (site / "studiorunner" / "statemachine" / "runner.asl.json").is_file()
 
     work = tmp_path / "work"

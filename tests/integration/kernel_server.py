@@ -93,7 +93,7 @@ def start_server(root: Path, *extra: str, state_dir: Path | None = None) -> Jupy
         stdout=log, stderr=subprocess.STDOUT, cwd=root,
         env={**os.environ, "JUPYTER_RUNTIME_DIR": str(state_dir / ".runtime")})
     server = JupyterServer(proc=proc, port=port, token=token, root=root)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a hang guard: under a loaded machine (2 cores, several workers) a start took over 30 s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"jupyter_server exited: see {state_dir / 'jupyter_server.log'}")
@@ -104,4 +104,4 @@ def start_server(root: Path, *extra: str, state_dir: Path | None = None) -> Jupy
             pass
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError("jupyter_server did not answer /api/status within 30 s")
+    raise RuntimeError("jupyter_server did not answer /api/status within 90 s")
