@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import nbconvert
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import MarkdownWithMath
 from nbformat import NotebookNode
@@ -156,7 +157,6 @@ def exporter(*, report: bool) -> HTMLExporter:
 def _bundled_templates() -> list[str]:
     """nbconvert's own templates inside a Lambda bundle (pip --target puts its data files in
     ``share/``, which jupyter_core does not search outside sys.prefix)."""
-    import nbconvert
 
     shared = Path(nbconvert.__file__).resolve().parent.parent / "share" / "jupyter" / "nbconvert" / "templates"
     return [str(shared)] if shared.is_dir() else []

@@ -20,6 +20,8 @@ from studiorunner.execution import journal
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.rest import JupyterClient
 from studiorunner.recovery import HELD_ON, next_attempt
+from studiorunner.report import html_uri
+from studiorunner.report.render import PageRequest
 from studiorunner.run import hold as hold_module
 from studiorunner.run.services import UPLOAD_DIR, Services
 from studiorunner.run.slots import others_using, release_slot
@@ -414,8 +416,6 @@ def _write_html(services: Services, notebook_uri: str, *, report: bool) -> tuple
     (its URI, None), or (None, why not) — a warning in the result, never a cleanup failure:
     the notebook, the run's record, is already written. The rendering itself is nbconvert's,
     in the RenderPage Lambda (studiorunner/report/render.py)."""
-    from studiorunner.report import html_uri
-    from studiorunner.report.render import PageRequest
 
     uri = html_uri(notebook_uri)
     try:

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from studiorunner.errors import NotebookNotFound, RunNotHeld
 from studiorunner.run.services import Services
+from studiorunner.run.slots import release_slot
 from studiorunner.run.state import RunState
 
 log = logging.getLogger(__name__)
@@ -139,8 +140,9 @@ def claim(services: Services, run_id: str, by: str) -> HoldRecord:
 def release(raw_state: dict[str, Any], services: Services, by: str) -> dict[str, Any]:
     """End a hold that no resume took: remove the kernel, session, app and slot as Cleanup does.
     Never raises (what could not be done is in ``problems``)."""
+    # Here, not at the top: run.cleanup imports this module (a cycle to break by moving
+    # release_resources out of cleanup.py).
     from studiorunner.run.cleanup import describe, release_resources
-    from studiorunner.run.slots import release_slot
 
     state = RunState.from_dict(raw_state)
     run_id = state.run.run_id if state.run else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from studiorunner import catalog
@@ -10,6 +11,8 @@ from studiorunner import notebook as nbtools
 from studiorunner.errors import PayloadInvalid
 from studiorunner.parameters import check_injection
 from studiorunner.payload import RunSpec, validate_payload
+from studiorunner.recovery import resume_notebook
+from studiorunner.run import hold
 from studiorunner.run.services import Services
 from studiorunner.run.state import RunRecord
 
@@ -60,10 +63,7 @@ def _take_over(spec: RunSpec, target: str, run_id: str, output_uri: str | None,
     """A resume: check the held run, write the notebook this run carries on (the held run's
     outputs up to the resume point, the edited cells after), then claim the held kernel —
     last, so that a refused resume leaves the hold as it was."""
-    from datetime import UTC, datetime
 
-    from studiorunner.recovery import resume_notebook
-    from studiorunner.run import hold
 
     resume = spec.recovery.resume
     assert resume is not None

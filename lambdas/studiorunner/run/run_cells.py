@@ -17,6 +17,7 @@ from studiorunner.execution.executor import CellExecutor
 from studiorunner.execution.options import PIPELINE_WINDOW, ExecutorOptions, KernelControl
 from studiorunner.jupyter.connection import KernelChannel
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
+from studiorunner.run.cleanup import write_back_path
 from studiorunner.run.context import StepContext
 from studiorunner.run.state import present
 from studiorunner.store import ThrottledSaver
@@ -142,7 +143,6 @@ def run_cells(ctx: StepContext, *, remaining_seconds: float,
 
 def _write_to_tree(jupyter: JupyterClient, source_path: str | None, nb: NotebookNode) -> str:
     """Write the executed notebook beside its source in the target's tree; its path there."""
-    from studiorunner.run.cleanup import write_back_path
 
     path = write_back_path(source_path or "studio-runner-output.ipynb")
     jupyter.write_notebook(path, nb)

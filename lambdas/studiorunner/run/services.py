@@ -16,6 +16,7 @@ from typing import Any
 
 from studiorunner.clients import ClientCache
 from studiorunner.config import RunnerConfig
+from studiorunner.report import render
 from studiorunner.run.slot_table import SlotTable
 from studiorunner.store import NotebookStore, S3NotebookStore
 from studiorunner.targets import Target, target_for
@@ -49,7 +50,6 @@ class Services:
         """What renders a run's HTML page: the RenderPage Lambda when the deployment has one
         (``STUDIO_RUNNER_RENDER_FUNCTION``), else this process (the local stack, tests)."""
         if self.page_renderer is None:
-            from studiorunner.report import render
 
             function = os.environ.get(render.RENDER_FUNCTION_ENV)
             self.page_renderer = (render.from_lambda(function, render.invoke_client()) if function
