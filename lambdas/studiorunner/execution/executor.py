@@ -356,18 +356,18 @@ class CellExecutor:
             # Bug fix: a failed interrupt (a 503 from a restarting proxy) used to end the
             # run as JupyterHTTPError; it is best effort, and the grace still applies.
             self._interrupt("on a cell timeout")
-        if (p := due.unstoppable) is not None:
-            count, timeout = self.nb.cells[p.cell].get("execution_count"), self.options.cell_timeout
-            self._end(p.cell, "failed", timed_out=True)
-            raise CellTimeout(f"Cell {p.cell + 1} (In [{count}]) ran longer than {timeout:g} s"
+        if (stuck := due.unstoppable) is not None:
+            count, timeout = self.nb.cells[stuck.cell].get("execution_count"), self.options.cell_timeout
+            self._end(stuck.cell, "failed", timed_out=True)
+            raise CellTimeout(f"Cell {stuck.cell + 1} (In [{count}]) ran longer than {timeout:g} s"
                               " and did not stop when interrupted",
-                              cell_index=p.cell, execution_count=count, timeout_seconds=timeout)
-        if (p := due.idle_missing) is not None:
-            _recovered, stop = self.missed.recover({p.msg_id}, after=self._last_iopub_of.get(p.msg_id))
-            if p in self.cur.pending:
-                self.missed.idle_missing(p.cell, self.options.iopub_timeout)
-                p.idle = True
-                stop = self._finish(p) or stop
+                              cell_index=stuck.cell, execution_count=count, timeout_seconds=timeout)
+        if (silent := due.idle_missing) is not None:
+            _recovered, stop = self.missed.recover({silent.msg_id}, after=self._last_iopub_of.get(silent.msg_id))
+            if silent in self.cur.pending:
+                self.missed.idle_missing(silent.cell, self.options.iopub_timeout)
+                silent.idle = True
+                stop = self._finish(silent) or stop
             return stop
         return None
 
