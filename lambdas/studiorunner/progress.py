@@ -170,6 +170,10 @@ class ProgressReporter:
             kept = [e for e in entries if isinstance(e, list) and len(e) == 4 and isinstance(e[0], int)][-LOG_KEEP:]
             self.data["log"] = {"id": log["id"], "entries": kept}
             self._seq = kept[-1][0] if kept else 0
+        # How far the previous invocation had logged the cell it left running (``reading``): the
+        # notebook the next one reads may hold lines printed after that invocation's last write.
+        reading = log.get("reading") if isinstance(log, dict) else None
+        self._resume_reading: dict[str, Any] | None = reading if isinstance(reading, dict) else None
         self._cell_logs: dict[int, _CellLog] = {}
         self._lock = threading.RLock()  # the data; never held during a write
         self._write_lock = threading.Lock()  # one write at a time, each of the latest data
@@ -212,7 +216,15 @@ class ProgressReporter:
                 self._started[index] = time.time()
             self.data["current"] = {"cell": index, "started_at": started or _now_iso(), "lines": []}
             log = self._cell_logs[index] = _CellLog()
-            log.new_lines(cell.get("outputs") or [], final=False)
+            reading = self._resume_reading
+            outputs = cell.get("outputs") or []
+            if reading and reading.get("cell") == index and isinstance(reading.get("outputs"), int) \
+                    and isinstance(reading.get("chars"), int) and reading["outputs"] <= len(outputs):
+                # Where the previous invocation stopped logging: what the cell printed since is new.
+                log.outputs_done, log.chars = reading["outputs"], reading["chars"]
+                log.reading = outputs[log.outputs_done] if log.outputs_done < len(outputs) else None
+            else:  # a progress file of an older version: take what the cell holds as logged
+                log.new_lines(outputs, final=False)
         self.save_if_due()
 
     def _log(self, index: int, kind: str, text: str | None = None) -> None:
@@ -231,6 +243,9 @@ class ProgressReporter:
         if final:
             del self._cell_logs[index]
             self._log(index, "end")
+            self.data["log"].pop("reading", None)
+        else:
+            self.data["log"]["reading"] = {"cell": index, "outputs": log.outputs_done, "chars": log.chars}
 
     def cell_finished(self, index: int, cell: NotebookNode, status: str) -> None:
         if status == "skipped":

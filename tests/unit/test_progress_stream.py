@@ -204,3 +204,25 @@ def test_a_later_invocation_goes_on_with_the_same_log():
     assert after["id"] == before["id"]
     assert after["entries"] == [[1, 1, "start", None], [2, 1, "line", "epoch 1"],
                                                          [3, 1, "line", "epoch 2"], [4, 1, "end", None]]
+
+
+def test_lines_a_cell_printed_after_the_last_write_of_an_invocation_are_logged_by_the_next():
+    """A line that reached the notebook after the invocation's last progress write (it is saved with
+    the notebook, which the next invocation reads) was taken as logged already and never shown
+    (seen: `step 3` missing from `--log-output` of a cell spanning two invocations, under load)."""
+    cell = new_code_cell("loop()")
+    first: list[dict] = []
+    progress = reporter(first)
+    progress.cell_started(0, cell)
+    stream(cell, "step 1\nstep 2\n")
+    progress.finish("running")
+    stream(cell, "step 3\n")  # after that write, before the notebook was saved
+
+    second: list[dict] = []
+    progress = reporter(second, log=first[-1]["log"])
+    progress.cell_resumed(0, cell)
+    stream(cell, "step 4\n")
+    progress.cell_finished(0, cell, "completed")
+    progress.finish("done")
+    lines = [e[3] for e in second[-1]["log"]["entries"] if e[2] == "line"]
+    assert lines == ["step 1", "step 2", "step 3", "step 4"]
