@@ -2,7 +2,8 @@
 Notebook Jobs run on Studio Runner (the jupyter-scheduler backend in studiorunner_jupyterlab/).
 
 With ``--local`` this process keeps a local stack up, as ``local up`` does (so
-``studio-runner run --local`` from another shell lands in the same jobs list), and runs
+``studio-runner run --local`` from another shell lands in the same jobs list), or uses the one a
+``local up`` keeps (its runs from before JupyterLab was opened are in the list), and runs
 ``jupyter lab`` on the same folder as a child, which prints its URL with the token as
 ``jupyter lab`` always does. Without it, JupyterLab's jobs run on the deployed stack
 (``--stack``, your usual AWS credentials). Ctrl-C (or SIGTERM) stops everything.
@@ -90,7 +91,14 @@ def lab(options: LabOptions, out=sys.stdout) -> int:
         return _run_jupyter(jupyter_command(root=root, port=options.port, open_browser=open_browser,
                                             scheduler=scheduler), keep=lambda: True)
 
-    from studiorunner_cli.local import long_lived
+    from studiorunner_cli.local import find_stack, long_lived
+
+    serving = find_stack(root)
+    if serving is not None:  # a `local up` serving this folder: its runs, schedules and stand-in are the jobs here
+        print(f"Using the local stack already up (its stand-in serves {serving['root']}); JupyterLab serves {root}",
+              file=out, flush=True)
+        return _run_jupyter(jupyter_command(root=root, port=options.port, open_browser=open_browser,
+                                            scheduler={"local": True}), keep=lambda: True)
 
     with long_lived(root=root, out=out) as keep:
         if keep is None:

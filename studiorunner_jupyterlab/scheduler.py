@@ -161,12 +161,12 @@ class StudioRunnerScheduler(BaseScheduler):
         from studiorunner_cli.runs import RunsError, from_stack
 
         if self.local:
-            from studiorunner_cli.local import connect, state_file
+            from studiorunner_cli.local import connect, stacks_dir
 
-            runs = connect()
+            runs = connect(Path(self.root_dir))  # the stack serving this JupyterLab's folder (or the only one)
             if runs is None:
                 raise JobError(f"no local stack is up: start one with `studio-runner lab --local` "
-                               f"or `studio-runner local up` (looked for {state_file()})")
+                               f"or `studio-runner local up` (looked in {stacks_dir()})")
             return runs  # not kept: a restarted local stack has another endpoint
         try:
             self._runs = from_stack(self.stack, profile=self.profile, region=self.region)

@@ -5,6 +5,7 @@ local stack (stand-in + the state machine in moto) behind it, in processes of th
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -279,3 +280,34 @@ def test_enable_says_so_when_another_config_still_decides_the_backend(tmp_path: 
     assert enabled.returncode == 1
     assert f"Jupyter will still use jupyter_scheduler.scheduler.Scheduler: {image / 'jupyter_server_config.py'}" \
         in enabled.stderr
+
+
+def test_runs_made_while_jupyterlab_was_closed_are_in_its_list(tmp_path: Path) -> None:
+    """A `local up` stack runs a notebook with no JupyterLab open; `lab --local` opened afterwards
+    (on that stack) lists the run, completed, with its files to download."""
+    root = tmp_path / "home"
+    write_notebook(root, "nightly.ipynb", "print('ran at night')")
+    lab = Lab(root, tmp_path / "lab")
+    up = subprocess.Popen([sys.executable, "-m", "studiorunner_cli", "local", "up", "--root", str(root)],
+                          env=lab.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True)
+    try:
+        stacks = tmp_path / "lab" / "cache" / "studio-runner" / "local"
+        deadline = time.monotonic() + 120
+        while not list(stacks.glob("*.json")):
+            assert up.poll() is None and time.monotonic() < deadline, "local up did not come up"
+            time.sleep(0.3)
+        done = subprocess.run([sys.executable, "-m", "studiorunner_cli", "run", "--local", "nightly.ipynb", "--wait"],
+                              cwd=root, env=lab.env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        run_id = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("Run "))
+
+        with lab:  # JupyterLab opened only now
+            assert any("Using the local stack already up" in line for line in lab.lines)
+            job = lab.job(run_id)
+            assert job["status"] == "COMPLETED" and job["name"] == "nightly"
+            assert lab.api("GET", f"jobs/{run_id}/download_files").status_code == 204
+            assert lab.job(run_id)["downloaded"]
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(120)
