@@ -101,8 +101,9 @@ def rerun_name(source: str, n: int) -> str:
 
 def rerun_payload(source_payload: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The source's payload with parameters overridden; a retry's attempt marker dropped (a rerun
-    is a first attempt of its own) and a schedule's marker too (it is not one of the schedule's runs)."""
-    payload = {k: v for k, v in source_payload.items() if k not in ("attempt", "schedule")}
+    is a first attempt of its own), a schedule's marker (it is not one of the schedule's runs) and a
+    resume's (a rerun runs the whole notebook)."""
+    payload = {k: v for k, v in source_payload.items() if k not in ("attempt", "schedule", "resume")}
     if overrides:
         payload["parameters"] = {**(payload.get("parameters") or {}), **overrides}
     return payload
@@ -266,6 +267,7 @@ def check_resume(runs: Any, options: ResumeOptions, now: float) -> tuple[dict[st
         raise UsageError(f"{options.notebook} has {_code_cells(edited)} code cells: it cannot resume from "
                          f"cell {point}")
     payload = rerun_payload(source.payload, {})
+    payload.pop("retry", None)  # another attempt of a resume would find the hold taken: never retried
     payload["resume"] = {"run_id": source.run_id, **({"from_cell": options.from_cell} if options.from_cell else {})}
     return payload, (path if edited is not None else None)
 

@@ -522,7 +522,7 @@ def test_bad_recovery_flags_are_usage_errors_before_anything_starts(aws, capsys,
 def test_rerun_starts_the_same_payload_with_a_parameter_changed_named_after_its_source(aws, capsys):
     sfn, _, arn = aws
     first = {"notebook": "reports/report.ipynb", "parameters": {"n": 1, "day": "mon"}, "target": "analytics",
-             "attempt": {"number": 2, "first_run": "report-x"}}
+             "attempt": {"number": 2, "first_run": "report-x"}, "resume": {"run_id": "report-y"}}
     sfn.start_execution(stateMachineArn=arn, name=RUN_ID, input=json.dumps(first))
     _ended(sfn, arn, RUN_ID)
     assert main(["rerun", RUN_ID, "-p", "n", "2"]) == 0
