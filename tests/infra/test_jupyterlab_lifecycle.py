@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from conftest import CONTEXT
 
 from infra.config import ConfigError, load_config
+from tests.infra.conftest import CONTEXT
 
 
 def _script(template_json: dict[str, Any]) -> str:
