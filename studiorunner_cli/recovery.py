@@ -196,8 +196,8 @@ def _resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notebook", metavar="FIXED.ipynb",
                         help="take the cells from the resume point on from this notebook (the fixed cell)")
     parser.add_argument("--from", dest="from_cell", type=int, metavar="CELL",
-                        help="the code cell to resume from, numbered from 1 as papermill numbers them "
-                             "(default: the cell that failed)")
+                        help="the cell to resume from, numbered as the run's error names it (Cell N: its "
+                             "position in the notebook, from 1; default: the cell that failed)")
     parser.add_argument("--wait", action="store_true", help="follow the resumed run until it ends")
     parser.add_argument("-o", "--output", help="with --wait: write the executed notebook here")
     add_where(parser)
@@ -224,7 +224,6 @@ def check_resume(runs: Any, options: ResumeOptions, now: float) -> tuple[dict[st
 
     import nbformat
 
-    from studiorunner.recovery import failed_cell_number
     from studiorunner_cli.runs import RunsError
 
     if options.from_cell is not None and options.from_cell < 1:
@@ -255,17 +254,18 @@ def check_resume(runs: Any, options: ResumeOptions, now: float) -> tuple[dict[st
         raise RunsError(f"run {source.run_id}'s hold {why}: its kernel is gone "
                         f"(start it again: studio-runner rerun {source.run_id})")
     held = runs.get_uri(record["output_uri"])
-    point = options.from_cell
-    if point is None and held is not None:
-        point = failed_cell_number(nbformat.reads(held.decode(), as_version=4))
-    if held is not None and options.from_cell is not None:
-        cells = _code_cells(nbformat.reads(held.decode(), as_version=4))
-        if options.from_cell > cells:
-            raise UsageError(f"run {source.run_id}'s notebook has {cells} code cells: --from {options.from_cell} "
-                             f"is past its end")
-    if edited is not None and point is not None and _code_cells(edited) < point:
-        raise UsageError(f"{options.notebook} has {_code_cells(edited)} code cells: it cannot resume from "
-                         f"cell {point}")
+    if held is not None:
+        from studiorunner.errors import PayloadInvalid
+        from studiorunner.recovery import resume_point
+
+        try:
+            start, _, before = resume_point(nbformat.reads(held.decode(), as_version=4), options.from_cell,
+                                            source_run=source.run_id)
+        except PayloadInvalid as exc:
+            raise UsageError(str(exc)) from None
+        if edited is not None and _code_cells(edited) <= before:
+            raise UsageError(f"{options.notebook} has {_code_cells(edited)} code cells: it cannot resume from "
+                             f"cell {start} (code cell {before + 1})")
     payload = rerun_payload(source.payload, {})
     payload.pop("retry", None)  # another attempt of a resume would find the hold taken: never retried
     payload["resume"] = {"run_id": source.run_id, **({"from_cell": options.from_cell} if options.from_cell else {})}

@@ -234,23 +234,49 @@ def _numbered_code_cells(nb: Any) -> list[int]:
             if cell.get("cell_type") == "code" and INJECTED_TAG not in cell_tags(cell)]
 
 
+def _banner_free(nb: Any) -> list[Any]:
+    """``nb``'s cells without the error banner, as the run numbered them (the banner came after)."""
+    from studiorunner.notebook import ERROR_MARKER_TAG, cell_tags
+
+    return [cell for cell in nb.cells if ERROR_MARKER_TAG not in cell_tags(cell)]
+
+
 def failed_cell_number(nb: Any) -> int | None:
-    """The number (from 1, as :func:`_numbered_code_cells` counts) of the code cell that failed."""
-    for number, index in enumerate(_numbered_code_cells(nb), start=1):
-        cell = nb.cells[index]
-        if (cell.metadata.get("papermill") or {}).get("status") == "failed" or \
-                (cell.metadata.get("studio_runner") or {}).get("status") == "failed":
+    """"Cell N" of the cell that failed, as the run's error named it (its position from 1)."""
+    for number, cell in enumerate(_banner_free(nb), start=1):
+        if cell.get("cell_type") == "code" and (
+                (cell.metadata.get("papermill") or {}).get("status") == "failed"
+                or (cell.metadata.get("studio_runner") or {}).get("status") == "failed"):
             return number
     return None
 
 
+def resume_point(held: Any, from_cell: int | None, *, source_run: str) -> tuple[int, int, int]:
+    """Where a resume starts in ``held`` (the held run's executed notebook): (the cell's number,
+    as errors name cells: "Cell N"; its index once the banner is gone; how many code cells come
+    before it, the injected-parameters cell not counted — the fixed notebook is matched by that
+    count, since it has no injected cell). PayloadInvalid when there is no such cell."""
+    from studiorunner.errors import PayloadInvalid
+
+    cells = _banner_free(held)
+    start = from_cell or failed_cell_number(held)
+    if start is None:
+        raise PayloadInvalid(f"run {source_run} has no failed code cell to resume from: give 'resume.from_cell'")
+    if start > len(cells):
+        raise PayloadInvalid(f"run {source_run}'s notebook has {len(cells)} cells: it cannot resume from cell {start}")
+    cut = start - 1
+    before = sum(1 for cell in cells[:cut] if cell.get("cell_type") == "code"
+                 and INJECTED_TAG not in (cell.get("metadata", {}).get("tags") or []))
+    return start, cut, before
+
+
 def resume_notebook(held: Any, edited: Any | None, from_cell: int | None, *, source_run: str,
                     when: str) -> tuple[Any, int, int]:
-    """The notebook a resume runs: ``held`` (the held run's executed notebook) up to code cell
-    ``from_cell`` (default: the one that failed), with its outputs; from there on the cells of
-    ``edited`` (or ``held``'s own) with no output. Returns (notebook, index in ``nb.cells`` of
-    the first cell to run, the code cell number it starts from). PayloadInvalid when the point
-    does not exist in either notebook."""
+    """The notebook a resume runs: ``held`` (the held run's executed notebook) up to its cell
+    ``from_cell`` ("Cell N" as errors number cells; default: the one that failed), with its
+    outputs; from there on the cells of ``edited`` (from its code cell of the same rank) or
+    ``held``'s own, with no output. Returns (notebook, index in ``nb.cells`` of the first cell to
+    run, the cell number it starts from). PayloadInvalid when the point exists in neither."""
     # nbformat and the notebook helpers only when a resume is prepared: the CLI imports this
     # module (retries, rerun) and would pay +192-308 ms (min-median of 7 fresh processes).
     from nbformat.v4.nbbase import random_cell_id
@@ -259,23 +285,16 @@ def resume_notebook(held: Any, edited: Any | None, from_cell: int | None, *, sou
     from studiorunner.notebook import _pending, remove_error_banner
 
     nb = held
+    start, cut, before = resume_point(nb, from_cell, source_run=source_run)
     remove_error_banner(nb)
-    start = from_cell or failed_cell_number(nb)
-    if start is None:
-        raise PayloadInvalid(f"run {source_run} has no failed code cell to resume from: give 'resume.from_cell'")
-    ours = _numbered_code_cells(nb)
-    if start > len(ours):
-        raise PayloadInvalid(f"run {source_run}'s notebook has {len(ours)} code cells: it cannot resume from "
-                             f"cell {start}")
-    cut = ours[start - 1]
     tail = nb.cells[cut:]
     if edited is not None:
         remove_error_banner(edited)
         theirs = _numbered_code_cells(edited)
-        if start > len(theirs):
+        if before >= len(theirs):
             raise PayloadInvalid(f"the edited notebook has {len(theirs)} code cells: it cannot resume from "
-                                 f"cell {start}")
-        tail = edited.cells[theirs[start - 1]:]
+                                 f"cell {start} (code cell {before + 1})")
+        tail = edited.cells[theirs[before]:]
     for cell in tail:
         cell.setdefault("metadata", {})
         cell.metadata["papermill"] = _pending()
