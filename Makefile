@@ -104,9 +104,12 @@ $(KERNELS)/ir/kernel.json: $(VENV)/.installed
 
 ## The Lambda-side tests under Python 3.13 with the built bundle (not lambdas/) on sys.path;
 ## .venv313 has only the test side (moto, jupyter_server, ipykernel, pytest…).
+## The JupyterLab backend's unit tests (tests/unit/test_jupyterlab_*.py) are left out: no Lambda runs
+## them, and jupyter-scheduler (with its croniter) is not in .venv313.
 test-bundle: $(VENV313)/.installed $(BUNDLE)/.built
 	STUDIO_RUNNER_LAMBDA_PATH=$(abspath $(BUNDLE)) $(VENV313)/bin/python -m pytest -q -n $(PYTEST_WORKERS) \
-		-p tests.infra.bundle_plugin -o pythonpath="$(abspath $(BUNDLE)) ." $(BUNDLE_TESTS)
+		-p tests.infra.bundle_plugin -o pythonpath="$(abspath $(BUNDLE)) ." \
+		--ignore-glob='tests/unit/test_jupyterlab_*' $(BUNDLE_TESTS)
 
 $(VENV313)/.installed: tests/infra/requirements-bundle.txt
 	test -x $(VENV313)/bin/python || $(PYTHON313) -m venv $(VENV313)
