@@ -28,7 +28,7 @@ import localstudio  # noqa: F401  (puts lambdas/ on sys.path)
 from studiorunner.execution import guard
 from studiorunner.execution.cursor import Cursor
 from studiorunner.execution.executor import CellExecutor
-from studiorunner.execution.options import PIPELINE_WINDOW, ExecutorOptions, KernelControl
+from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.connection import KernelChannel
 from studiorunner.jupyter.http import JupyterHTTP
 from studiorunner.jupyter.kernel_protocol import new_session_id
@@ -135,7 +135,7 @@ class OurKernel:
 
     What a RunCells invocation holds, minus the login: the kernel guarded as StartKernel
     guards it (execution/guard.py) and ``run`` executes a notebook with :class:`CellExecutor`
-    as RunCells does (pipelined, ``PIPELINE_WINDOW``) and returns the seconds it took. ``channel_factory`` lets a
+    as RunCells does (one cell at a time unless ``window`` says) and returns the seconds it took. ``channel_factory`` lets a
     benchmark swap the transport (e.g. without TCP_QUICKACK) to show what it is worth.
     """
 
@@ -179,7 +179,7 @@ class OurKernel:
             self.channel, nb, session=self.session,
             kernel=KernelControl(interrupt=lambda: self.jupyter.interrupt_kernel(kid),
                                  state=lambda: self.jupyter.kernel_state(kid)),
-            options=ExecutorOptions(**{"window": PIPELINE_WINDOW, **kw}), **hooks)
+            options=ExecutorOptions(**kw), **hooks)
 
     def run(self, nb: NotebookNode, timeout: float = 600.0, **kw: Any) -> float:
         """Execute every cell of ``nb``; the seconds from the first send to the last cell's end."""

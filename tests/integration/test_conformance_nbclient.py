@@ -1,6 +1,7 @@
 """nbclient's own test notebooks, run through our executor, compared as nbclient compares them.
 
-They run as RunCells runs them: pipelined (``PIPELINE_WINDOW``), the kernel guarded.
+They run in the executor's pipelined mode (``PIPELINE_WINDOW``, the kernel guarded), which must
+keep nbclient's semantics; RunCells' default, one cell at a time, is nbclient's own order.
 
 Read from ../shared/peer-suites/nbclient (tests/peer_suites.py; see its README for the options and the
 normalisation nbclient's tests apply).
@@ -58,7 +59,7 @@ def execute(server: JupyterServer, name: str, **options: Any) -> tuple[Any, Any,
     session = new_session_id()
     try:
         with server.open(kid, session) as channel:
-            # As RunCells runs them: pipelined, the kernel guarded (execution/guard.py)
+            # Pipelined, the kernel guarded (execution/guard.py): the mode that must prove itself
             assert guard.install(channel, run_session=session)
             ex = CellExecutor(channel, nb, session=session,
                               kernel=KernelControl(interrupt=lambda: server.interrupt(kid),

@@ -16,7 +16,7 @@ silent; handle timeouts (interrupt, then give up). Outputs are recorded by
 reply means for the run is :func:`.outcome.judge`; a cell's status and timing are written
 by :mod:`studiorunner.notebook` alone.
 
-Pipelining (``window`` > 1; RunCells' default where the kernel has the run's guard) keeps up
+Pipelining (``window`` > 1, opt-in: RunCells sends one cell at a time, see run_cells.py) keeps up
 to ``window`` execute_requests outstanding. Every request carries ``stop_on_error=True`` and
 the count of failed cells seen so far (:mod:`.guard`: the kernel aborts a request sent before
 the runner knew of a failure, as ipykernel aborts what was queued, so nothing runs after a

@@ -9,8 +9,8 @@ from typing import Any
 from studiorunner.errors import StudioRunnerError
 from studiorunner.jupyter.connection import KernelChannel
 
-#: execute_requests outstanding at once where the kernel has the run's guard (:mod:`.guard`):
-#: measured in bench/ (``python -m bench cells``; bench/README.md).
+#: execute_requests outstanding at once in the opt-in pipelined mode (the kernel guarded, :mod:`.guard`):
+#: measured in bench/ (``python -m bench cells``; bench/README.md). Not RunCells' default (see run_cells.py).
 PIPELINE_WINDOW = 4
 
 

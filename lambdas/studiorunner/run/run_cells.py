@@ -14,7 +14,7 @@ from studiorunner.errors import JupyterHTTPError, KernelDied, OutputUnwritable, 
 from studiorunner.execution import journal as run_journal
 from studiorunner.execution.cursor import Cursor
 from studiorunner.execution.executor import CellExecutor
-from studiorunner.execution.options import PIPELINE_WINDOW, ExecutorOptions, KernelControl
+from studiorunner.execution.options import ExecutorOptions, KernelControl
 from studiorunner.jupyter.connection import KernelChannel
 from studiorunner.jupyter.rest import DEAD_STATES, JupyterClient
 from studiorunner.run.cleanup import write_back_path
@@ -109,10 +109,11 @@ def run_cells(ctx: StepContext, *, remaining_seconds: float,
                 reconnect=lambda: KernelChannel.open(ws.url, headers=ws.headers),
                 journal=read_journal if journal_path else None,
             ),
-            # Pipelined where the kernel has the run's guard (installed with the journal): the
-            # same stop-on-error semantics as one cell at a time (execution/guard.py).
-            options=ExecutorOptions(cell_timeout=spec.timeouts.cell_seconds, allow_errors=spec.allow_errors,
-                                    window=PIPELINE_WINDOW if journal_path else 1),
+            # One cell at a time, as nbclient. Pipelining (window=PIPELINE_WINDOW, safe against an
+            # error with the kernel's guard: execution/guard.py) is not the default yet: with it, a
+            # local stop (the run's kernel deleted mid-cell) let the queued next cell run in 1 of 2
+            # runs of e2e/test_cli_local.py::test_a_signal_mid_run_stops_it_cleans_up_and_keeps_the_partial_notebook.
+            options=ExecutorOptions(cell_timeout=spec.timeouts.cell_seconds, allow_errors=spec.allow_errors),
             on_cell_start=on_start, on_cell_end=on_end,
         )
         try:
