@@ -52,6 +52,8 @@ def test_make_demo_prints_what_the_readme_shows(tmp_path):
         if line.strip() == "…":
             continue
         wanted = _normalised(line)
+        if line.startswith("  … ") and wanted not in printed[position:]:
+            continue  # a phase is printed when a poll sees it: a quick one (preparing) may pass unseen
         assert wanted in printed[position:], f"README line {line!r} not printed (in order) by the demo:\n{done.stdout}"
         position = printed.index(wanted, position) + 1
     assert (checkout / "build" / "demo-output.ipynb").is_file()
