@@ -47,12 +47,16 @@ def local_up(tmp_path: Path) -> Iterator[Up]:
     root = tmp_path / "project"
     root.mkdir()
     stacks = tmp_path / "cache" / "studio-runner" / "local"  # one file per local up (by its root)
-    proc = subprocess.Popen([sys.executable, "-m", "studiorunner_cli", "local", "up", "--root", str(root)],
-                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Its output to a file, not a pipe nobody reads: a full pipe blocks `local up` mid-write, where
+    # SIGTERM cannot stop it (a 120 s teardown in a full run).
+    log = tmp_path / "local-up.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "studiorunner_cli", "local", "up", "--root", str(root)],
+                                cwd=tmp_path, env=_env(tmp_path), stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         while not list(stacks.glob("*.json")):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else ""
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         (state,) = stacks.glob("*.json")
         yield Up(root, json.loads(state.read_text()), proc)
