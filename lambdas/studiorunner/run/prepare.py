@@ -82,8 +82,10 @@ def _take_over(spec: RunSpec, target: str, run_id: str, output_uri: str | None,
     meta = nb.metadata.setdefault("studio_runner", {})
     meta.update(run_id=run_id, status="running", output_uri=output_uri, end_time=None, error=None,
                 cells_total=len(to_run))
-    hold.claim(services, resume.run_id, by=run_id)
     store.write(output_uri, nb)
+    # Last: once claimed, the held kernel is this run's to remove, and only a RunRecord that
+    # reached the state tells Cleanup so (a Prepare that failed after the claim would leak it).
+    hold.claim(services, resume.run_id, by=run_id)
     return {"source_run": resume.run_id, "from_index": index, "from_cell": number, "cells_to_run": len(to_run),
             "kernel": record.kernel, "target_created": bool(record.target_progress.get("created")),
             "slot_owner": record.slot_owner}
