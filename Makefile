@@ -21,7 +21,7 @@ BUNDLE_TESTS := tests/unit \
 	tests/e2e/test_run_notebook.py::test_a_cell_longer_than_one_run_cells_invocation_keeps_all_its_output \
 	tests/e2e/test_aborted.py::test_aborted_execution_is_cleaned_up
 
-.PHONY: demo install test test-bundle lint typecheck unit integration e2e infra synth bench clean venv kernels
+.PHONY: demo install test test-bundle peer-suites lint typecheck unit integration e2e infra synth bench clean venv kernels
 
 venv: $(VENV)/.installed
 
@@ -56,6 +56,18 @@ demo: $(VENV)/.local-installed
 ## Wait states, not on the CPU (measured: 12 min with -n 3 vs 19 min in one process).
 PYTEST_WORKERS ?= 3
 
+## The peer projects' own test notebooks (tests/peer_suites.py): ../shared/peer-suites beside the
+## checkout, else (a clone on its own, as CI's) the same files, byte for byte, from the pinned peers'
+## source distributions on PyPI (tests/fetch_peer_suites.py): without them their tests would skip.
+SHARED_PEER_SUITES := $(abspath ..)/shared/peer-suites
+export STUDIO_RUNNER_PEER_SUITES ?= $(if $(wildcard $(SHARED_PEER_SUITES)),$(SHARED_PEER_SUITES),$(abspath build/peer-suites))
+
+peer-suites: $(if $(wildcard $(SHARED_PEER_SUITES)),,build/peer-suites/.fetched)
+
+build/peer-suites/.fetched: requirements-dev.txt tests/fetch_peer_suites.py | venv
+	$(PY) tests/fetch_peer_suites.py build/peer-suites
+	touch $@
+
 ## The lint gate: ruff (pyflakes, import order, bugbear, pyupgrade; pyproject's [tool.ruff]).
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -65,12 +77,12 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 ## One test folder each (what `make test` runs all of, before the bundle tests).
-unit integration e2e: venv
+unit integration e2e: venv peer-suites
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests/$@
 infra: venv node_modules/.installed build/wheelhouse/.downloaded
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests/infra
 
-test: venv node_modules/.installed build/wheelhouse/.downloaded build/.browser kernels
+test: venv node_modules/.installed build/wheelhouse/.downloaded build/.browser kernels peer-suites
 	$(MAKE) lint
 	$(MAKE) typecheck
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
