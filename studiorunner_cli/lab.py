@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studiorunner_cli.parameters import UsageError
-from studiorunner_cli.verb import Verb, Where, add_where
+from studiorunner_cli.verb import EXIT_TERMINATED, Verb, Where, add_where
 
 
 @dataclass(frozen=True)
@@ -112,17 +112,22 @@ def lab(options: LabOptions, out=sys.stdout) -> int:
 
 
 def _run_jupyter(command: list[str], *, keep) -> int:
-    """Run JupyterLab until it ends or ``keep()`` says stop; then stop it (SIGTERM, as Ctrl-C would)."""
+    """Run JupyterLab until it ends, ``keep()`` says stop, Ctrl-C or SIGTERM; then stop it (SIGTERM)."""
     # Its own session: Ctrl-C reaches this process only, which then stops JupyterLab (jupyter
-    # would otherwise ask "Shutdown this Jupyter server (y/[n])?" on the terminal).
+    # would otherwise ask "Shutdown this Jupyter server (y/[n])?" on the terminal). So a SIGTERM
+    # to this process must stop it too: by default it would end this process at once and leave
+    # JupyterLab running on its own (as `lab` on a deployed stack, or on a `local up`, did).
     child = subprocess.Popen(command, env=_child_env(), start_new_session=True)
+    terminated: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
     try:
-        while child.poll() is None and keep():
+        while child.poll() is None and keep() and not terminated:
             time.sleep(0.5)
-        return child.poll() or 0
+        return EXIT_TERMINATED if terminated else (child.poll() or 0)
     except KeyboardInterrupt:
         return 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
             try:

@@ -282,6 +282,19 @@ def test_enable_says_so_when_another_config_still_decides_the_backend(tmp_path: 
         in enabled.stderr
 
 
+def _jupyterlab_serving(root: Path) -> list[int]:
+    """Pids of JupyterLab servers serving ``root`` (from /proc: the `lab` process may be gone)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"jupyterlab" in args and f"--ServerApp.root_dir={root}".encode() in args:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
 def test_runs_made_while_jupyterlab_was_closed_are_in_its_list(tmp_path: Path) -> None:
     """A `local up` stack runs a notebook with no JupyterLab open; `lab --local` opened afterwards
     (on that stack) lists the run, completed, with its files to download."""
@@ -308,6 +321,11 @@ def test_runs_made_while_jupyterlab_was_closed_are_in_its_list(tmp_path: Path) -
             assert job["status"] == "COMPLETED" and job["name"] == "nightly"
             assert lab.api("GET", f"jobs/{run_id}/download_files").status_code == 204
             assert lab.job(run_id)["downloaded"]
+        # SIGTERM to `lab` stops its JupyterLab too (it was left running on its own, one per test run)
+        deadline = time.monotonic() + 60
+        while _jupyterlab_serving(root) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _jupyterlab_serving(root), "JupyterLab still runs after `studio-runner lab` was stopped"
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(120)
