@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,8 +57,6 @@ class HoldRecord:
     kernel: dict[str, Any]  # the run's KernelProgress
     target_progress: dict[str, Any]  # its TargetProgress (did it start the app?)
     slot_owner: str | None = None  # the execution ARN that holds the target's slot, if any
-    payload_hold_seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -80,8 +78,7 @@ def keep(state: RunState, services: Services, now: float) -> dict[str, Any]:
     seconds = run.spec.recovery.hold_kernel_seconds
     record = HoldRecord(run_id=run.run_id, target=run.target, until=now + seconds, output_uri=run.output_uri,
                         kernel=state.kernel.to_dict(), target_progress=state.target.to_dict(),
-                        slot_owner=state.slot.owner if state.slot and state.slot.status == "acquired" else None,
-                        payload_hold_seconds=seconds)
+                        slot_owner=state.slot.owner if state.slot and state.slot.status == "acquired" else None)
     services.notebooks().write_bytes(hold_uri(services.config.bucket, run.run_id), record.to_json(),
                                      content_type="application/json")
     return {"status": "held", "until": record.until, "until_text": until_text(record.until),
